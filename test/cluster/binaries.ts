@@ -1,0 +1,209 @@
+import { spawn } from 'node:child_process'
+import { existsSync } from 'node:fs'
+import { mkdir, mkdtemp, rename, rm } from 'node:fs/promises'
+import { homedir } from 'node:os'
+import { dirname, join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { CACHE_KEY, VERSIONS } from './versions.ts'
+
+/** Paths of the executables the test control plane and the install tests run. */
+export interface Binaries {
+  readonly kubeApiserver: string
+  readonly etcd: string
+  readonly kubectl: string
+  readonly helm: string
+}
+
+type Log = (line: string) => void
+
+const GO_MODULES = join(dirname(fileURLToPath(import.meta.url)), 'go')
+
+/**
+ * Finds the binaries or builds them once into a cache outside the repository.
+ *
+ * Explicit paths win, following setup-envtest's convention: `TEST_ASSET_KUBE_APISERVER`,
+ * `TEST_ASSET_ETCD`, `TEST_ASSET_KUBECTL`, `TEST_ASSET_HELM`, or a `KUBEBUILDER_ASSETS`
+ * folder holding them. Whatever is still missing is built with the Go toolchain from the
+ * pinned modules in `test/cluster/go/` into `$KUBE_LOCKS_CACHE_DIR` (default
+ * `~/.cache/kube-locks`), keyed by version, so a changed version never reuses old binaries.
+ */
+export async function ensureBinaries(log: Log = () => {}): Promise<Binaries> {
+  const env = process.env
+  const assets = env.KUBEBUILDER_ASSETS
+  const fromAssets = (name: string) =>
+    assets && existsSync(join(assets, name)) ? join(assets, name) : undefined
+  const cache = join(cacheRoot(), CACHE_KEY, 'bin')
+  const cached = (name: string) => join(cache, name)
+
+  const found = {
+    kubeApiserver: env.TEST_ASSET_KUBE_APISERVER ?? fromAssets('kube-apiserver') ?? cached('kube-apiserver'),
+    etcd: env.TEST_ASSET_ETCD ?? fromAssets('etcd') ?? cached('etcd'),
+    kubectl: env.TEST_ASSET_KUBECTL ?? fromAssets('kubectl') ?? cached('kubectl'),
+    helm: env.TEST_ASSET_HELM ?? fromAssets('helm') ?? cached('helm'),
+  }
+  for (const [key, path] of Object.entries(found)) {
+    if (path !== cached(key === 'kubeApiserver' ? 'kube-apiserver' : key) && !existsSync(path)) {
+      throw new Error(
+        `${path} does not exist: fix the TEST_ASSET_* or KUBEBUILDER_ASSETS variable that names it`,
+      )
+    }
+  }
+
+  const missing = (path: string) => path.startsWith(cache) && !existsSync(path)
+  if ([found.kubeApiserver, found.etcd, found.kubectl, found.helm].some(missing)) {
+    await mkdir(cache, { recursive: true })
+    log(`building the test control plane into ${cache} (first run only)`)
+    const kubernetes = [found.kubeApiserver, found.kubectl].filter(missing)
+    if (kubernetes.length > 0) await buildKubernetes(cache, kubernetes, log)
+    if (missing(found.etcd)) await buildEtcd(cache, log)
+    if (missing(found.helm)) await buildHelm(cache, log)
+  }
+  return found
+}
+
+function cacheRoot(): string {
+  const env = process.env
+  if (env.KUBE_LOCKS_CACHE_DIR) return env.KUBE_LOCKS_CACHE_DIR
+  return join(env.XDG_CACHE_HOME ?? join(homedir(), '.cache'), 'kube-locks')
+}
+
+async function buildKubernetes(cache: string, targets: readonly string[], log: Log): Promise<void> {
+  const version = VERSIONS.kubernetes
+  const minor = version.split('.')[1] ?? ''
+  // The server must report its real version: Helm checks the chart's kubeVersion against it.
+  const pkg = 'k8s.io/component-base/version'
+  const ldflags = `-X ${pkg}.gitVersion=${version} -X ${pkg}.gitMajor=1 -X ${pkg}.gitMinor=${minor} -X ${pkg}.gitTreeState=clean`
+  const packages = targets.map((path) => `k8s.io/kubernetes/cmd/${path.slice(cache.length + 1)}`)
+  await goBuild({
+    what: `Kubernetes ${version} (${packages.map((p) => p.split('/').pop()).join(', ')}), about 10-20 minutes on 2 cores`,
+    dir: join(GO_MODULES, 'kubernetes'),
+    packages,
+    args: ['-ldflags', ldflags],
+    cache,
+    log,
+  })
+}
+
+async function buildEtcd(cache: string, log: Log): Promise<void> {
+  await goBuild({
+    what: `etcd ${VERSIONS.etcd}, about 2 minutes`,
+    dir: join(GO_MODULES, 'etcd'),
+    packages: ['go.etcd.io/etcd/server/v3'],
+    output: 'etcd',
+    cache,
+    log,
+  })
+}
+
+async function buildHelm(cache: string, log: Log): Promise<void> {
+  // Helm's module has no replace directives, so `go install` builds it without a wrapper module.
+  const staging = await mkdtemp(join(cache, '.build-'))
+  try {
+    log(`building Helm ${VERSIONS.helm}, about 3 minutes`)
+    await run('go', ['install', `helm.sh/helm/v3/cmd/helm@${VERSIONS.helm}`], {
+      cwd: GO_MODULES,
+      env: { ...process.env, CGO_ENABLED: '0', GOBIN: staging },
+    })
+    await rename(join(staging, 'helm'), join(cache, 'helm'))
+  } finally {
+    await rm(staging, { recursive: true, force: true })
+  }
+}
+
+interface GoBuild {
+  readonly what: string
+  readonly dir: string
+  readonly packages: readonly string[]
+  readonly args?: readonly string[]
+  /** The binary's name when it differs from the package's last element. */
+  readonly output?: string
+  readonly cache: string
+  readonly log: Log
+}
+
+/**
+ * Builds into a staging folder and renames into the cache, so that an interrupted build
+ * never leaves a half-written binary where the next run would take it as built.
+ */
+async function goBuild(build: GoBuild): Promise<void> {
+  const { dir, packages, cache, log } = build
+  const staging = await mkdtemp(join(cache, '.build-'))
+  try {
+    log(`building ${build.what}`)
+    const total = (await run('go', ['list', '-deps', ...packages], { cwd: dir, env: goEnv() })).split(
+      '\n',
+    ).length
+    const out = build.output ? join(staging, build.output) : `${staging}/`
+    const started = Date.now()
+    let compiled = 0
+    const ticker = setInterval(() => {
+      const seconds = Math.round((Date.now() - started) / 1000)
+      log(`  ${Math.min(compiled, total)}/${total} packages, ${seconds}s`)
+    }, 15_000)
+    try {
+      await run('go', ['build', '-v', '-o', out, ...(build.args ?? []), ...packages], {
+        cwd: dir,
+        env: goEnv(),
+        onStderrLine: () => {
+          compiled++
+        },
+      })
+    } finally {
+      clearInterval(ticker)
+    }
+    const names = build.output ? [build.output] : packages.map((p) => p.split('/').pop() ?? p)
+    for (const name of names) await rename(join(staging, name), join(cache, name))
+    log(`  built ${names.join(', ')} in ${Math.round((Date.now() - started) / 1000)}s`)
+  } finally {
+    await rm(staging, { recursive: true, force: true })
+  }
+}
+
+function goEnv(): NodeJS.ProcessEnv {
+  return { ...process.env, CGO_ENABLED: '0', GOFLAGS: '-mod=readonly' }
+}
+
+interface RunOptions {
+  readonly cwd: string
+  readonly env: NodeJS.ProcessEnv
+  readonly onStderrLine?: (line: string) => void
+}
+
+/** Runs a command to completion, returning its stdout; on failure the error carries its stderr's tail. */
+function run(command: string, args: readonly string[], options: RunOptions): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(command, args, {
+      cwd: options.cwd,
+      env: options.env,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    })
+    let stdout = ''
+    let stderrTail: string[] = []
+    let partial = ''
+    child.stdout.setEncoding('utf8').on('data', (chunk: string) => {
+      stdout += chunk
+    })
+    child.stderr.setEncoding('utf8').on('data', (chunk: string) => {
+      const lines = (partial + chunk).split('\n')
+      partial = lines.pop() ?? ''
+      for (const line of lines) options.onStderrLine?.(line)
+      stderrTail = [...stderrTail, ...lines].slice(-40)
+    })
+    child.on('error', (error) => {
+      const hint =
+        (error as NodeJS.ErrnoException).code === 'ENOENT'
+          ? `: '${command}' is not installed. The test control plane is built with Go >= 1.26 (or point KUBEBUILDER_ASSETS at prebuilt binaries)`
+          : ''
+      reject(new Error(`cannot run ${command}${hint}`, { cause: error }))
+    })
+    child.on('close', (code) => {
+      if (code === 0) resolve(stdout.trim())
+      else
+        reject(
+          new Error(
+            `${command} ${args.join(' ')} exited with ${code}:\n${[...stderrTail, partial].join('\n')}`,
+          ),
+        )
+    })
+  })
+}
