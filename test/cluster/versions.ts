@@ -5,7 +5,7 @@
 export const VERSIONS = Object.freeze({
   kubernetes: 'v1.36.3',
   etcd: 'v3.6.8',
-  helm: 'v3.21.4',
+  helm: 'v3.22.0',
 })
 
 export const CACHE_KEY = `k8s-${VERSIONS.kubernetes}_etcd-${VERSIONS.etcd}_helm-${VERSIONS.helm}`
