@@ -1,0 +1,58 @@
+// Renders manifests/kube-locks.yaml, the default installation for `kubectl apply -f manifests/`,
+// from the Helm chart. `npm run manifests` writes it; the install tests fail when the committed
+// file differs from what the chart renders.
+import { execFile } from 'node:child_process'
+import { readFile, writeFile } from 'node:fs/promises'
+import { dirname, join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { ensureBinaries } from '../test/cluster/index.ts'
+
+export const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..')
+export const CHART_DIR = join(ROOT, 'helm', 'kube-locks')
+export const MANIFEST_PATH = join(ROOT, 'manifests', 'kube-locks.yaml')
+
+/** Release name and namespace of the plain-manifest installation. */
+export const MANIFEST_RELEASE = 'kube-locks'
+export const MANIFEST_NAMESPACE = 'kube-locks'
+
+/** The chart's default configuration as one multi-document YAML file, Namespace first. */
+export async function renderManifests(helmPath: string): Promise<string> {
+  const rendered = await run(helmPath, [
+    'template',
+    MANIFEST_RELEASE,
+    CHART_DIR,
+    '--namespace',
+    MANIFEST_NAMESPACE,
+  ])
+  const chart = await readFile(join(CHART_DIR, 'Chart.yaml'), 'utf8')
+  const version = /^version:\s*(\S+)/m.exec(chart)?.[1] ?? 'unknown'
+  const header = [
+    `# kube-locks chart ${version} with its default values, for \`kubectl apply -f manifests/\`.`,
+    '# Generated from helm/kube-locks by `npm run manifests`: change the chart, not this file.',
+    '---',
+    'apiVersion: v1',
+    'kind: Namespace',
+    'metadata:',
+    `  name: ${MANIFEST_NAMESPACE}`,
+    '  labels:',
+    `    app.kubernetes.io/part-of: kube-locks`,
+    '    pod-security.kubernetes.io/enforce: restricted',
+    '    pod-security.kubernetes.io/warn: restricted',
+  ].join('\n')
+  return `${header}\n${rendered.trimEnd()}\n`
+}
+
+function run(command: string, args: readonly string[]): Promise<string> {
+  return new Promise((resolve, reject) => {
+    execFile(command, args, { maxBuffer: 16 * 1024 * 1024 }, (error, stdout, stderr) => {
+      if (error) reject(new Error(`${command} ${args.join(' ')} failed:\n${stderr}`, { cause: error }))
+      else resolve(stdout)
+    })
+  })
+}
+
+if (import.meta.main) {
+  const { helm } = await ensureBinaries((line) => process.stderr.write(`${line}\n`))
+  await writeFile(MANIFEST_PATH, await renderManifests(helm))
+  process.stderr.write(`wrote ${MANIFEST_PATH}\n`)
+}
