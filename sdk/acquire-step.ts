@@ -1,0 +1,143 @@
+import { HOLDER_ANNOTATIONS, MANAGED_BY_LABEL, MANAGED_BY_VALUE } from './constants.ts'
+import { LeaseConflictError, LockUnavailableError } from './errors.ts'
+import type { LeaseObservation } from './expiry.ts'
+import { expiresAt, observe } from './expiry.ts'
+import type { LeaseDraft, LeaseRecord } from './lease-record.ts'
+import { isFree } from './lease-record.ts'
+import type { LeaseStore } from './lease-store.ts'
+import { formatMicroTime } from './micro-time.ts'
+
+/**
+ * One attempt to acquire a lock: read the lease if its state is unknown, then create it, take it over,
+ * or report it held. The waiting between attempts lives in the caller; this function makes at most one
+ * read and one write, so a table of cases covers it.
+ */
+
+/** What the acquirer knows about the lease before a step. */
+export type LeaseView = 'unknown' | 'absent' | LeaseObservation
+
+export interface AcquireState {
+  readonly view: LeaseView
+  /**
+   * Monotonic time at which the earliest write with an unknown outcome (a timeout or 5xx) was sent. If
+   * a later read shows this acquisition as the holder, that write applied, and the holder's deadline
+   * counts from this time.
+   */
+  readonly pendingSentAt: number | undefined
+}
+
+export const INITIAL_STATE: AcquireState = Object.freeze({ view: 'unknown', pendingSentAt: undefined })
+
+export interface StepContext {
+  readonly store: LeaseStore
+  readonly namespace: string
+  readonly leaseName: string
+  /** Unique per acquisition, so a read can tell whether a write with an unknown outcome applied. */
+  readonly identity: string
+  readonly leaseDurationSeconds: number
+  /** `kube-locks.io/name` and the holder annotations known for this process. */
+  readonly annotations: Readonly<Record<string, string>>
+  readonly graceMs: number
+  readonly now: () => number
+  readonly wallNow: () => number
+  readonly signal?: AbortSignal | undefined
+}
+
+export type StepResult =
+  | { readonly kind: 'acquired'; readonly record: LeaseRecord; readonly sentAt: number }
+  | {
+      readonly kind: 'held'
+      readonly state: AcquireState
+      readonly observation: LeaseObservation
+      readonly expiresAt: number
+    }
+  /** A lost compare-and-swap: read again at once. */
+  | { readonly kind: 'conflict'; readonly state: AcquireState; readonly error: LeaseConflictError }
+  /** The API failed: wait (with jitter) and read again. */
+  | { readonly kind: 'unavailable'; readonly state: AcquireState; readonly error: LockUnavailableError }
+
+export async function acquireStep(ctx: StepContext, state: AcquireState): Promise<StepResult> {
+  let view = state.view
+  if (view === 'unknown') {
+    let record: LeaseRecord | undefined
+    try {
+      record = await ctx.store.get(ctx.namespace, ctx.leaseName, { signal: ctx.signal })
+    } catch (error) {
+      if (error instanceof LockUnavailableError) return { kind: 'unavailable', state, error }
+      throw error
+    }
+    view = record === undefined ? 'absent' : observe(undefined, record, ctx.now())
+  }
+
+  if (view === 'absent') {
+    const sentAt = ctx.now()
+    const time = formatMicroTime(ctx.wallNow())
+    const draft: LeaseDraft = {
+      namespace: ctx.namespace,
+      name: ctx.leaseName,
+      holderIdentity: ctx.identity,
+      leaseDurationSeconds: ctx.leaseDurationSeconds,
+      acquireTime: time,
+      renewTime: time,
+      leaseTransitions: 0,
+      labels: { [MANAGED_BY_LABEL]: MANAGED_BY_VALUE },
+      annotations: { ...ctx.annotations },
+    }
+    return write(state, sentAt, () => ctx.store.create(draft, { signal: ctx.signal }))
+  }
+
+  const { record } = view
+  if (record.holderIdentity === ctx.identity) {
+    // Only a write of this acquisition names it; the lease must come from the write whose answer was lost.
+    return { kind: 'acquired', record, sentAt: state.pendingSentAt ?? ctx.now() }
+  }
+  const takeOverAt = expiresAt(view, ctx.graceMs)
+  if (isFree(record) || ctx.now() >= takeOverAt) {
+    const sentAt = ctx.now()
+    const time = formatMicroTime(ctx.wallNow())
+    const next: LeaseRecord = {
+      ...record,
+      holderIdentity: ctx.identity,
+      leaseDurationSeconds: ctx.leaseDurationSeconds,
+      acquireTime: time,
+      renewTime: time,
+      leaseTransitions: (record.leaseTransitions ?? 0) + 1,
+      labels: { ...record.labels, [MANAGED_BY_LABEL]: MANAGED_BY_VALUE },
+      annotations: { ...withoutHolderAnnotations(record.annotations), ...ctx.annotations },
+    }
+    // The update carries uid and resourceVersion: it applies only if the lease is still exactly what
+    // was observed — in particular not renewed since it was first seen.
+    return write(state, sentAt, () => ctx.store.update(next, { signal: ctx.signal }))
+  }
+  return { kind: 'held', state: { ...state, view }, observation: view, expiresAt: takeOverAt }
+}
+
+async function write(
+  state: AcquireState,
+  sentAt: number,
+  send: () => Promise<LeaseRecord>,
+): Promise<StepResult> {
+  try {
+    const record = await send()
+    return { kind: 'acquired', record, sentAt: state.pendingSentAt ?? sentAt }
+  } catch (error) {
+    if (error instanceof LeaseConflictError) {
+      return { kind: 'conflict', state: { ...state, view: 'unknown' }, error }
+    }
+    if (error instanceof LockUnavailableError) {
+      const pendingSentAt = error.outcomeUnknown ? (state.pendingSentAt ?? sentAt) : state.pendingSentAt
+      return { kind: 'unavailable', state: { view: 'unknown', pendingSentAt }, error }
+    }
+    throw error
+  }
+}
+
+export function withoutHolderAnnotations(
+  annotations: Readonly<Record<string, string>>,
+): Record<string, string> {
+  const out: Record<string, string> = {}
+  for (const [key, value] of Object.entries(annotations)) {
+    if (!HOLDER_ANNOTATIONS.includes(key)) out[key] = value
+  }
+  return out
+}

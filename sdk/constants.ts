@@ -1,0 +1,35 @@
+/**
+ * Metadata shared by the SDK, the controller, the CLI and the Helm chart. These strings are a contract:
+ * leases already in clusters carry them, so they never change.
+ */
+
+/** Label key present on every lease the SDK creates. */
+export const MANAGED_BY_LABEL = 'app.kubernetes.io/managed-by'
+/** Value of {@link MANAGED_BY_LABEL} on every lease the SDK creates. */
+export const MANAGED_BY_VALUE = 'kube-locks'
+/** Label selector matching exactly the leases kube-locks manages. */
+export const MANAGED_BY_SELECTOR = `${MANAGED_BY_LABEL}=${MANAGED_BY_VALUE}`
+
+/** Annotation with the original lock name; always present, since a lease name may be a hash of it. */
+export const LOCK_NAME_ANNOTATION = 'kube-locks.io/name'
+/** Annotation with the holder's service, where known. Removed when the lock is released. */
+export const SERVICE_ANNOTATION = 'kube-locks.io/service'
+/** Annotation with the holder's pod name, where known. Removed when the lock is released. */
+export const POD_ANNOTATION = 'kube-locks.io/pod'
+/** Annotation with the holder's node name, where known. Removed when the lock is released. */
+export const NODE_ANNOTATION = 'kube-locks.io/node'
+
+/** Annotations that describe the current holder; a free lease has none of them. */
+export const HOLDER_ANNOTATIONS: readonly string[] = Object.freeze([
+  SERVICE_ANNOTATION,
+  POD_ANNOTATION,
+  NODE_ANNOTATION,
+])
+
+/** Downward-API environment variables read by `createLocks()` (and only there). */
+export const POD_NAME_ENV = 'POD_NAME'
+export const POD_NAMESPACE_ENV = 'POD_NAMESPACE'
+export const NODE_NAME_ENV = 'NODE_NAME'
+
+export const LEASE_RESOURCE = 'leases.coordination.k8s.io'
+export const LEASE_API_VERSION = 'coordination.k8s.io/v1'

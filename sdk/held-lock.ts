@@ -1,0 +1,256 @@
+import { withoutHolderAnnotations } from './acquire-step.ts'
+import type { Clock, Logger } from './clock.ts'
+import { LeaseConflictError, LockError, LockLostError, LockUnavailableError } from './errors.ts'
+import type { LeaseRecord } from './lease-record.ts'
+import type { LeaseStore } from './lease-store.ts'
+import { formatMicroTime } from './micro-time.ts'
+import { jitter } from './watch-hub.ts'
+
+/** The handle `acquire()` returns. Holding it means holding the lock until `signal` aborts. */
+export interface Lock extends AsyncDisposable {
+  /** The lock name as given (or the service name). */
+  readonly name: string
+  /** The Lease object's name (see `leaseNameFor`). */
+  readonly leaseName: string
+  readonly namespace: string
+  /** This acquisition's identity, the lease's `holderIdentity`. */
+  readonly holder: string
+  /**
+   * The resourceVersion of the write that acquired the lock, as a decimal string. It increases strictly
+   * with every acquisition of the same lock; compare tokens with `compareResourceVersions` (BigInt),
+   * never with `Number()`.
+   */
+  readonly fencingToken: string
+  /**
+   * Aborts before anyone else may acquire the lock: at the local deadline (`expires` minus the safety
+   * margin after the last successful write), when a renewal may have failed, or on release. The
+   * `reason` is a `LockLostError`, or an `AbortError` on release.
+   */
+  readonly signal: AbortSignal
+  /**
+   * Marks the lease free for the next waiter. Idempotent; never throws: if the lease cannot be written
+   * it simply expires. The signal aborts first.
+   */
+  release(): Promise<void>
+}
+
+export interface HeldLockContext {
+  readonly store: LeaseStore
+  readonly clock: Clock
+  readonly logger: Logger
+  readonly lockName: string
+  readonly record: LeaseRecord
+  readonly sentAt: number
+  readonly expiresMs: number
+  readonly safetyMarginMs: number
+  readonly renew: boolean
+  readonly requestTimeoutMs: number
+  readonly retryIntervalMs: number
+  readonly onReleased: (lock: HeldLock) => void
+}
+
+/**
+ * Invariant: `signal` aborts no later than `sentAt(last successful write) + expires − safetyMargin` on
+ * the monotonic clock, and always before the release write is sent.
+ */
+export class HeldLock implements Lock {
+  readonly name: string
+  readonly leaseName: string
+  readonly namespace: string
+  readonly holder: string
+  readonly fencingToken: string
+  readonly #controller = new AbortController()
+  readonly #ctx: HeldLockContext
+  #record: LeaseRecord
+  #deadline: number
+  #deadlineTimer: ReturnType<typeof setTimeout> | undefined
+  #renewTimer: ReturnType<typeof setTimeout> | undefined
+  #renewing: Promise<void> | undefined
+  #released: Promise<void> | undefined
+  #taken = false
+
+  constructor(ctx: HeldLockContext) {
+    this.#ctx = ctx
+    this.#record = ctx.record
+    this.name = ctx.lockName
+    this.leaseName = ctx.record.name
+    this.namespace = ctx.record.namespace
+    this.holder = ctx.record.holderIdentity ?? ''
+    this.fencingToken = ctx.record.resourceVersion
+    this.#deadline = ctx.sentAt + ctx.expiresMs - ctx.safetyMarginMs
+    this.#scheduleDeadline()
+    if (ctx.renew) this.#scheduleRenewal(ctx.sentAt)
+  }
+
+  get signal(): AbortSignal {
+    return this.#controller.signal
+  }
+
+  /** Monotonic milliseconds at which the signal aborts unless renewed. */
+  get deadline(): number {
+    return this.#deadline
+  }
+
+  release(): Promise<void> {
+    this.#released ??= this.#release()
+    return this.#released
+  }
+
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.release()
+  }
+
+  #lose(reason: LockLostError | DOMException): void {
+    this.#clearTimers()
+    if (!this.#controller.signal.aborted) {
+      this.#ctx.logger[reason instanceof LockLostError ? 'warn' : 'debug']?.(reason.message, this.#fields())
+      this.#controller.abort(reason)
+    }
+  }
+
+  #scheduleDeadline(): void {
+    if (this.#deadlineTimer !== undefined) clearTimeout(this.#deadlineTimer)
+    const delay = this.#deadline - this.#ctx.clock.now()
+    if (delay <= 0) {
+      this.#lose(
+        new LockLostError(
+          this.name,
+          'expired',
+          `it was not renewed within \`expires\` (${this.#ctx.expiresMs / 1000} s) minus the safety margin`,
+        ),
+      )
+      return
+    }
+    // Timers may fire a little early relative to the monotonic clock; re-check on every firing.
+    this.#deadlineTimer = setTimeout(() => {
+      this.#deadlineTimer = undefined
+      this.#scheduleDeadline()
+    }, delay)
+  }
+
+  #scheduleRenewal(lastSentAt: number): void {
+    if (this.#controller.signal.aborted) return
+    // Two renewals fit in before the deadline, whatever the safety margin.
+    const interval = Math.min(this.#ctx.expiresMs / 3, (this.#ctx.expiresMs - this.#ctx.safetyMarginMs) / 2)
+    const at = lastSentAt + interval
+    this.#setRenewTimer(Math.max(0, at - this.#ctx.clock.now()))
+  }
+
+  #setRenewTimer(delay: number): void {
+    if (this.#renewTimer !== undefined) clearTimeout(this.#renewTimer)
+    this.#renewTimer = setTimeout(() => {
+      this.#renewTimer = undefined
+      const renewing = this.#renewOnce()
+      this.#renewing = renewing
+      void renewing.finally(() => {
+        if (this.#renewing === renewing) this.#renewing = undefined
+      })
+    }, delay)
+  }
+
+  async #renewOnce(): Promise<void> {
+    if (this.#controller.signal.aborted) return
+    const { store, clock } = this.#ctx
+    const sentAt = clock.now()
+    const time = formatMicroTime(clock.wallNow())
+    const next: LeaseRecord = { ...this.#record, renewTime: time }
+    // No answer can help after the deadline: by then the signal has fired anyway.
+    const budget = Math.max(1, Math.min(this.#ctx.requestTimeoutMs, this.#deadline - sentAt))
+    const abort = new AbortController()
+    const timer = setTimeout(
+      () =>
+        abort.abort(
+          new LockUnavailableError({
+            server: store.server,
+            problem: `did not answer a renewal within ${budget / 1000} s`,
+            outcomeUnknown: true,
+          }),
+        ),
+      budget,
+    )
+    try {
+      const record = await store.update(next, { signal: abort.signal })
+      // Kept even after the signal fired, so that release() frees the lease with current preconditions.
+      this.#record = record
+      if (this.#controller.signal.aborted) return
+      this.#deadline = sentAt + this.#ctx.expiresMs - this.#ctx.safetyMarginMs
+      this.#scheduleDeadline()
+      this.#scheduleRenewal(sentAt)
+    } catch (error) {
+      if (this.#controller.signal.aborted) return
+      if (error instanceof LeaseConflictError) {
+        this.#taken = true
+        this.#lose(
+          new LockLostError(this.name, 'taken', 'the lease was changed by someone else', { cause: error }),
+        )
+      } else if (error instanceof LockUnavailableError && !error.outcomeUnknown) {
+        // The renewal never reached the server: the lease is unchanged, retry while time is left.
+        const retryAt = clock.now() + jitter(this.#ctx.retryIntervalMs)
+        if (retryAt < this.#deadline) this.#setRenewTimer(retryAt - clock.now())
+      } else {
+        const message =
+          error instanceof LockError
+            ? `a renewal failed and may not have applied (${error.message})`
+            : 'a renewal failed and may not have applied'
+        this.#lose(new LockLostError(this.name, 'renewal-failed', message, { cause: error }))
+      }
+    } finally {
+      clearTimeout(timer)
+    }
+  }
+
+  async #release(): Promise<void> {
+    const { store, clock, logger } = this.#ctx
+    // The signal fires before the lease is marked free, so no one else can run while the holder does.
+    this.#lose(new DOMException(`lock \`${this.name}\` was released`, 'AbortError'))
+    // A renewal in flight is awaited (it is bounded by its own timeout), not aborted: if it applied,
+    // its resourceVersion is the one the release must carry.
+    await this.#renewing?.catch(() => {})
+    try {
+      if (this.#taken) return
+      const record = this.#record
+      const free: LeaseRecord = {
+        ...record,
+        holderIdentity: undefined,
+        acquireTime: undefined,
+        renewTime: formatMicroTime(clock.wallNow()),
+        annotations: withoutHolderAnnotations(record.annotations),
+      }
+      const abort = new AbortController()
+      const timer = setTimeout(
+        () => abort.abort(new DOMException('release timed out', 'TimeoutError')),
+        this.#ctx.requestTimeoutMs,
+      )
+      try {
+        await store.update(free, { signal: abort.signal })
+      } catch (error) {
+        if (error instanceof LeaseConflictError) {
+          logger.debug?.('lease changed before release; nothing to free', this.#fields())
+        } else {
+          logger.warn?.('could not mark the lease free; it expires on its own', { ...this.#fields(), error })
+        }
+      } finally {
+        clearTimeout(timer)
+      }
+    } finally {
+      this.#ctx.onReleased(this)
+    }
+  }
+
+  #clearTimers(): void {
+    if (this.#deadlineTimer !== undefined) clearTimeout(this.#deadlineTimer)
+    if (this.#renewTimer !== undefined) clearTimeout(this.#renewTimer)
+    this.#deadlineTimer = undefined
+    this.#renewTimer = undefined
+  }
+
+  #fields(): Record<string, unknown> {
+    return {
+      lock: this.name,
+      namespace: this.namespace,
+      lease: this.leaseName,
+      holder: this.holder,
+      resourceVersion: this.#record.resourceVersion,
+    }
+  }
+}

@@ -1,0 +1,62 @@
+// The public entry point of kube-locks. The controller and the CLI import only from here.
+export type { Clock, Logger } from './clock.ts'
+export { systemClock } from './clock.ts'
+export {
+  HOLDER_ANNOTATIONS,
+  LEASE_API_VERSION,
+  LEASE_RESOURCE,
+  LOCK_NAME_ANNOTATION,
+  MANAGED_BY_LABEL,
+  MANAGED_BY_SELECTOR,
+  MANAGED_BY_VALUE,
+  NODE_ANNOTATION,
+  NODE_NAME_ENV,
+  POD_ANNOTATION,
+  POD_NAME_ENV,
+  POD_NAMESPACE_ENV,
+  SERVICE_ANNOTATION,
+} from './constants.ts'
+export { createLocks } from './create-locks.ts'
+export type { LockErrorCode, LockLostReason } from './errors.ts'
+export {
+  InvalidLockOptionsError,
+  LeaseConflictError,
+  LeaseNotFoundError,
+  LockApiError,
+  LockClosedError,
+  LockError,
+  LockLostError,
+  LockPermissionError,
+  LockTimeoutError,
+  LockUnavailableError,
+  WatchExpiredError,
+} from './errors.ts'
+export type { LeaseObservation } from './expiry.ts'
+export { expiresAt, isExpired, observe } from './expiry.ts'
+export type { Lock } from './held-lock.ts'
+export type { KubeConfig, KubernetesLeaseStoreOptions } from './kubernetes-store.ts'
+export { createKubernetesLeaseStore, kubeConfigNamespace, loadDefaultKubeConfig } from './kubernetes-store.ts'
+export {
+  HASHED_LEASE_NAME,
+  isDns1123Subdomain,
+  leaseNameFor,
+  MAX_LOCK_NAME_BYTES,
+  validateLockName,
+} from './lease-name.ts'
+export type { LeaseDraft, LeaseObject, LeaseRecord } from './lease-record.ts'
+export { isFree, leaseToRecord, recordToLease } from './lease-record.ts'
+export type {
+  LeaseEvent,
+  LeaseList,
+  LeaseStore,
+  ListOptions,
+  RequestOptions,
+  WatchOptions,
+} from './lease-store.ts'
+export type { LockedFunction, Locks } from './locks.ts'
+export type { FaultPhase, MemoryLeaseStore, MemoryStoreOperation } from './memory-store.ts'
+export { createMemoryLeaseStore } from './memory-store.ts'
+export { formatMicroTime, parseMicroTime } from './micro-time.ts'
+export type { AcquireOptions, LocksOptions } from './options.ts'
+export { DEFAULTS, MAX_EXPIRES } from './options.ts'
+export { compareResourceVersions, isResourceVersion } from './resource-version.ts'

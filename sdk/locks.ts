@@ -1,0 +1,359 @@
+import { randomBytes } from 'node:crypto'
+import type { AcquireState } from './acquire-step.ts'
+import { acquireStep, INITIAL_STATE } from './acquire-step.ts'
+import { LOCK_NAME_ANNOTATION, NODE_ANNOTATION, POD_ANNOTATION, SERVICE_ANNOTATION } from './constants.ts'
+import { InvalidLockOptionsError, LockClosedError, LockTimeoutError, LockUnavailableError } from './errors.ts'
+import { observe } from './expiry.ts'
+import type { Lock } from './held-lock.ts'
+import { HeldLock } from './held-lock.ts'
+import { leaseNameFor } from './lease-name.ts'
+import type { LeaseRecord } from './lease-record.ts'
+import type { LeaseStore } from './lease-store.ts'
+import type { AcquireOptions, ResolvedAcquireOptions, ResolvedLocksOptions } from './options.ts'
+import { resolveAcquireOptions } from './options.ts'
+import type { HubEvent } from './watch-hub.ts'
+import { isNewer, jitter, WatchHub } from './watch-hub.ts'
+
+/** The body of `withLock()`: runs while the lock is held; `signal` aborts if the lock is lost. */
+export type LockedFunction<T> = (signal: AbortSignal, lock: Lock) => Promise<T> | T
+
+/**
+ * Named, cluster-wide locks. Create one per process with `createLocks()` and share it: its waiters
+ * share one watch per namespace.
+ *
+ * Locks are not re-entrant: a second `acquire()` of a name this process already holds waits like any
+ * other acquirer (each acquisition has its own holder identity).
+ */
+export interface Locks extends AsyncDisposable {
+  /** The namespace of the leases. */
+  readonly namespace: string
+  /** Acquires a lock; the name defaults to the `service` given to `createLocks()`. */
+  acquire(name?: string, options?: AcquireOptions): Promise<Lock>
+  acquire(options: AcquireOptions): Promise<Lock>
+  /** Runs `fn` while holding the lock, then releases it (also when `fn` throws). */
+  withLock<T>(fn: LockedFunction<T>): Promise<T>
+  withLock<T>(name: string, fn: LockedFunction<T>): Promise<T>
+  withLock<T>(options: AcquireOptions, fn: LockedFunction<T>): Promise<T>
+  withLock<T>(name: string, options: AcquireOptions, fn: LockedFunction<T>): Promise<T>
+  /**
+   * Releases every held lock, rejects waiting calls with `LockClosedError`, stops the watches and
+   * closes the connections it opened. Idempotent.
+   */
+  close(): Promise<void>
+}
+
+const MAX_TIMER_MS = 2 ** 31 - 1
+
+export class LockClient implements Locks {
+  readonly namespace: string
+  readonly #options: ResolvedLocksOptions
+  readonly #store: LeaseStore
+  readonly #ownsStore: boolean
+  readonly #hub: WatchHub
+  readonly #held = new Set<HeldLock>()
+  readonly #pending = new Set<Promise<unknown>>()
+  readonly #closeController = new AbortController()
+  #closing: Promise<void> | undefined
+
+  constructor(options: ResolvedLocksOptions, store: LeaseStore, ownsStore: boolean) {
+    this.#options = options
+    this.#store = store
+    this.#ownsStore = ownsStore
+    this.namespace = options.namespace
+    this.#hub = new WatchHub(store, options.namespace, {
+      logger: options.logger,
+      retryIntervalMs: options.retryIntervalMs,
+    })
+  }
+
+  acquire(nameOrOptions?: string | AcquireOptions, maybeOptions?: AcquireOptions): Promise<Lock> {
+    let name: string | undefined
+    let options: AcquireOptions | undefined
+    if (typeof nameOrOptions === 'object' && nameOrOptions !== null) {
+      options = nameOrOptions
+    } else {
+      name = nameOrOptions
+      options = maybeOptions
+    }
+    const task = (async () => this.#acquire(this.#lockName(name), resolveAcquireOptions(options)))()
+    this.#pending.add(task)
+    const forget = () => this.#pending.delete(task)
+    task.then(forget, forget)
+    return task
+  }
+
+  withLock<T>(...args: unknown[]): Promise<T> {
+    const fn = args.at(-1)
+    if (typeof fn !== 'function') {
+      return Promise.reject(new InvalidLockOptionsError('fn', 'a function as the last argument', fn))
+    }
+    const rest = args.slice(0, -1)
+    if (rest.length > 2) {
+      return Promise.reject(
+        new InvalidLockOptionsError('arguments', 'at most (name, options, fn)', rest.length + 1),
+      )
+    }
+    let name: unknown
+    let options: unknown
+    if (rest.length === 2) [name, options] = rest
+    else if (typeof rest[0] === 'object' && rest[0] !== null) options = rest[0]
+    else name = rest[0]
+    if (name !== undefined && typeof name !== 'string') {
+      return Promise.reject(new InvalidLockOptionsError('name', 'a non-empty string', name))
+    }
+    return this.#withLock(name, options as AcquireOptions | undefined, fn as LockedFunction<T>)
+  }
+
+  async #withLock<T>(name: string | undefined, options: AcquireOptions | undefined, fn: LockedFunction<T>) {
+    const lock = await this.acquire(name, options)
+    try {
+      return await fn(lock.signal, lock)
+    } finally {
+      await lock.release()
+    }
+  }
+
+  close(): Promise<void> {
+    this.#closing ??= this.#close()
+    return this.#closing
+  }
+
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close()
+  }
+
+  async #close(): Promise<void> {
+    this.#closeController.abort(new LockClosedError())
+    await Promise.allSettled([...this.#pending])
+    await Promise.all([...this.#held].map((lock) => lock.release()))
+    await this.#hub.close()
+    if (this.#ownsStore) await this.#store.close?.()
+  }
+
+  #lockName(name: string | undefined): string {
+    if (name !== undefined) return name
+    if (this.#options.service !== undefined) return this.#options.service
+    throw new InvalidLockOptionsError(
+      'name',
+      'a lock name, since createLocks() was given no `service` to default to',
+      undefined,
+    )
+  }
+
+  async #acquire(lockName: string, options: ResolvedAcquireOptions): Promise<Lock> {
+    const { clock, requestTimeoutMs, retryIntervalMs } = this.#options
+    if (this.#closeController.signal.aborted) throw new LockClosedError()
+    options.signal?.throwIfAborted()
+    const leaseName = leaseNameFor(lockName)
+    const signals = [this.#closeController.signal, ...(options.signal ? [options.signal] : [])]
+    const start = clock.now()
+    const deadline = start + options.timeout * 1000
+    // With `timeout: 0` the one attempt still gets a full request timeout; otherwise no request
+    // outlives the deadline.
+    const requestsEnd = options.timeout === 0 ? start + requestTimeoutMs : deadline
+    const ctx = {
+      store: this.#store,
+      namespace: this.namespace,
+      leaseName,
+      identity: newIdentity(this.#options.identity),
+      leaseDurationSeconds: Math.ceil(options.expires),
+      annotations: this.#annotations(lockName),
+      graceMs: this.#options.expiryGraceMs,
+      now: () => clock.now(),
+      wallNow: () => clock.wallNow(),
+    }
+    const wakeup = new Wakeup()
+    let news: { lease: LeaseRecord | undefined; resourceVersion: string } | undefined
+    let hubHealthy = false
+    const onHub = (event: HubEvent) => {
+      if (event.type === 'health') hubHealthy = event.healthy
+      else if (news === undefined || isNewer(event.resourceVersion, news.resourceVersion)) news = event
+      wakeup.notify()
+    }
+    let unsubscribe: (() => void) | undefined
+    let state: AcquireState = INITIAL_STATE
+    let lastError: LockUnavailableError | undefined
+    let failures = 0
+    const timeoutError = () => {
+      const view = state.view
+      const holder = typeof view === 'object' ? view.record.holderIdentity : undefined
+      return new LockTimeoutError({ lockName, namespace: this.namespace, holder, timeout: options.timeout })
+    }
+
+    try {
+      for (;;) {
+        const budget = Math.min(requestTimeoutMs, requestsEnd - clock.now())
+        if (budget <= 0) throw lastError ?? timeoutError()
+        const result = await this.#withRequestTimeout(budget, signals, (signal) =>
+          acquireStep({ ...ctx, signal }, state),
+        )
+        if (result.kind === 'acquired') return this.#hold(lockName, result.record, result.sentAt, options)
+        state = result.state
+        if (result.kind === 'conflict') continue
+        if (result.kind === 'unavailable') {
+          lastError = result.error
+          failures++
+          if (options.timeout === 0) throw result.error
+          const wakeAt = clock.now() + jitter(retryIntervalMs * Math.min(2 ** (failures - 1), 8))
+          await wakeup.sleep(Math.min(wakeAt, deadline) - clock.now(), signals, false)
+          continue
+        }
+        lastError = undefined
+        failures = 0
+        if (options.timeout === 0) throw timeoutError()
+        if (unsubscribe === undefined) {
+          unsubscribe = this.#hub.subscribe(leaseName, onHub)
+          hubHealthy = this.#hub.healthy
+        }
+        const observed = result.observation
+        for (;;) {
+          const now = clock.now()
+          if (news !== undefined) {
+            const event = news
+            news = undefined
+            if (isNewer(event.resourceVersion, observed.record.resourceVersion)) {
+              state = {
+                ...state,
+                view: event.lease === undefined ? 'absent' : observe(observed, event.lease, now),
+              }
+              break
+            }
+          }
+          if (now >= deadline) throw timeoutError()
+          if (now >= result.expiresAt) break
+          const pollAt = hubHealthy ? Number.POSITIVE_INFINITY : now + jitter(retryIntervalMs)
+          const wakeAt = Math.min(deadline, result.expiresAt, pollAt)
+          const notified = await wakeup.sleep(wakeAt - now, signals, true)
+          if (!notified && pollAt === wakeAt && clock.now() >= pollAt) {
+            state = { ...state, view: 'unknown' }
+            break
+          }
+        }
+      }
+    } finally {
+      unsubscribe?.()
+      wakeup.dispose()
+    }
+  }
+
+  #hold(lockName: string, record: LeaseRecord, sentAt: number, options: ResolvedAcquireOptions): Lock {
+    const lock = new HeldLock({
+      store: this.#store,
+      clock: this.#options.clock,
+      logger: this.#options.logger,
+      lockName,
+      record,
+      sentAt,
+      expiresMs: options.expires * 1000,
+      safetyMarginMs: options.safetyMargin * 1000,
+      renew: options.renew,
+      requestTimeoutMs: this.#options.requestTimeoutMs,
+      retryIntervalMs: this.#options.retryIntervalMs,
+      onReleased: (released) => this.#held.delete(released),
+    })
+    this.#held.add(lock)
+    this.#options.logger.debug?.('lock acquired', {
+      lock: lockName,
+      namespace: lock.namespace,
+      holder: lock.holder,
+      resourceVersion: lock.fencingToken,
+    })
+    if (this.#closeController.signal.aborted) {
+      // close() raced with the acquiring write: hand the lease back rather than leak it.
+      void lock.release()
+      throw new LockClosedError()
+    }
+    return lock
+  }
+
+  async #withRequestTimeout<T>(
+    ms: number,
+    signals: readonly AbortSignal[],
+    run: (signal: AbortSignal) => Promise<T>,
+  ): Promise<T> {
+    const controller = new AbortController()
+    const timer = setTimeout(() => {
+      controller.abort(
+        new LockUnavailableError({
+          server: this.#store.server,
+          problem: `did not answer within ${Math.round(ms) / 1000} s`,
+          outcomeUnknown: true,
+        }),
+      )
+    }, ms)
+    try {
+      return await run(AbortSignal.any([controller.signal, ...signals]))
+    } finally {
+      clearTimeout(timer)
+    }
+  }
+
+  #annotations(lockName: string): Record<string, string> {
+    const { service, pod, node } = this.#options
+    return {
+      [LOCK_NAME_ANNOTATION]: lockName,
+      ...(service === undefined ? {} : { [SERVICE_ANNOTATION]: service }),
+      ...(pod === undefined ? {} : { [POD_ANNOTATION]: pod }),
+      ...(node === undefined ? {} : { [NODE_ANNOTATION]: node }),
+    }
+  }
+}
+
+/** `<prefix>_<pid>_<random>`: unique per acquisition, readable in the HOLDER column. */
+export function newIdentity(prefix: string): string {
+  return `${prefix}_${process.pid}_${randomBytes(4).toString('hex')}`
+}
+
+/** A sleep that ends early on `notify()` (a notification while awake is kept for the next sleep). */
+class Wakeup {
+  #pending = false
+  #wake: (() => void) | undefined
+
+  notify(): void {
+    if (this.#wake) this.#wake()
+    else this.#pending = true
+  }
+
+  /** Resolves `true` if notified, `false` when `ms` passed; rejects with the reason of an aborted signal. */
+  sleep(ms: number, signals: readonly AbortSignal[], wakeOnNotify: boolean): Promise<boolean> {
+    for (const signal of signals) signal.throwIfAborted()
+    if (wakeOnNotify && this.#pending) {
+      this.#pending = false
+      return Promise.resolve(true)
+    }
+    return new Promise<boolean>((resolve, reject) => {
+      let timer: ReturnType<typeof setTimeout> | undefined
+      const cleanup = () => {
+        if (timer !== undefined) clearTimeout(timer)
+        for (const signal of signals) signal.removeEventListener('abort', onAbort)
+        this.#wake = undefined
+      }
+      const onAbort = (event: Event) => {
+        cleanup()
+        reject((event.target as AbortSignal).reason)
+      }
+      for (const signal of signals) signal.addEventListener('abort', onAbort, { once: true })
+      if (wakeOnNotify) {
+        this.#wake = () => {
+          cleanup()
+          resolve(true)
+        }
+      }
+      if (Number.isFinite(ms)) {
+        // Long waits are cut into timer-sized pieces; the caller loops and re-checks the clock.
+        timer = setTimeout(
+          () => {
+            cleanup()
+            resolve(false)
+          },
+          Math.min(Math.max(0, ms), MAX_TIMER_MS),
+        )
+      }
+    })
+  }
+
+  dispose(): void {
+    this.#wake = undefined
+    this.#pending = false
+  }
+}
