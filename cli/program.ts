@@ -1,0 +1,688 @@
+import { constants } from 'node:os'
+import { Command, CommanderError, Option } from 'commander'
+import {
+  createLocks,
+  formatMicroTime,
+  HOLDER_ANNOTATIONS,
+  isDns1123Subdomain,
+  LOCK_NAME_ANNOTATION,
+  LockError,
+  LockTimeoutError,
+  leaseNameFor,
+  leaseToRecord,
+  MANAGED_BY_LABEL,
+  MANAGED_BY_SELECTOR,
+  MANAGED_BY_VALUE,
+  NODE_ANNOTATION,
+  POD_ANNOTATION,
+  SERVICE_ANNOTATION,
+} from '../sdk/index.ts'
+import { ApiClient, type LeaseJson, WatchExpired } from './api.ts'
+import { completionScript, SHELLS } from './completion.ts'
+import { parseSeconds } from './duration.ts'
+import { CliError, oneLine, UsageError } from './errors.ts'
+import { ExitCode } from './exit-codes.ts'
+import { GC_DEFAULTS, gcPlan } from './gc-plan.ts'
+import { type ClusterFlags, loadKubeConfig, namespaceOf } from './kubeconfig.ts'
+import { formatItems, type Item, OUTPUT_FORMATS, type OutputFormat, WatchPrinter } from './output.ts'
+import { type AnnotationKeys, cell, expiresIn, expiryOf, isHeld, renderTable } from './rows.ts'
+import { RUN_ENV, supervise } from './run.ts'
+
+export const KEYS: AnnotationKeys = Object.freeze({
+  name: LOCK_NAME_ANNOTATION,
+  service: SERVICE_ANNOTATION,
+  pod: POD_ANNOTATION,
+  node: NODE_ANNOTATION,
+})
+
+/** What the CLI reads from and writes to the world; `main.ts` wires it to the process. */
+export interface CliContext {
+  readonly stdout: (text: string) => void
+  readonly stderr: (text: string) => void
+  readonly env: Readonly<Record<string, string | undefined>>
+  readonly home: string | undefined
+  /** Wall-clock epoch milliseconds. */
+  readonly now: () => number
+  /** Aborts, with the signal's name as reason, when the process is asked to stop (SIGINT, SIGTERM…). */
+  readonly signal: AbortSignal
+  /** Source of the signals `run` forwards to its command. */
+  readonly signals: Pick<NodeJS.Process, 'on' | 'off'>
+}
+
+interface CommonFlags extends ClusterFlags {
+  readonly requestTimeout: number
+  readonly verbose: boolean
+}
+
+const PROGRAM = 'locks'
+const LEASE_PREFIXES = ['lease.coordination.k8s.io/', 'leases.coordination.k8s.io/', 'leases/', 'lease/']
+const DEFAULT_CHUNK_SIZE = 500
+const DEFAULT_GRACE = 10
+const WATCH_TIMEOUT_SECONDS = 300
+
+function secondsOption(flag: string, limits: Parameters<typeof parseSeconds>[1]) {
+  return (value: string) => {
+    const parsed = parseSeconds(value, limits)
+    if (typeof parsed === 'string') throw new UsageError(`${flag}: ${parsed}`)
+    return parsed
+  }
+}
+
+function integerOption(flag: string) {
+  return (value: string) => {
+    if (!/^[0-9]+$/.test(value))
+      throw new UsageError(`${flag}: expected a whole number >= 0, got \`${value}\``)
+    return Number(value)
+  }
+}
+
+function outputOption(allowed: readonly OutputFormat[]) {
+  return new Option('-o, --output <format>', `output format: ${allowed.join('|')}`)
+    .choices([...allowed])
+    .default('table')
+}
+
+/** Options every command that talks to the cluster has, as in kubectl. */
+function withClusterOptions(command: Command): Command {
+  return command
+    .option('--kubeconfig <file>', 'path to the kubeconfig file (default: $KUBECONFIG, else ~/.kube/config)')
+    .option('--context <name>', 'the kubeconfig context to use')
+    .option('-n, --namespace <namespace>', "namespace of the locks (default: the context's, else `default`)")
+    .addOption(
+      new Option('--request-timeout <seconds>', 'how long to wait for each API request; 0 waits forever')
+        .argParser(secondsOption('--request-timeout', { min: 0 }))
+        .default(30),
+    )
+    .option('-v, --verbose', 'log each API request to stderr', false)
+}
+
+function examples(lines: readonly string[]): string {
+  return `\nExamples:\n${lines.map((line) => (line.startsWith('#') ? `  ${line}` : `  $ ${line}`)).join('\n')}\n`
+}
+
+class Session {
+  readonly ctx: CliContext
+  readonly flags: CommonFlags
+  #api: ApiClient | undefined
+  #config: ReturnType<typeof loadKubeConfig> | undefined
+
+  constructor(ctx: CliContext, flags: CommonFlags) {
+    this.ctx = ctx
+    this.flags = flags
+  }
+
+  get config() {
+    this.#config ??= loadKubeConfig(this.flags, { env: this.ctx.env, home: this.ctx.home })
+    return this.#config
+  }
+
+  get namespace(): string {
+    return namespaceOf(this.config, this.flags.namespace)
+  }
+
+  get api(): ApiClient {
+    this.#api ??= new ApiClient(this.config, {
+      requestTimeout: this.flags.requestTimeout,
+      trace: this.flags.verbose ? (line) => this.ctx.stderr(`${line}\n`) : undefined,
+    })
+    return this.#api
+  }
+}
+
+function itemOf(json: LeaseJson): Item {
+  return { json, view: leaseToRecord(json) }
+}
+
+function isManaged(lease: LeaseJson): boolean {
+  return lease.metadata?.labels?.[MANAGED_BY_LABEL] === MANAGED_BY_VALUE
+}
+
+/** The lease names a command-line name may refer to: as a lock name first, then as a lease name. */
+export function candidateLeaseNames(name: string): string[] {
+  for (const prefix of LEASE_PREFIXES) {
+    if (name.startsWith(prefix)) return [name.slice(prefix.length)]
+  }
+  const names = [leaseNameFor(name)]
+  if (isDns1123Subdomain(name) && !names.includes(name)) names.push(name)
+  return names
+}
+
+async function findLock(session: Session, name: string): Promise<Item> {
+  const namespace = session.namespace
+  if (name === '') throw new UsageError('the lock name is empty: give the name of a lock (see `locks list`)')
+  for (const leaseName of candidateLeaseNames(name)) {
+    const lease = await session.api.get(namespace, leaseName, session.ctx.signal)
+    if (lease === undefined) continue
+    if (!isManaged(lease)) {
+      throw new CliError(
+        `lease \`${namespace}/${leaseName}\` is not a kube-locks lock (it lacks the label ${MANAGED_BY_SELECTOR}); locks leaves it alone: use kubectl for it`,
+      )
+    }
+    return itemOf(lease)
+  }
+  throw new CliError(
+    `lock \`${name}\` not found in namespace \`${namespace}\`: check the name and the namespace (-n), or see \`locks list -A\``,
+  )
+}
+
+function labelSelector(extra: string | undefined): string {
+  return extra === undefined || extra.trim() === '' ? MANAGED_BY_SELECTOR : `${MANAGED_BY_SELECTOR},${extra}`
+}
+
+function interrupted(signal: AbortSignal): number {
+  const name = typeof signal.reason === 'string' ? signal.reason : 'SIGINT'
+  return ExitCode.signalBase + (constants.signals[name as NodeJS.Signals] ?? constants.signals.SIGINT)
+}
+
+interface ListFlags extends CommonFlags {
+  readonly allNamespaces: boolean
+  readonly selector?: string
+  readonly output: OutputFormat
+  readonly headers: boolean
+  readonly watch: boolean
+  readonly chunkSize: number
+}
+
+async function listCommand(ctx: CliContext, flags: ListFlags): Promise<number> {
+  const session = new Session(ctx, flags)
+  const namespace = flags.allNamespaces ? undefined : session.namespace
+  const selector = labelSelector(flags.selector)
+  const api = session.api
+  const list = await api.list(namespace, { labelSelector: selector, chunkSize: flags.chunkSize }, ctx.signal)
+  const items = list.items.map(itemOf)
+  const printOptions = {
+    format: flags.output,
+    allNamespaces: flags.allNamespaces,
+    noHeaders: !flags.headers,
+    keys: KEYS,
+  }
+  const where = namespace === undefined ? '' : ` in namespace \`${namespace}\``
+  if (!flags.watch) {
+    if (items.length === 0 && (flags.output === 'table' || flags.output === 'wide')) {
+      ctx.stderr(`No locks found${where}.\n`)
+      return ExitCode.ok
+    }
+    ctx.stdout(formatItems(items, { ...printOptions, now: ctx.now() }))
+    return ExitCode.ok
+  }
+
+  const printer = new WatchPrinter(printOptions)
+  const printed = new Map<string, string>()
+  const show = (batch: readonly Item[]) => {
+    for (const item of batch) printed.set(item.view.uid, item.view.resourceVersion)
+    ctx.stdout(printer.print(batch, ctx.now()))
+  }
+  if (items.length === 0 && (flags.output === 'table' || flags.output === 'wide')) {
+    ctx.stderr(`No locks found${where}; watching for changes.\n`)
+  }
+  show(items)
+  let resourceVersion = list.resourceVersion
+  while (!ctx.signal.aborted) {
+    try {
+      await api.watch(
+        namespace,
+        { labelSelector: selector, resourceVersion, timeoutSeconds: WATCH_TIMEOUT_SECONDS },
+        (event) => {
+          if (event.type === 'BOOKMARK') {
+            resourceVersion = event.resourceVersion
+            return
+          }
+          resourceVersion = event.lease.metadata?.resourceVersion ?? resourceVersion
+          show([itemOf(event.lease)])
+        },
+        ctx.signal,
+      )
+    } catch (error) {
+      if (!(error instanceof WatchExpired)) throw error
+      // Too far behind: list again and show only what changed since it was last shown.
+      const again = await api.list(
+        namespace,
+        { labelSelector: selector, chunkSize: flags.chunkSize },
+        ctx.signal,
+      )
+      show(again.items.map(itemOf).filter((item) => printed.get(item.view.uid) !== item.view.resourceVersion))
+      resourceVersion = again.resourceVersion
+    }
+  }
+  return interrupted(ctx.signal)
+}
+
+interface GetFlags extends CommonFlags {
+  readonly output: OutputFormat
+  readonly headers: boolean
+}
+
+async function getCommand(ctx: CliContext, name: string, flags: GetFlags): Promise<number> {
+  const session = new Session(ctx, flags)
+  const item = await findLock(session, name)
+  ctx.stdout(
+    formatItems(
+      [item],
+      { format: flags.output, allNamespaces: false, noHeaders: !flags.headers, now: ctx.now(), keys: KEYS },
+      true,
+    ),
+  )
+  return ExitCode.ok
+}
+
+interface ReleaseFlags extends CommonFlags {
+  readonly force: boolean
+  readonly holder?: string
+  readonly grace: number
+}
+
+async function releaseCommand(ctx: CliContext, name: string, flags: ReleaseFlags): Promise<number> {
+  const session = new Session(ctx, flags)
+  const { json, view } = await findLock(session, name)
+  const lockName = view.annotations[LOCK_NAME_ANNOTATION] ?? view.name
+  const where = `in namespace \`${view.namespace}\``
+  if (!isHeld(view)) {
+    ctx.stdout(`lock "${cell(lockName)}" ${where} is already free\n`)
+    return ExitCode.ok
+  }
+  const holder = view.holderIdentity as string
+  const now = ctx.now()
+  const expiry = expiryOf(view)
+  const expired = expiry !== undefined && now - expiry > flags.grace * 1000
+  if (flags.holder !== undefined && flags.holder !== holder) {
+    throw new CliError(
+      `lock \`${lockName}\` ${where} is held by \`${holder}\`, not \`${flags.holder}\`; nothing was changed: check --holder, or see \`locks get ${name}\``,
+    )
+  }
+  if (flags.holder === undefined && !flags.force && !expired) {
+    throw new CliError(
+      `lock \`${lockName}\` ${where} is held by \`${holder}\` (expires in ${expiresIn(view, now)}); nothing was changed: pass --force to release it anyway (the holder may still be working), or --holder ${holder} to release it only while that holder has it`,
+    )
+  }
+  const metadata = { ...json.metadata }
+  const annotations = { ...(metadata.annotations ?? {}) }
+  for (const key of HOLDER_ANNOTATIONS) delete annotations[key]
+  const spec = { ...json.spec }
+  delete spec.holderIdentity
+  delete spec.acquireTime
+  spec.renewTime = formatMicroTime(now)
+  // uid and resourceVersion stay in metadata: the server applies the write only if both still match.
+  const freed = await session.api.replace(
+    { ...json, metadata: { ...metadata, annotations }, spec },
+    ctx.signal,
+  )
+  if (freed === undefined) {
+    throw new CliError(
+      `lock \`${lockName}\` ${where} changed while it was being released (renewed, taken over, released or deleted by someone else); nothing was changed: run \`locks get ${name}\` to see its state, then try again`,
+    )
+  }
+  const how =
+    expired && !flags.force ? `its lease had ${expiresIn(view, now)}` : `it was held by "${cell(holder)}"`
+  ctx.stdout(
+    `lock "${cell(lockName)}" ${where} released: ${how} (lease ${view.name}, resourceVersion ${view.resourceVersion} -> ${freed.metadata?.resourceVersion ?? '?'})\n`,
+  )
+  return ExitCode.ok
+}
+
+interface RunFlags extends CommonFlags {
+  readonly expires?: number
+  readonly timeout?: number
+  readonly renew: boolean
+  readonly grace: number
+  readonly identity?: string
+  readonly service?: string
+}
+
+async function runCommand(ctx: CliContext, name: string, command: readonly string[], flags: RunFlags) {
+  const [program, ...args] = command
+  if (program === undefined) {
+    throw new UsageError('no command given: put it after `--`, as in `locks run NAME -- CMD [ARGS...]`')
+  }
+  const session = new Session(ctx, flags)
+  const locks = createLocks({
+    kubeConfig: session.config,
+    namespace: session.namespace,
+    ...(flags.identity === undefined ? {} : { identity: flags.identity }),
+    ...(flags.service === undefined ? {} : { service: flags.service }),
+  })
+  try {
+    let lock: Awaited<ReturnType<typeof locks.acquire>>
+    try {
+      lock = await locks.acquire(name, {
+        expires: flags.expires,
+        timeout: flags.timeout,
+        renew: flags.renew,
+        signal: ctx.signal,
+      })
+    } catch (error) {
+      if (ctx.signal.aborted) return interrupted(ctx.signal)
+      if (error instanceof LockTimeoutError) {
+        ctx.stderr(`error: ${oneLine(error.message)}\n`)
+        return ExitCode.notAcquired
+      }
+      throw error
+    }
+    if (flags.verbose) {
+      ctx.stderr(
+        `acquired lock \`${lock.name}\` in namespace \`${lock.namespace}\` as ${lock.holder} (fencing token ${lock.fencingToken})\n`,
+      )
+    }
+    return await supervise(lock, {
+      command: program,
+      args,
+      env: { ...ctx.env },
+      graceMs: flags.grace * 1000,
+      signals: ctx.signals,
+      warn: (line) => ctx.stderr(`error: ${line}\n`),
+    })
+  } finally {
+    await locks.close()
+  }
+}
+
+interface GcFlags extends CommonFlags {
+  readonly dryRun: boolean
+  readonly allNamespaces: boolean
+  readonly selector?: string
+  readonly output: OutputFormat
+  readonly headers: boolean
+  readonly grace: number
+  readonly retention: number
+  readonly chunkSize: number
+}
+
+async function gcCommand(ctx: CliContext, flags: GcFlags): Promise<number> {
+  if (!flags.dryRun) {
+    throw new UsageError(
+      'the controller reclaims and deletes leases; `locks gc` only shows what it would do: add --dry-run',
+    )
+  }
+  const session = new Session(ctx, flags)
+  const namespace = flags.allNamespaces ? undefined : session.namespace
+  const list = await session.api.list(
+    namespace,
+    { labelSelector: labelSelector(flags.selector), chunkSize: flags.chunkSize },
+    ctx.signal,
+  )
+  const plan = gcPlan(
+    list.items.map((json) => leaseToRecord(json)),
+    ctx.now(),
+    { grace: flags.grace, retention: flags.retention },
+  )
+  if (flags.output === 'json') {
+    const actions = plan.map((step) => ({
+      namespace: step.lease.namespace,
+      name: step.lease.annotations[LOCK_NAME_ANNOTATION] ?? step.lease.name,
+      lease: step.lease.name,
+      action: step.action,
+      reason: step.reason,
+      holder: step.lease.holderIdentity ?? null,
+      resourceVersion: step.lease.resourceVersion,
+    }))
+    ctx.stdout(`${JSON.stringify({ dryRun: true, actions }, null, 4)}\n`)
+    return ExitCode.ok
+  }
+  if (flags.output === 'name') {
+    ctx.stdout(plan.map((step) => `lease.coordination.k8s.io/${step.lease.name}\n`).join(''))
+    return ExitCode.ok
+  }
+  if (plan.length === 0) {
+    const where = namespace === undefined ? '' : ` in namespace \`${namespace}\``
+    ctx.stderr(`Nothing to reclaim${where}: no lock is expired or free for longer than the retention.\n`)
+    return ExitCode.ok
+  }
+  const headers = [...(flags.allNamespaces ? ['NAMESPACE'] : []), 'NAME', 'HOLDER', 'ACTION', 'REASON']
+  const rows = plan.map((step) => [
+    ...(flags.allNamespaces ? [step.lease.namespace] : []),
+    cell(step.lease.annotations[LOCK_NAME_ANNOTATION] ?? step.lease.name),
+    cell(step.lease.holderIdentity ?? '<none>'),
+    step.action === 'free' ? 'free (dry run)' : 'delete (dry run)',
+    step.reason,
+  ])
+  ctx.stdout(renderTable(flags.headers ? headers : undefined, rows).text)
+  return ExitCode.ok
+}
+
+/** Builds the command tree. Actions report their exit code through `done`. */
+export function buildProgram(ctx: CliContext, done: (code: number) => void): Command {
+  const program = new Command(PROGRAM)
+  program
+    .description(
+      'See and operate kube-locks: named, cluster-wide locks stored in coordination.k8s.io Lease objects.\n' +
+        'Also installed as `kubectl-locks`, so `kubectl locks ...` works the same.',
+    )
+    .showSuggestionAfterError(true)
+    .helpCommand('help [command]', 'show help for a command')
+    .configureOutput({
+      writeOut: (text) => ctx.stdout(text),
+      writeErr: (text) => ctx.stderr(text),
+      outputError: (text, write) => write(text),
+    })
+    .exitOverride()
+    .addHelpText(
+      'after',
+      `${examples([
+        'locks list -A',
+        'locks get nightly-report -o yaml',
+        'locks run nightly-report --expires 60 --renew -- ./report.sh',
+        'locks release nightly-report --force',
+      ])}
+Exit codes: 0 ok, 1 runtime failure, 2 usage error; \`locks run\` also ${ExitCode.notAcquired} not acquired, ${ExitCode.lost} lock lost,
+126/127 command not executable/not found, else the command's own status. See docs/cli.md.
+`,
+    )
+
+  const action =
+    <A extends unknown[]>(fn: (...args: A) => Promise<number>) =>
+    async (...args: A) => {
+      done(await fn(...args))
+    }
+
+  withClusterOptions(
+    program
+      .command('list')
+      .alias('ls')
+      .description('list locks: who holds what, since when, and when it expires'),
+  )
+    .option('-A, --all-namespaces', 'list locks in all namespaces', false)
+    .option('-l, --selector <selector>', 'filter by label selector, as in kubectl (e.g. `team=payments`)')
+    .addOption(outputOption(OUTPUT_FORMATS))
+    .option('--no-headers', 'omit the header row')
+    .option('-w, --watch', 'after listing, keep printing changes as they happen', false)
+    .addOption(
+      new Option('--chunk-size <n>', 'fetch large lists in pages of this many leases; 0 fetches all at once')
+        .argParser(integerOption('--chunk-size'))
+        .default(DEFAULT_CHUNK_SIZE),
+    )
+    .addHelpText(
+      'after',
+      examples([
+        'locks list',
+        'locks ls -A -o wide',
+        'locks list -n shop -l team=payments -o name',
+        '# follow handovers live',
+        'locks list -w',
+        'kubectl locks list -A --no-headers',
+      ]),
+    )
+    .action(action((flags: ListFlags) => listCommand(ctx, flags)))
+
+  withClusterOptions(
+    program
+      .command('get')
+      .argument('<name>', 'lock name, or lease name (also as lease.coordination.k8s.io/NAME)')
+      .description('show one lock'),
+  )
+    .addOption(outputOption(OUTPUT_FORMATS))
+    .option('--no-headers', 'omit the header row')
+    .addHelpText(
+      'after',
+      examples([
+        'locks get nightly-report',
+        'locks get "orders/eu west" -n shop -o yaml',
+        'locks get nightly-report -o json',
+      ]),
+    )
+    .action(action((name: string, flags: GetFlags) => getCommand(ctx, name, flags)))
+
+  withClusterOptions(
+    program
+      .command('release')
+      .argument('<name>', 'lock name, or lease name')
+      .description('mark a lock free, under a resourceVersion precondition'),
+  )
+    .option('--force', 'release it even though someone holds it and its lease has not expired', false)
+    .option('--holder <identity>', 'release it only while this holder identity holds it')
+    .addOption(
+      new Option(
+        '--grace <seconds>',
+        'a lease this long past its expiry counts as expired: no --force needed',
+      )
+        .argParser(secondsOption('--grace', { min: 0 }))
+        .default(GC_DEFAULTS.grace),
+    )
+    .addHelpText(
+      'after',
+      `${examples([
+        '# refuses while someone holds it and the lease is still valid',
+        'locks release nightly-report',
+        'locks release nightly-report --holder worker-7_4711_x2f9',
+        'locks release nightly-report --force',
+      ])}
+A holder that still runs learns of the release only when it next renews; use --force only when it is gone.
+`,
+    )
+    .action(action((name: string, flags: ReleaseFlags) => releaseCommand(ctx, name, flags)))
+
+  withClusterOptions(
+    program
+      .command('run')
+      .argument('<name>', 'lock name (any string)')
+      .argument('[command...]', 'the command and its arguments, after `--`')
+      .description('run a command while holding a lock, like flock(1)'),
+  )
+    .addOption(
+      new Option(
+        '--expires <seconds>',
+        'seconds after the last renewal when the lock expires (default: 20)',
+      ).argParser(secondsOption('--expires', { min: 0, positive: true })),
+    )
+    .addOption(
+      new Option(
+        '--timeout <seconds>',
+        'seconds to wait while someone else holds it; 0 tries once, `inf` waits forever (default: 10)',
+      ).argParser(secondsOption('--timeout', { min: 0, allowInfinity: true })),
+    )
+    .option('--renew', 'renew the lock while the command runs (else it expires after --expires)', false)
+    .addOption(
+      new Option(
+        '--grace <seconds>',
+        'if the lock is lost: seconds between SIGTERM and SIGKILL to the command',
+      )
+        .argParser(secondsOption('--grace', { min: 0 }))
+        .default(DEFAULT_GRACE),
+    )
+    .option('--identity <prefix>', "holder identity prefix (default: $POD_NAME, else the host's name)")
+    .option('--service <name>', 'service name recorded on the lease (kube-locks.io/service)')
+    .addHelpText(
+      'after',
+      `${examples([
+        'locks run nightly-report --renew -- ./report.sh --date today',
+        '# give up at once if someone else holds it',
+        'locks run db-migrate --timeout 0 -- npm run migrate',
+        `locks run backup --expires 300 -- sh -c 'echo "token $${RUN_ENV.fencingToken}"; ./backup'`,
+      ])}
+The command runs in its own process group with these variables set: ${Object.values(RUN_ENV).join(', ')}.
+Signals sent to locks (INT, TERM, HUP, QUIT, USR1, USR2, WINCH) are forwarded to the group. If the lock is
+lost, the group gets SIGTERM, then SIGKILL after --grace seconds, and locks exits ${ExitCode.lost}.
+Exit status: the command's own (128+N if killed by signal N); ${ExitCode.notAcquired} if the lock was not acquired in time;
+${ExitCode.lost} if the lock was lost; 126 if the command cannot run; 127 if not found; 1 on other failures; 2 on usage errors.
+`,
+    )
+    .action(
+      action((name: string, command: string[], flags: RunFlags) => runCommand(ctx, name, command, flags)),
+    )
+
+  withClusterOptions(
+    program.command('gc').description('show what the controller would reclaim (free) or delete right now'),
+  )
+    .option('--dry-run', 'only show; required, as the controller does the work', false)
+    .option('-A, --all-namespaces', 'look in all namespaces', false)
+    .option('-l, --selector <selector>', 'filter by label selector')
+    .addOption(outputOption(['table', 'json', 'name']))
+    .option('--no-headers', 'omit the header row')
+    .addOption(
+      new Option('--grace <seconds>', "the controller's grace past a lease's expiry before freeing it")
+        .argParser(secondsOption('--grace', { min: 0 }))
+        .default(GC_DEFAULTS.grace),
+    )
+    .addOption(
+      new Option('--retention <seconds>', "the controller's retention of free leases before deleting them")
+        .argParser(secondsOption('--retention', { min: 0 }))
+        .default(GC_DEFAULTS.retention),
+    )
+    .addOption(
+      new Option('--chunk-size <n>', 'fetch large lists in pages of this many leases')
+        .argParser(integerOption('--chunk-size'))
+        .default(DEFAULT_CHUNK_SIZE),
+    )
+    .addHelpText('after', examples(['locks gc --dry-run', 'locks gc --dry-run -A -o json']))
+    .action(action((flags: GcFlags) => gcCommand(ctx, flags)))
+
+  program
+    .command('completion')
+    .argument('<shell>', `${SHELLS.join(' or ')}`)
+    .description('print a shell completion script')
+    .addHelpText(
+      'after',
+      examples([
+        '# bash, for this shell',
+        'source <(locks completion bash)',
+        '# zsh, for good',
+        'locks completion zsh > ~/.zfunc/_locks',
+      ]),
+    )
+    .action(
+      action(async (shell: string) => {
+        if (!(SHELLS as readonly string[]).includes(shell)) {
+          throw new UsageError(`unknown shell \`${shell}\`: choose ${SHELLS.join(' or ')}`)
+        }
+        ctx.stdout(completionScript(program, shell as (typeof SHELLS)[number]))
+        return ExitCode.ok
+      }),
+    )
+
+  return program
+}
+
+/** Runs the CLI on `argv` (without the node and script paths) and returns the exit code. */
+export async function runCli(argv: readonly string[], ctx: CliContext): Promise<number> {
+  let code: number = ExitCode.ok
+  const program = buildProgram(ctx, (exitCode) => {
+    code = exitCode
+  })
+  try {
+    await program.parseAsync([...argv], { from: 'user' })
+    return code
+  } catch (error) {
+    return report(error, ctx)
+  }
+}
+
+function report(error: unknown, ctx: CliContext): number {
+  if (error instanceof CommanderError) {
+    // Commander has already printed its message (or the help).
+    if (error.code === 'commander.helpDisplayed' || error.code === 'commander.version') return ExitCode.ok
+    if (error.code === 'commander.help') return ExitCode.usage
+    return ExitCode.usage
+  }
+  if (error instanceof CliError) {
+    ctx.stderr(`error: ${oneLine(error.message)}\n`)
+    return error.exitCode
+  }
+  if (ctx.signal.aborted && (error === ctx.signal.reason || (error as Error | null)?.name === 'AbortError')) {
+    return interrupted(ctx.signal)
+  }
+  if (error instanceof LockError) {
+    ctx.stderr(`error: ${oneLine(error.message)}\n`)
+    return ExitCode.failure
+  }
+  const message = error instanceof Error ? error.message : String(error)
+  ctx.stderr(`error: ${oneLine(message)}\n`)
+  return ExitCode.failure
+}
