@@ -24,9 +24,20 @@ export interface AcquireState {
    * counts from this time.
    */
   readonly pendingSentAt: number | undefined
+  /**
+   * The last observation while `view` is `unknown`: a read that finds the same resourceVersion keeps
+   * its first-seen time, so re-reading (polling) never postpones expiry.
+   */
+  readonly previous?: LeaseObservation | undefined
 }
 
 export const INITIAL_STATE: AcquireState = Object.freeze({ view: 'unknown', pendingSentAt: undefined })
+
+/** The state after which the lease must be read again, keeping what was seen of it. */
+export function forgetView(state: AcquireState): AcquireState {
+  const previous = typeof state.view === 'object' ? state.view : state.previous
+  return { view: 'unknown', pendingSentAt: state.pendingSentAt, previous }
+}
 
 export interface StepContext {
   readonly store: LeaseStore
@@ -66,7 +77,7 @@ export async function acquireStep(ctx: StepContext, state: AcquireState): Promis
       if (error instanceof LockUnavailableError) return { kind: 'unavailable', state, error }
       throw error
     }
-    view = record === undefined ? 'absent' : observe(undefined, record, ctx.now())
+    view = record === undefined ? 'absent' : observe(state.previous, record, ctx.now())
   }
 
   if (view === 'absent') {
@@ -83,7 +94,7 @@ export async function acquireStep(ctx: StepContext, state: AcquireState): Promis
       labels: { [MANAGED_BY_LABEL]: MANAGED_BY_VALUE },
       annotations: { ...ctx.annotations },
     }
-    return write(state, sentAt, () => ctx.store.create(draft, { signal: ctx.signal }))
+    return write({ ...state, view }, sentAt, () => ctx.store.create(draft, { signal: ctx.signal }))
   }
 
   const { record } = view
@@ -107,7 +118,7 @@ export async function acquireStep(ctx: StepContext, state: AcquireState): Promis
     }
     // The update carries uid and resourceVersion: it applies only if the lease is still exactly what
     // was observed — in particular not renewed since it was first seen.
-    return write(state, sentAt, () => ctx.store.update(next, { signal: ctx.signal }))
+    return write({ ...state, view }, sentAt, () => ctx.store.update(next, { signal: ctx.signal }))
   }
   return { kind: 'held', state: { ...state, view }, observation: view, expiresAt: takeOverAt }
 }
@@ -122,11 +133,11 @@ async function write(
     return { kind: 'acquired', record, sentAt: state.pendingSentAt ?? sentAt }
   } catch (error) {
     if (error instanceof LeaseConflictError) {
-      return { kind: 'conflict', state: { ...state, view: 'unknown' }, error }
+      return { kind: 'conflict', state: forgetView(state), error }
     }
     if (error instanceof LockUnavailableError) {
       const pendingSentAt = error.outcomeUnknown ? (state.pendingSentAt ?? sentAt) : state.pendingSentAt
-      return { kind: 'unavailable', state: { view: 'unknown', pendingSentAt }, error }
+      return { kind: 'unavailable', state: { ...forgetView(state), pendingSentAt }, error }
     }
     throw error
   }

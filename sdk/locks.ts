@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto'
 import type { AcquireState } from './acquire-step.ts'
-import { acquireStep, INITIAL_STATE } from './acquire-step.ts'
+import { acquireStep, forgetView, INITIAL_STATE } from './acquire-step.ts'
 import { LOCK_NAME_ANNOTATION, NODE_ANNOTATION, POD_ANNOTATION, SERVICE_ANNOTATION } from './constants.ts'
 import { InvalidLockOptionsError, LockClosedError, LockTimeoutError, LockUnavailableError } from './errors.ts'
 import { observe } from './expiry.ts'
@@ -164,9 +164,12 @@ export class LockClient implements Locks {
     }
     const wakeup = new Wakeup()
     let news: { lease: LeaseRecord | undefined; resourceVersion: string } | undefined
-    let hubHealthy = false
+    // Set when the watch was unhealthy at any time since the last poll: a hub that keeps failing flips
+    // between states, and each flip must not postpone the poll.
+    let pollWanted = false
+    let nextPollAt: number | undefined
     const onHub = (event: HubEvent) => {
-      if (event.type === 'health') hubHealthy = event.healthy
+      if (event.type === 'health') pollWanted ||= !event.healthy
       else if (news === undefined || isNewer(event.resourceVersion, news.resourceVersion)) news = event
       wakeup.notify()
     }
@@ -193,7 +196,7 @@ export class LockClient implements Locks {
         if (result.kind === 'unavailable') {
           lastError = result.error
           failures++
-          if (options.timeout === 0) throw result.error
+          if (options.timeout === 0 || clock.now() >= deadline) throw result.error
           const wakeAt = clock.now() + jitter(retryIntervalMs * Math.min(2 ** (failures - 1), 8))
           await wakeup.sleep(Math.min(wakeAt, deadline) - clock.now(), signals, false)
           continue
@@ -203,7 +206,7 @@ export class LockClient implements Locks {
         if (options.timeout === 0) throw timeoutError()
         if (unsubscribe === undefined) {
           unsubscribe = this.#hub.subscribe(leaseName, onHub)
-          hubHealthy = this.#hub.healthy
+          pollWanted ||= this.#hub.failing
         }
         const observed = result.observation
         for (;;) {
@@ -221,11 +224,17 @@ export class LockClient implements Locks {
           }
           if (now >= deadline) throw timeoutError()
           if (now >= result.expiresAt) break
-          const pollAt = hubHealthy ? Number.POSITIVE_INFINITY : now + jitter(retryIntervalMs)
-          const wakeAt = Math.min(deadline, result.expiresAt, pollAt)
-          const notified = await wakeup.sleep(wakeAt - now, signals, true)
-          if (!notified && pollAt === wakeAt && clock.now() >= pollAt) {
-            state = { ...state, view: 'unknown' }
+          if (pollWanted) nextPollAt ??= now + jitter(retryIntervalMs)
+          const pollAt = nextPollAt ?? Number.POSITIVE_INFINITY
+          const notified = await wakeup.sleep(
+            Math.min(deadline, result.expiresAt, pollAt) - now,
+            signals,
+            true,
+          )
+          if (!notified && clock.now() >= pollAt && clock.now() < deadline) {
+            nextPollAt = undefined
+            pollWanted = this.#hub.failing
+            state = forgetView(state)
             break
           }
         }

@@ -10,7 +10,7 @@ export function formatMicroTime(epochMs: number): string {
   if (!Number.isFinite(epochMs)) {
     throw new TypeError(`Expected a finite number of epoch milliseconds, got ${String(epochMs)}`)
   }
-  const totalMicros = Math.floor(epochMs * 1000)
+  const totalMicros = Math.round(epochMs * 1000)
   const seconds = Math.floor(totalMicros / 1_000_000)
   const micros = totalMicros - seconds * 1_000_000
   const whole = new Date(seconds * 1000).toISOString().slice(0, 19)

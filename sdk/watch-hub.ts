@@ -39,6 +39,7 @@ export class WatchHub {
   readonly #options: WatchHubOptions
   readonly #listeners = new Map<string, Set<HubListener>>()
   #healthy = false
+  #failed = false
   #run: { controller: AbortController; task: Promise<void> } | undefined
   readonly #tasks = new Set<Promise<void>>()
   #sleepTimer: ReturnType<typeof setTimeout> | undefined
@@ -53,6 +54,14 @@ export class WatchHub {
   /** True while a watch is (being) established from an up-to-date resourceVersion. */
   get healthy(): boolean {
     return this.#healthy
+  }
+
+  /**
+   * True after a list or watch failed, until the hub is healthy again. Not while it first connects:
+   * the first list announces the leases' state, so nothing is missed then.
+   */
+  get failing(): boolean {
+    return this.#run !== undefined && !this.#healthy && this.#failed
   }
 
   get subscriberCount(): number {
@@ -98,6 +107,7 @@ export class WatchHub {
   }
 
   #start(): void {
+    this.#failed = false
     const controller = new AbortController()
     const run = { controller, task: Promise.resolve() }
     const task = this.#loop(controller.signal).catch((error: unknown) => {
@@ -163,6 +173,7 @@ export class WatchHub {
   }
 
   #setHealthy(healthy: boolean): void {
+    this.#failed = !healthy
     if (this.#healthy === healthy) return
     this.#healthy = healthy
     for (const set of [...this.#listeners.values()]) {
