@@ -4,7 +4,7 @@
  * still tells something.
  */
 export function humanDuration(ms: number): string {
-  const seconds = Math.floor(ms / 1000)
+  const seconds = Math.trunc(ms / 1000)
   // A clock a second ahead of the server's is still "now".
   if (seconds < -1) return '<invalid>'
   if (seconds < 0) return '0s'

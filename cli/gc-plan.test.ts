@@ -1,0 +1,56 @@
+import { describe, expect, it } from 'vitest'
+import { GC_DEFAULTS, gcPlan } from './gc-plan.ts'
+import type { LeaseView } from './rows.ts'
+
+const NOW = Date.parse('2030-01-01T12:00:00Z')
+
+function lease(name: string, overrides: Partial<LeaseView>): LeaseView {
+  return {
+    namespace: 'ns',
+    name,
+    holderIdentity: 'h',
+    leaseDurationSeconds: 20,
+    acquireTime: undefined,
+    renewTime: undefined,
+    leaseTransitions: 0,
+    annotations: {},
+    creationTimestamp: '2030-01-01T11:00:00Z',
+    ...overrides,
+  }
+}
+
+describe('gcPlan', () => {
+  it('frees held leases past duration plus grace and deletes leases free past the retention', () => {
+    const leases = [
+      // held, renewed 10 s ago: valid
+      lease('valid', { renewTime: '2030-01-01T11:59:50Z' }),
+      // held, 21 s since renewal: past the duration but within the grace
+      lease('in-grace', { renewTime: '2030-01-01T11:59:39Z' }),
+      // held, 23 s since renewal: past duration + grace
+      lease('expired', { renewTime: '2030-01-01T11:59:37Z' }),
+      // held without a duration: never judged expired
+      lease('no-duration', { renewTime: '2030-01-01T10:00:00Z', leaseDurationSeconds: undefined }),
+      // free since 4 minutes: kept
+      lease('recently-free', { holderIdentity: undefined, renewTime: '2030-01-01T11:56:00Z' }),
+      // free since 6 minutes: deleted
+      lease('long-free', { holderIdentity: undefined, renewTime: '2030-01-01T11:54:00Z' }),
+      // free, never written with a time: counted from creation (1 h)
+      lease('never-held', { holderIdentity: '' }),
+    ]
+    const plan = gcPlan(leases, NOW, GC_DEFAULTS)
+    expect(plan.map((step) => [step.lease.name, step.action, step.reason])).toEqual([
+      ['expired', 'free', 'expired 3s ago (duration 20s + grace 2s)'],
+      ['long-free', 'delete', 'free for 6m (retention 5m)'],
+      ['never-held', 'delete', 'free for 60m (retention 5m)'],
+    ])
+  })
+
+  it('follows the configured grace and retention', () => {
+    const leases = [
+      lease('held', { renewTime: '2030-01-01T11:59:30Z' }),
+      lease('free', { holderIdentity: undefined, renewTime: '2030-01-01T11:59:00Z' }),
+    ]
+    expect(gcPlan(leases, NOW, { grace: 15, retention: 30 }).map((step) => step.lease.name)).toEqual(['free'])
+    expect(gcPlan(leases, NOW, { grace: 5, retention: 120 }).map((step) => step.lease.name)).toEqual(['held'])
+  })
+})

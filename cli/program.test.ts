@@ -1,0 +1,215 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { createServer, type Server } from 'node:http'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { leaseNameFor } from '../sdk/index.ts'
+import { ExitCode } from './exit-codes.ts'
+import { type CliContext, candidateLeaseNames, runCli } from './program.ts'
+
+const dir = mkdtempSync(join(tmpdir(), 'locks-cli-'))
+afterAll(() => rmSync(dir, { recursive: true, force: true }))
+
+function kubeconfig(server: string, name = 'config'): string {
+  const path = join(dir, name)
+  writeFileSync(
+    path,
+    `apiVersion: v1
+kind: Config
+clusters:
+- name: c
+  cluster: { server: "${server}", insecure-skip-tls-verify: true }
+users:
+- name: u
+  user: { token: t }
+contexts:
+- name: dev
+  context: { cluster: c, user: u, namespace: shop }
+current-context: dev
+`,
+  )
+  return path
+}
+
+async function cli(args: string[], env: Record<string, string | undefined> = {}) {
+  let stdout = ''
+  let stderr = ''
+  const ctx: CliContext = {
+    stdout: (text) => {
+      stdout += text
+    },
+    stderr: (text) => {
+      stderr += text
+    },
+    env: { KUBECONFIG: undefined, ...env },
+    home: join(dir, 'no-home'),
+    now: () => Date.parse('2030-01-01T00:00:00Z'),
+    signal: new AbortController().signal,
+    signals: process,
+  }
+  const code = await runCli(args, ctx)
+  return { code, stdout, stderr }
+}
+
+describe('usage errors exit 2 and say what is wrong', () => {
+  it.each([
+    [['list', '--bogus'], "unknown option '--bogus'"],
+    [['lst'], "unknown command 'lst'"],
+    [['run', 'x'], 'no command given: put it after `--`'],
+    [['run', 'x', '--timeout', 'soon', '--', 'true'], '--timeout: expected a number of seconds >= 0'],
+    [['run', 'x', '--expires', '0', '--', 'true'], '--expires: expected a number of seconds > 0'],
+    [['list', '-o', 'xml'], "argument 'xml' is invalid"],
+    [['gc', '-o', 'wide'], "argument 'wide' is invalid"],
+    [['list', '--chunk-size', '-3'], '--chunk-size'],
+    [['gc'], 'add --dry-run'],
+    [['completion', 'fish'], 'unknown shell `fish`'],
+    [['get'], "missing required argument 'name'"],
+  ])('%j', async (args, message) => {
+    const result = await cli(args)
+    expect(result.code).toBe(ExitCode.usage)
+    expect(result.stdout).toBe('')
+    expect(result.stderr).toContain(message)
+  })
+})
+
+describe('help', () => {
+  it.each(['list', 'get', 'release', 'run', 'gc', 'completion'])(
+    'of %s shows examples on stdout',
+    async (command) => {
+      const result = await cli([command, '--help'])
+      expect(result.code).toBe(ExitCode.ok)
+      expect(result.stdout).toContain('Examples:')
+      expect(result.stderr).toBe('')
+    },
+  )
+
+  it('of run documents the exit codes and environment', async () => {
+    const { stdout } = await cli(['run', '--help'])
+    for (const text of [
+      'KUBE_LOCKS_FENCING_TOKEN',
+      'KUBE_LOCKS_NAME',
+      `${ExitCode.notAcquired}`,
+      `${ExitCode.lost}`,
+    ]) {
+      expect(stdout).toContain(text)
+    }
+  })
+})
+
+describe('completion', () => {
+  it.each(['bash', 'zsh'])('for %s covers every command and flag', async (shell) => {
+    const { code, stdout } = await cli(['completion', shell])
+    expect(code).toBe(ExitCode.ok)
+    expect(stdout).toContain('complete -F _locks_complete locks kubectl-locks')
+    for (const word of [
+      'list',
+      'ls',
+      'get',
+      'release',
+      'run',
+      'gc',
+      '--all-namespaces',
+      '--dry-run',
+      '--renew',
+    ]) {
+      expect(stdout).toContain(word)
+    }
+  })
+})
+
+describe('runtime failures exit 1 with one line', () => {
+  it('without any cluster configured', async () => {
+    const result = await cli(['list'])
+    expect(result.code).toBe(ExitCode.failure)
+    expect(result.stderr).toBe(
+      'error: no cluster configured: pass --kubeconfig FILE, set KUBECONFIG, or create ~/.kube/config (for example with `kubectl config set-cluster`)\n',
+    )
+  })
+
+  it('with a --kubeconfig that does not exist', async () => {
+    const result = await cli(['get', 'x', '--kubeconfig', join(dir, 'missing')])
+    expect(result.code).toBe(ExitCode.failure)
+    expect(result.stderr).toMatch(
+      /^error: the kubeconfig file .*missing does not exist: check the --kubeconfig path\n$/,
+    )
+  })
+
+  it('with an unknown --context', async () => {
+    const result = await cli(['list', '--context', 'prod'], { KUBECONFIG: kubeconfig('http://127.0.0.1:1') })
+    expect(result.code).toBe(ExitCode.failure)
+    expect(result.stderr).toBe('error: the kubeconfig has no context `prod`: choose one of dev\n')
+  })
+
+  it('when the server is unreachable', async () => {
+    const result = await cli(['list'], { KUBECONFIG: kubeconfig('http://127.0.0.1:1') })
+    expect(result.code).toBe(ExitCode.failure)
+    expect(result.stderr).toBe(
+      'error: cannot reach the Kubernetes API server at http://127.0.0.1:1 (ECONNREFUSED): check that the cluster is running and that --kubeconfig/--context point at it\n',
+    )
+  })
+
+  describe('against a server that answers', () => {
+    let server: Server
+    let url = ''
+    const requests: string[] = []
+    beforeAll(async () => {
+      server = createServer((req, res) => {
+        requests.push(req.url ?? '')
+        if (req.url?.includes('/namespaces/slow/')) return // never answers
+        res.writeHead(req.url?.includes('/namespaces/shop/') ? 403 : 500, {
+          'content-type': 'application/json',
+        })
+        res.end(
+          JSON.stringify({
+            kind: 'Status',
+            reason: 'Forbidden',
+            message:
+              'leases.coordination.k8s.io is forbidden: User "system:serviceaccount:shop:viewer" cannot list resource "leases"',
+          }),
+        )
+      })
+      await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+      const address = server.address()
+      url = `http://127.0.0.1:${typeof address === 'object' && address ? address.port : 0}`
+    })
+    afterAll(async () => {
+      server.closeAllConnections()
+      await new Promise((resolve) => server.close(resolve))
+    })
+
+    it('reports forbidden with who and how to check', async () => {
+      const result = await cli(['list'], { KUBECONFIG: kubeconfig(url, 'answering') })
+      expect(result.code).toBe(ExitCode.failure)
+      expect(result.stderr).toBe(
+        'error: forbidden: cannot list leases.coordination.k8s.io in namespace `shop` as `system:serviceaccount:shop:viewer`: ask for a Role (or ClusterRole for -A) that grants `list` on leases in group coordination.k8s.io; check with `kubectl auth can-i list leases.coordination.k8s.io -n shop`\n',
+      )
+      expect(requests.at(-1)).toBe(
+        '/apis/coordination.k8s.io/v1/namespaces/shop/leases?labelSelector=app.kubernetes.io%2Fmanaged-by%3Dkube-locks&limit=500',
+      )
+    })
+
+    it('gives up after --request-timeout', async () => {
+      const result = await cli(['get', 'x', '-n', 'slow', '--request-timeout', '0.2'], {
+        KUBECONFIG: kubeconfig(url, 'answering'),
+      })
+      expect(result.code).toBe(ExitCode.failure)
+      expect(result.stderr).toBe(
+        `error: the Kubernetes API server at ${url} did not answer within 0.2 s: check that it is up and reachable, or raise --request-timeout\n`,
+      )
+    })
+  })
+})
+
+describe('candidateLeaseNames', () => {
+  it('tries the lock name first, then the same text as a lease name', () => {
+    expect(candidateLeaseNames('nightly')).toEqual(['nightly'])
+    expect(candidateLeaseNames('Orders/EU')).toEqual([leaseNameFor('Orders/EU')])
+    const hashed = leaseNameFor('Orders/EU')
+    expect(candidateLeaseNames(hashed)).toEqual([leaseNameFor(hashed), hashed])
+  })
+
+  it('takes kubectl resource names as lease names', () => {
+    expect(candidateLeaseNames('lease.coordination.k8s.io/a--b')).toEqual(['a--b'])
+    expect(candidateLeaseNames('leases/a')).toEqual(['a'])
+  })
+})
