@@ -15,6 +15,13 @@ export const MANIFEST_PATH = join(ROOT, 'manifests', 'kube-locks.yaml')
 export const MANIFEST_RELEASE = 'kube-locks'
 export const MANIFEST_NAMESPACE = 'kube-locks'
 
+/**
+ * Kubernetes version that `helm template` renders for: the oldest the chart supports. Passed
+ * explicitly because without a cluster Helm assumes the version it was built for, which for a
+ * Helm built from source is an old default below the chart's `kubeVersion`.
+ */
+export const TEMPLATE_KUBE_VERSION = '1.27.0'
+
 /** The chart's default configuration as one multi-document YAML file, Namespace first. */
 export async function renderManifests(helmPath: string): Promise<string> {
   const rendered = await run(helmPath, [
@@ -23,6 +30,8 @@ export async function renderManifests(helmPath: string): Promise<string> {
     CHART_DIR,
     '--namespace',
     MANIFEST_NAMESPACE,
+    '--kube-version',
+    TEMPLATE_KUBE_VERSION,
   ])
   const chart = await readFile(join(CHART_DIR, 'Chart.yaml'), 'utf8')
   const version = /^version:\s*(\S+)/m.exec(chart)?.[1] ?? 'unknown'
