@@ -1,0 +1,142 @@
+import type { Clock } from '../sdk/index.ts'
+
+/**
+ * Options of the controller. Times are in seconds, like the SDK's `expires`. Every default lives in
+ * {@link DEFAULTS} and is applied in {@link resolveControllerOptions}, the only place that does so; the
+ * command line reads its flag defaults from there too.
+ */
+export interface ControllerOptions {
+  /**
+   * Namespaces whose kube-locks leases the controller manages. Empty means every namespace.
+   * Defaults to `[]` (all namespaces).
+   */
+  readonly namespaces?: readonly string[] | undefined
+  /**
+   * Seconds a lease must stay free (as seen by this process) before it is deleted.
+   * Defaults to 300.
+   */
+  readonly retention?: number | undefined
+  /**
+   * Seconds beyond a lease's `leaseDurationSeconds` that this process must see a held lease unchanged
+   * before it marks it free. Covers clock-rate differences and the time the holder's last write took to
+   * reach the watch. Defaults to 2.
+   */
+  readonly grace?: number | undefined
+  /**
+   * Leases reconciled concurrently. Defaults to 8.
+   */
+  readonly workers?: number | undefined
+  /**
+   * Longest wait, in seconds, for one API write before it counts as failed. Defaults to 10.
+   */
+  readonly requestTimeout?: number | undefined
+  /**
+   * Monotonic clock that judges expiry and retention. Defaults to `performance.now()`.
+   */
+  readonly clock?: Clock | undefined
+}
+
+export const DEFAULTS = Object.freeze({
+  namespaces: Object.freeze([] as string[]),
+  retention: 300,
+  grace: 2,
+  workers: 8,
+  requestTimeout: 10,
+  listen: ':8080',
+  logLevel: 'info',
+  leaderElectionName: 'kube-locks-controller',
+  leaderElectionExpires: 15,
+  shutdownTimeout: 20,
+})
+
+export interface ResolvedControllerOptions {
+  readonly namespaces: readonly string[]
+  readonly retentionMs: number
+  readonly graceMs: number
+  readonly workers: number
+  readonly requestTimeoutMs: number
+  readonly clock: Clock
+}
+
+const DNS1123_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/
+
+export const monotonicClock: Clock = Object.freeze({
+  now: () => performance.now(),
+  wallNow: () => performance.timeOrigin + performance.now(),
+})
+
+export class InvalidControllerOptionError extends Error {
+  readonly option: string
+
+  constructor(option: string, expected: string, given: unknown) {
+    super(`Expected \`${option}\` to be ${expected}, got ${describe(given)}`)
+    this.name = 'InvalidControllerOptionError'
+    this.option = option
+  }
+}
+
+/** Applies {@link DEFAULTS} and validates. Never mutates `options`. */
+export function resolveControllerOptions(options: ControllerOptions = {}): ResolvedControllerOptions {
+  const namespaces = options.namespaces ?? DEFAULTS.namespaces
+  if (!Array.isArray(namespaces)) {
+    throw new InvalidControllerOptionError('namespaces', 'an array of namespace names', namespaces)
+  }
+  for (const namespace of namespaces) {
+    if (typeof namespace !== 'string' || namespace.length > 63 || !DNS1123_LABEL.test(namespace)) {
+      throw new InvalidControllerOptionError(
+        'namespaces',
+        'a list of DNS-1123 labels (lowercase, at most 63 characters)',
+        namespace,
+      )
+    }
+  }
+  const clock = options.clock ?? monotonicClock
+  if (typeof clock?.now !== 'function' || typeof clock.wallNow !== 'function') {
+    throw new InvalidControllerOptionError('clock', 'an object with now() and wallNow() methods', clock)
+  }
+  const workers = options.workers ?? DEFAULTS.workers
+  if (!Number.isInteger(workers) || workers < 1 || workers > 1000) {
+    throw new InvalidControllerOptionError('workers', 'an integer from 1 to 1000', workers)
+  }
+  return Object.freeze({
+    namespaces: Object.freeze([...new Set(namespaces)]),
+    retentionMs: seconds(options.retention, DEFAULTS.retention, 'retention', 0) * 1000,
+    graceMs: seconds(options.grace, DEFAULTS.grace, 'grace', 0) * 1000,
+    workers,
+    requestTimeoutMs:
+      seconds(options.requestTimeout, DEFAULTS.requestTimeout, 'requestTimeout', 0.001) * 1000,
+    clock,
+  })
+}
+
+/** Parses a number of seconds given as text (a flag or an environment variable). */
+export function parseSeconds(option: string, text: string, min = 0): number {
+  const value = text.trim() === '' ? Number.NaN : Number(text)
+  return seconds(value, Number.NaN, option, min)
+}
+
+/** Parses `a,b,c` into namespace names; blanks are dropped, so an empty string means all namespaces. */
+export function parseNamespaces(text: string): string[] {
+  const names = text
+    .split(',')
+    .map((name) => name.trim())
+    .filter((name) => name !== '')
+  resolveControllerOptions({ namespaces: names })
+  return names
+}
+
+function seconds(value: unknown, fallback: number, option: string, min: number): number {
+  if (value === undefined) return fallback
+  if (typeof value !== 'number' || !Number.isFinite(value) || value < min || value > 2 ** 31 - 1) {
+    const lower = min === 0 ? '>= 0' : `>= ${min}`
+    throw new InvalidControllerOptionError(option, `a finite number of seconds ${lower}`, value)
+  }
+  return value
+}
+
+function describe(value: unknown): string {
+  if (typeof value === 'string') return `\`${value}\` (string)`
+  if (typeof value === 'number' || typeof value === 'boolean') return `\`${String(value)}\` (${typeof value})`
+  if (value === null || value === undefined) return `\`${String(value)}\``
+  return Array.isArray(value) ? 'an array' : `an object`
+}
