@@ -1,0 +1,150 @@
+import { type ChildProcess, spawn } from 'node:child_process'
+import { dirname, resolve } from 'node:path'
+import { fileURLToPath } from 'node:url'
+
+const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..')
+
+export type LogLine = Record<string, unknown> & { readonly level: string; readonly msg: string }
+
+export interface Exit {
+  readonly code: number | null
+  readonly signal: NodeJS.Signals | null
+}
+
+/** A `kube-locks-controller` child process, as it runs in a pod: its own process, JSON logs on stdout. */
+export class ControllerProcess {
+  readonly child: ChildProcess
+  readonly name: string
+  readonly logs: LogLine[] = []
+  readonly exited: Promise<Exit>
+  stderr = ''
+  #exit: Exit | undefined
+  #buffer = ''
+
+  constructor(name: string, args: readonly string[], env: Readonly<Record<string, string>> = {}) {
+    this.name = name
+    this.child = spawn(process.execPath, ['controller/main.ts', ...args], {
+      cwd: ROOT,
+      env: { ...process.env, POD_NAME: name, ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    })
+    this.child.stdout?.setEncoding('utf8').on('data', (chunk: string) => this.#onStdout(chunk))
+    this.child.stderr?.setEncoding('utf8').on('data', (chunk: string) => {
+      this.stderr += chunk
+    })
+    this.exited = new Promise((resolveExit) => {
+      this.child.once('exit', (code, signal) => {
+        this.#exit = { code, signal }
+        resolveExit(this.#exit)
+      })
+    })
+    running.add(this)
+    void this.exited.then(() => running.delete(this))
+  }
+
+  get alive(): boolean {
+    return this.#exit === undefined
+  }
+
+  /** Log lines with this `msg`. */
+  logged(msg: string): LogLine[] {
+    return this.logs.filter((line) => line.msg === msg)
+  }
+
+  /** Everything the process wrote, for failure messages. */
+  output(): string {
+    return `--- ${this.name} stdout ---\n${this.logs.map((line) => JSON.stringify(line)).join('\n')}\n--- stderr ---\n${this.stderr}`
+  }
+
+  /** Waits for a log line with `msg` (and matching `where`), failing early if the process exits. */
+  async waitForLog(
+    msg: string,
+    where: (line: LogLine) => boolean = () => true,
+    timeoutMs = 20_000,
+  ): Promise<LogLine> {
+    const deadline = performance.now() + timeoutMs
+    for (;;) {
+      const found = this.logs.find((line) => line.msg === msg && where(line))
+      if (found) return found
+      if (!this.alive) throw new Error(`${this.name} exited before logging "${msg}"\n${this.output()}`)
+      if (performance.now() > deadline) {
+        throw new Error(
+          `timed out after ${timeoutMs} ms waiting for ${this.name} to log "${msg}"\n${this.output()}`,
+        )
+      }
+      await new Promise((r) => setTimeout(r, 25))
+    }
+  }
+
+  /** `http://host:port` of /metrics, /healthz, /readyz, from the startup log. */
+  async baseUrl(): Promise<string> {
+    const line = await this.waitForLog('serving /metrics, /healthz and /readyz')
+    return `http://${String(line.address)}`
+  }
+
+  async get(path: string): Promise<{ status: number; text: string }> {
+    const response = await fetch(`${await this.baseUrl()}${path}`)
+    return { status: response.status, text: await response.text() }
+  }
+
+  /** Sum of the samples of `name` whose labels include `labels`. */
+  async metric(name: string, labels: Readonly<Record<string, string>> = {}): Promise<number> {
+    const { text } = await this.get('/metrics')
+    return sumSamples(text, name, labels)
+  }
+
+  /** Sends `signal` and waits for the exit, killing the process if it outlives `timeoutMs`. */
+  async stop(
+    signal: NodeJS.Signals = 'SIGTERM',
+    timeoutMs = 30_000,
+  ): Promise<Exit & { readonly ms: number }> {
+    const started = performance.now()
+    if (this.alive) this.child.kill(signal)
+    const timer = setTimeout(() => this.child.kill('SIGKILL'), timeoutMs)
+    try {
+      const exit = await this.exited
+      return { ...exit, ms: performance.now() - started }
+    } finally {
+      clearTimeout(timer)
+    }
+  }
+
+  #onStdout(chunk: string): void {
+    this.#buffer += chunk
+    let newline = this.#buffer.indexOf('\n')
+    while (newline >= 0) {
+      const text = this.#buffer.slice(0, newline)
+      this.#buffer = this.#buffer.slice(newline + 1)
+      newline = this.#buffer.indexOf('\n')
+      try {
+        this.logs.push(JSON.parse(text) as LogLine)
+      } catch {
+        this.logs.push({ level: 'invalid', msg: text })
+      }
+    }
+  }
+}
+
+const running = new Set<ControllerProcess>()
+
+/** Kills every controller process still running and waits for them; for `afterEach`. */
+export async function killControllers(): Promise<void> {
+  await Promise.all([...running].map((controller) => controller.stop('SIGKILL', 5_000)))
+}
+
+export function sumSamples(
+  text: string,
+  name: string,
+  labels: Readonly<Record<string, string>> = {},
+): number {
+  let sum = 0
+  for (const line of text.split('\n')) {
+    const match = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[^}]*\})?\s+(\S+)/.exec(line)
+    if (match === null || match[1] !== name) continue
+    const sampleLabels = Object.fromEntries(
+      [...(match[2] ?? '').matchAll(/([a-zA-Z_][a-zA-Z0-9_]*)="([^"]*)"/g)].map((m) => [m[1], m[2]]),
+    )
+    if (Object.entries(labels).every(([key, value]) => sampleLabels[key] === value)) sum += Number(match[3])
+  }
+  return sum
+}
