@@ -46,12 +46,17 @@ export function formatItems(items: readonly Item[], options: PrintOptions, singl
     case 'json':
       return `${JSON.stringify(single && items[0] ? cleanObject(items[0].json) : listOf(items), null, 4)}\n`
     case 'yaml':
-      return dumpYaml(single && items[0] ? cleanObject(items[0].json) : listOf(items))
+      return yaml(single && items[0] ? cleanObject(items[0].json) : listOf(items))
     case 'name':
       return items.map((item) => `${resourceName(item.view)}\n`).join('')
     default:
       return table(items, options).text
   }
+}
+
+/** Keys in alphabetical order, as kubectl prints YAML. */
+function yaml(object: object): string {
+  return dumpYaml(object, { sortKeys: true })
 }
 
 function listOf(items: readonly Item[]) {
@@ -85,7 +90,7 @@ export class WatchPrinter {
       case 'json':
         return items.map((item) => `${JSON.stringify(cleanObject(item.json), null, 4)}\n`).join('')
       case 'yaml':
-        return items.map((item) => `---\n${dumpYaml(cleanObject(item.json))}`).join('')
+        return items.map((item) => `---\n${yaml(cleanObject(item.json))}`).join('')
       case 'name':
         return formatItems(items, options)
       default: {

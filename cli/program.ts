@@ -431,7 +431,7 @@ async function gcCommand(ctx: CliContext, flags: GcFlags): Promise<number> {
     ...(flags.allNamespaces ? [step.lease.namespace] : []),
     cell(step.lease.annotations[LOCK_NAME_ANNOTATION] ?? step.lease.name),
     cell(step.lease.holderIdentity ?? '<none>'),
-    step.action === 'free' ? 'free (dry run)' : 'delete (dry run)',
+    step.action,
     step.reason,
   ])
   ctx.stdout(renderTable(flags.headers ? headers : undefined, rows).text)
