@@ -1,9 +1,10 @@
 import { spawn } from 'node:child_process'
 import { existsSync } from 'node:fs'
-import { mkdir, mkdtemp, rename, rm } from 'node:fs/promises'
+import { mkdir, mkdtemp, readFile, rename, rm, writeFile } from 'node:fs/promises'
 import { homedir } from 'node:os'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { isAlive } from './process.ts'
 import { CACHE_KEY, VERSIONS } from './versions.ts'
 
 /** Paths of the executables the test control plane and the install tests run. */
@@ -50,15 +51,51 @@ export async function ensureBinaries(log: Log = () => {}): Promise<Binaries> {
   }
 
   const missing = (path: string) => path.startsWith(cache) && !existsSync(path)
-  if ([found.kubeApiserver, found.etcd, found.kubectl, found.helm].some(missing)) {
+  const all = [found.kubeApiserver, found.etcd, found.kubectl, found.helm]
+  if (all.some(missing)) {
     await mkdir(cache, { recursive: true })
-    log(`building the test control plane into ${cache} (first run only)`)
-    const kubernetes = [found.kubeApiserver, found.kubectl].filter(missing)
-    if (kubernetes.length > 0) await buildKubernetes(cache, kubernetes, log)
-    if (missing(found.etcd)) await buildEtcd(cache, log)
-    if (missing(found.helm)) await buildHelm(cache, log)
+    // Test runs started side by side would each build the same binaries: one builds, the others wait.
+    await withBuildLock(cache, log, async () => {
+      if (!all.some(missing)) return
+      log(`building the test control plane into ${cache} (first run only)`)
+      const kubernetes = [found.kubeApiserver, found.kubectl].filter(missing)
+      if (kubernetes.length > 0) await buildKubernetes(cache, kubernetes, log)
+      if (missing(found.etcd)) await buildEtcd(cache, log)
+      if (missing(found.helm)) await buildHelm(cache, log)
+    })
   }
   return found
+}
+
+/**
+ * Runs `build` holding `<cache>/.lock`, a folder (made atomically) naming its owner's pid.
+ * A lock whose owner died is taken over.
+ */
+async function withBuildLock(cache: string, log: Log, build: () => Promise<void>): Promise<void> {
+  const lock = join(cache, '.lock')
+  let waiting = false
+  for (;;) {
+    try {
+      await mkdir(lock)
+      await writeFile(join(lock, 'pid'), String(process.pid))
+      break
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error
+      const owner = Number(await readFile(join(lock, 'pid'), 'utf8').catch(() => ''))
+      if (owner && !isAlive(owner)) {
+        await rm(lock, { recursive: true, force: true })
+        continue
+      }
+      if (!waiting) log(`waiting for the build in process ${owner || '(starting)'} to finish`)
+      waiting = true
+      await new Promise((resolve) => setTimeout(resolve, 1000))
+    }
+  }
+  try {
+    await build()
+  } finally {
+    await rm(lock, { recursive: true, force: true })
+  }
 }
 
 function cacheRoot(): string {
@@ -97,22 +134,21 @@ async function buildEtcd(cache: string, log: Log): Promise<void> {
 
 async function buildHelm(cache: string, log: Log): Promise<void> {
   // Helm's module has no replace directives, so `go install` builds it without a wrapper module.
-  const staging = await mkdtemp(join(cache, '.build-'))
-  try {
-    log(`building Helm ${VERSIONS.helm}, about 3 minutes`)
-    await run('go', ['install', `helm.sh/helm/v3/cmd/helm@${VERSIONS.helm}`], {
-      cwd: GO_MODULES,
-      env: { ...process.env, CGO_ENABLED: '0', GOBIN: staging },
-    })
-    await rename(join(staging, 'helm'), join(cache, 'helm'))
-  } finally {
-    await rm(staging, { recursive: true, force: true })
-  }
+  await goBuild({
+    what: `Helm ${VERSIONS.helm}, about 3 minutes`,
+    dir: GO_MODULES,
+    packages: [`helm.sh/helm/v3/cmd/helm@${VERSIONS.helm}`],
+    output: 'helm',
+    cache,
+    log,
+  })
 }
 
 interface GoBuild {
   readonly what: string
+  /** Folder of the module that pins the versions (ignored for `pkg@version`). */
   readonly dir: string
+  /** Packages to build, or one `pkg@version` to install. */
   readonly packages: readonly string[]
   readonly args?: readonly string[]
   /** The binary's name when it differs from the package's last element. */
@@ -130,20 +166,22 @@ async function goBuild(build: GoBuild): Promise<void> {
   const staging = await mkdtemp(join(cache, '.build-'))
   try {
     log(`building ${build.what}`)
-    const total = (await run('go', ['list', '-deps', ...packages], { cwd: dir, env: goEnv() })).split(
-      '\n',
-    ).length
-    const out = build.output ? join(staging, build.output) : `${staging}/`
+    const install = packages.some((p) => p.includes('@'))
+    const total = install
+      ? undefined
+      : (await run('go', ['list', '-deps', ...packages], { cwd: dir, env: goEnv() })).split('\n').length
     const started = Date.now()
     let compiled = 0
     const ticker = setInterval(() => {
       const seconds = Math.round((Date.now() - started) / 1000)
-      log(`  ${Math.min(compiled, total)}/${total} packages, ${seconds}s`)
+      log(`  ${total ? `${Math.min(compiled, total)}/${total}` : compiled} packages compiled, ${seconds}s`)
     }, 15_000)
+    const out = build.output ? join(staging, build.output) : `${staging}/`
+    const command = install ? ['install', '-v'] : ['build', '-v', '-o', out]
     try {
-      await run('go', ['build', '-v', '-o', out, ...(build.args ?? []), ...packages], {
+      await run('go', [...command, ...(build.args ?? []), ...packages], {
         cwd: dir,
-        env: goEnv(),
+        env: install ? { ...goEnv(), GOBIN: staging } : goEnv(),
         onStderrLine: () => {
           compiled++
         },

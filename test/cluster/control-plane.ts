@@ -8,7 +8,7 @@ import { join } from 'node:path'
 import { type Binaries, ensureBinaries } from './binaries.ts'
 import { writeServiceAccountKubeconfig } from './credentials.ts'
 import { type KeyPair, serviceAccountKeys, TestPki } from './pki.ts'
-import { ServerProcess } from './process.ts'
+import { isAlive, ServerProcess } from './process.ts'
 
 export interface ControlPlaneOptions {
   /**
@@ -348,14 +348,5 @@ function removeStaleDirs(): void {
     const pid = Number(entry.slice(DIR_PREFIX.length).split('-')[0])
     if (Number.isInteger(pid) && !isAlive(pid))
       rmSync(join(tmpdir(), entry), { recursive: true, force: true })
-  }
-}
-
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0)
-    return true
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'EPERM'
   }
 }

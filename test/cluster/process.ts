@@ -92,3 +92,13 @@ function installExitHook(): void {
     for (const child of live) child.kill('SIGKILL')
   })
 }
+
+/** Whether a process exists (EPERM: it does, owned by someone else). */
+export function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0)
+    return true
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM'
+  }
+}
