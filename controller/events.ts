@@ -22,7 +22,7 @@ export interface LockEvent {
 /** Where Events go: the API server, or a fake in tests. */
 export interface EventSink {
   create(event: EventsV1Event, signal: AbortSignal): Promise<EventsV1Event>
-  /** Replaces the Event; rejects with `{ code: 404 | 409 }` if it is gone or changed. */
+  /** Writes the Event's `note` and `series`; rejects with `{ code: 404 }` if it is gone (Events expire). */
   update(event: EventsV1Event, signal: AbortSignal): Promise<EventsV1Event>
 }
 

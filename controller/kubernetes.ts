@@ -8,10 +8,10 @@ import {
   type KubeConfig,
   type RequestContext,
   type ResponseContext,
-  V1MicroTime,
   Watch,
 } from '@kubernetes/client-node'
 import {
+  formatMicroTime,
   type LeaseEvent,
   type LeaseList,
   type LeaseObject,
@@ -177,7 +177,7 @@ export function createEventSink(kubeConfig: KubeConfig): EventSink {
   const translate = (error: unknown): never => {
     if (error instanceof ApiException) {
       const hint =
-        error.code === 403 ? ': the controller needs `create` and `update` on `events.events.k8s.io`' : ''
+        error.code === 403 ? ': the controller needs `create` and `patch` on `events.events.k8s.io`' : ''
       throw Object.assign(
         new Error(`the API server refused the Event (status ${error.code})${hint}`, { cause: error }),
         {
@@ -195,18 +195,22 @@ export function createEventSink(kubeConfig: KubeConfig): EventSink {
     async update(event: EventsV1Event, signal) {
       const namespace = event.metadata?.namespace ?? ''
       const name = event.metadata?.name ?? ''
-      // The client reads MicroTime fields back as plain Dates, which it would send with three fractional
-      // digits (rejected); eventTime is immutable, so it must go back exactly as stored.
-      const body: EventsV1Event = {
-        ...event,
-        eventTime: new V1MicroTime(event.eventTime),
-        ...(event.series === undefined
-          ? {}
-          : {
-              series: { ...event.series, lastObservedTime: new V1MicroTime(event.series.lastObservedTime) },
-            }),
+      // A merge patch of what changes (the count, the latest note): needs only `patch`, like client-go's
+      // event recorder, and no resourceVersion round trip. MicroTime goes as a six-digit string.
+      const lastObserved = event.series?.lastObservedTime
+      const body = {
+        note: event.note,
+        series:
+          event.series === undefined
+            ? null
+            : {
+                count: event.series.count,
+                lastObservedTime: formatMicroTime(lastObserved ? lastObserved.getTime() : Date.now()),
+              },
       }
-      return api.replaceNamespacedEvent({ name, namespace, body }, withSignal(signal)).catch(translate)
+      return api
+        .patchNamespacedEvent({ name, namespace, body }, withSignal(signal, 'application/merge-patch+json'))
+        .catch(translate)
     },
   }
 }
@@ -214,13 +218,14 @@ export function createEventSink(kubeConfig: KubeConfig): EventSink {
 type RequestConfig = Parameters<CoordinationV1Api['listLeaseForAllNamespaces']>[1]
 
 // The generated types claim Observable middleware, but the promise API runs promise middleware.
-function withSignal(signal: AbortSignal | undefined): RequestConfig {
+function withSignal(signal: AbortSignal | undefined, contentType?: string): RequestConfig {
   const config = {
     middlewareMergeStrategy: 'append' as const,
     middleware: [
       {
         pre: async (context: RequestContext) => {
           if (signal) context.setSignal(signal)
+          if (contentType) context.setHeaderParam('Content-Type', contentType)
           return context
         },
         post: async (response: ResponseContext) => response,
