@@ -4,6 +4,7 @@ import {
   ApiException,
   CoordinationV1Api,
   KubeConfig,
+  Observable,
   type RequestContext,
   type ResponseContext,
   type V1DeleteOptions,
@@ -95,23 +96,23 @@ export function createKubernetesLeaseStore(
   let dispatcher: Dispatcher
   let closed = false
 
-  // The generated types claim Observable middleware, but the promise API wraps promise middleware.
+  // The object-parameter API runs the observable middleware chain (the generated client's own small
+  // Observable type), so the per-request hook returns those.
   function configFor(signal: AbortSignal | undefined): RequestConfig {
-    const config = {
-      middlewareMergeStrategy: 'append' as const,
+    return {
+      middlewareMergeStrategy: 'append',
       middleware: [
         {
-          pre: async (context: RequestContext) => {
+          pre: (context: RequestContext) => {
             if (dispatcher === undefined) dispatcher = context.getDispatcher()
             else context.setDispatcher(dispatcher as NonNullable<Dispatcher>)
             if (signal) context.setSignal(signal)
-            return context
+            return new Observable(Promise.resolve(context))
           },
-          post: async (response: ResponseContext) => response,
+          post: (response: ResponseContext) => new Observable(Promise.resolve(response)),
         },
       ],
     }
-    return config as unknown as RequestConfig
   }
 
   async function call<T>(
