@@ -144,15 +144,16 @@ describe('EventRecorder', () => {
     await events.stop()
   })
 
-  it('stop() cancels deferred writes', async () => {
+  it('stop() writes deferred counts at once, then records nothing more', async () => {
     const events = recorder()
     events.record(expired())
     await vi.advanceTimersByTimeAsync(0)
     events.record(expired())
     await events.stop()
-    await vi.advanceTimersByTimeAsync(60_000)
-    expect(calls).toHaveLength(1)
+    expect(calls.map((call) => call.verb)).toEqual(['create', 'update'])
+    expect(calls[1]?.event.series?.count).toBe(2)
     events.record(expired())
-    expect(calls).toHaveLength(1)
+    await vi.advanceTimersByTimeAsync(60_000)
+    expect(calls).toHaveLength(2)
   })
 })

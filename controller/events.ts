@@ -65,7 +65,7 @@ interface SeriesState {
  * Records Events on Leases without letting a hot lock flood the API server: each (lease, reason) has
  * one Event whose `series.count` grows, written at most once per `minIntervalMs`; all writes share a
  * token bucket, and writes the bucket refuses are deferred (series) or dropped and counted (new Events).
- * Recording never blocks the caller; `stop()` cancels deferred writes and awaits those in flight.
+ * Recording never blocks the caller.
  */
 export class EventRecorder {
   readonly #options: Required<EventRecorderOptions>
@@ -122,8 +122,19 @@ export class EventRecorder {
     this.#schedule(state)
   }
 
+  /**
+   * Writes the counts still deferred (once each, within the request timeout), awaits writes in flight,
+   * and records nothing more.
+   */
   async stop(): Promise<void> {
+    if (this.#stopped) return
+    for (const state of this.#series.values()) {
+      if (state.timer !== undefined) clearTimeout(state.timer)
+      state.timer = undefined
+      this.#flush(state)
+    }
     this.#stopped = true
+    // A flush the budget refused above may have scheduled a retry.
     for (const state of this.#series.values()) {
       if (state.timer !== undefined) clearTimeout(state.timer)
       state.timer = undefined

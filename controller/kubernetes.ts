@@ -6,6 +6,7 @@ import {
   EventsV1Api,
   type EventsV1Event,
   type KubeConfig,
+  Observable,
   type RequestContext,
   type ResponseContext,
   Watch,
@@ -217,20 +218,20 @@ export function createEventSink(kubeConfig: KubeConfig): EventSink {
 
 type RequestConfig = Parameters<CoordinationV1Api['listLeaseForAllNamespaces']>[1]
 
-// The generated types claim Observable middleware, but the promise API runs promise middleware.
+// The object-parameter API runs the observable middleware chain (the generated client's own small
+// Observable type), so the per-request hook returns those.
 function withSignal(signal: AbortSignal | undefined, contentType?: string): RequestConfig {
-  const config = {
-    middlewareMergeStrategy: 'append' as const,
+  return {
+    middlewareMergeStrategy: 'append',
     middleware: [
       {
-        pre: async (context: RequestContext) => {
+        pre: (context: RequestContext) => {
           if (signal) context.setSignal(signal)
           if (contentType) context.setHeaderParam('Content-Type', contentType)
-          return context
+          return new Observable(Promise.resolve(context))
         },
-        post: async (response: ResponseContext) => response,
+        post: (response: ResponseContext) => new Observable(Promise.resolve(response)),
       },
     ],
   }
-  return config as unknown as RequestConfig
 }
