@@ -134,6 +134,7 @@ describe('helm chart', () => {
       '--log-level=info',
       '--leader-election-namespace=locks-system',
       '--leader-election-name=locks-kube-locks-controller',
+      '--leader-election-expires=15',
     ])
     const env = Object.fromEntries(
       container.env.map((e: Manifest) => [e.name, e.valueFrom?.fieldRef?.fieldPath ?? e.value]),
