@@ -36,7 +36,9 @@ export class CliProcess {
   constructor(args: readonly string[], options: CliOptions = {}) {
     const kubeconfig = options.kubeconfig ?? kubeconfigPath()
     const env: Record<string, string> = { PATH: process.env.PATH ?? '', HOME: '/nonexistent', ...options.env }
-    this.child = spawn(process.execPath, [MAIN, ...args, '--kubeconfig', kubeconfig], {
+    // Right after the command name, so that it never lands among the arguments of `run`'s command.
+    const [command = '', ...rest] = args
+    this.child = spawn(process.execPath, [MAIN, command, '--kubeconfig', kubeconfig, ...rest], {
       cwd: ROOT,
       env,
       stdio: ['ignore', 'pipe', 'pipe'],
