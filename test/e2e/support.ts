@@ -134,9 +134,11 @@ export async function apiRequest(
 ): Promise<ApiResponse> {
   const server = config.getCurrentCluster()?.server
   if (!server) throw new Error('the kubeconfig has no current cluster')
-  const options: RequestOptions = { method, headers: { 'content-type': 'application/json' } }
-  await config.applyToHTTPSOptions(options)
   const payload = body === undefined ? undefined : JSON.stringify(body)
+  // An explicit length: a DELETE body sent chunked is ignored by the API server.
+  const headers = { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload ?? '') }
+  const options: RequestOptions = { method, headers }
+  await config.applyToHTTPSOptions(options)
   return new Promise((resolve, reject) => {
     const req = httpsRequest(`${server}${path}`, options, (res) => {
       let text = ''
