@@ -22,7 +22,10 @@ export interface LockEvent {
 /** Where Events go: the API server, or a fake in tests. */
 export interface EventSink {
   create(event: EventsV1Event, signal: AbortSignal): Promise<EventsV1Event>
-  /** Writes the Event's `note` and `series`; rejects with `{ code: 404 }` if it is gone (Events expire). */
+  /**
+   * Writes the Event's `series` (the rest of an Event is immutable); rejects with `{ code: 404 }` if it is
+   * gone (Events expire).
+   */
   update(event: EventsV1Event, signal: AbortSignal): Promise<EventsV1Event>
 }
 
@@ -198,7 +201,7 @@ export class EventRecorder {
     const series = count > 1 ? { count, lastObservedTime: now } : undefined
     if (state.event !== undefined) {
       try {
-        return await this.#options.sink.update({ ...state.event, note: state.note, series }, signal)
+        return await this.#options.sink.update({ ...state.event, series }, signal)
       } catch (error) {
         const code = (error as { code?: unknown } | null)?.code
         if (code !== 404 && code !== 409) throw error

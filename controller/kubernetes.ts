@@ -179,8 +179,15 @@ export function createEventSink(kubeConfig: KubeConfig): EventSink {
     if (error instanceof ApiException) {
       const hint =
         error.code === 403 ? ': the controller needs `create` and `patch` on `events.events.k8s.io`' : ''
+      let detail = ''
+      try {
+        const body = typeof error.body === 'string' ? JSON.parse(error.body) : error.body
+        if (typeof body?.message === 'string') detail = `: ${body.message}`
+      } catch {}
       throw Object.assign(
-        new Error(`the API server refused the Event (status ${error.code})${hint}`, { cause: error }),
+        new Error(`the API server refused the Event (status ${error.code})${detail}${hint}`, {
+          cause: error,
+        }),
         {
           code: error.code,
         },
@@ -196,11 +203,10 @@ export function createEventSink(kubeConfig: KubeConfig): EventSink {
     async update(event: EventsV1Event, signal) {
       const namespace = event.metadata?.namespace ?? ''
       const name = event.metadata?.name ?? ''
-      // A merge patch of what changes (the count, the latest note): needs only `patch`, like client-go's
-      // event recorder, and no resourceVersion round trip. MicroTime goes as a six-digit string.
+      // A merge patch of the series alone (an Event's note is immutable): needs only `patch`, like
+      // client-go's event recorder, and no resourceVersion round trip. MicroTime goes as six digits.
       const lastObserved = event.series?.lastObservedTime
       const body = {
-        note: event.note,
         series:
           event.series === undefined
             ? null

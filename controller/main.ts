@@ -75,15 +75,17 @@ function program(): Command {
         .default(DEFAULTS.logLevel),
     )
     .addOption(
-      new Option('--kubeconfig <path>', 'kubeconfig file').default(
-        undefined,
-        'like kubectl: $KUBECONFIG, else ~/.kube/config, else the in-cluster service account',
+      // Commander prints no default for an undefined value, so these spell theirs out.
+      new Option(
+        '--kubeconfig <path>',
+        'kubeconfig file (default: like kubectl: $KUBECONFIG, else ~/.kube/config, else the in-cluster service account)',
       ),
     )
     .addOption(
-      new Option('--leader-election-namespace <namespace>', 'namespace of the leader-election lease')
-        .env('KUBE_LOCKS_LEADER_ELECTION_NAMESPACE')
-        .default(undefined, `$${POD_NAMESPACE_ENV}, else the kubeconfig's namespace, else default`),
+      new Option(
+        '--leader-election-namespace <namespace>',
+        `namespace of the leader-election lease (default: $${POD_NAMESPACE_ENV}, else the kubeconfig's namespace, else default)`,
+      ).env('KUBE_LOCKS_LEADER_ELECTION_NAMESPACE'),
     )
     .addOption(
       new Option(

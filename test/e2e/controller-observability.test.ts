@@ -99,12 +99,12 @@ describe('controller observability', () => {
       ['--grace', '2'],
       ['--listen', '":8080"'],
       ['--log-level', '"info"'],
-      ['--kubeconfig', 'KUBECONFIG'],
-      ['--leader-election-namespace', 'POD_NAMESPACE'],
+      ['--kubeconfig', 'like kubectl: $KUBECONFIG'],
+      ['--leader-election-namespace', '$POD_NAMESPACE'],
       ['--leader-election-name', '"kube-locks-controller"'],
       ['--leader-election-expires', '15'],
     ]) {
-      const line = help.stdout.split('\n').find((text) => text.trimStart().startsWith(flag as string)) ?? ''
+      const line = help.stdout.split('\n').find((text) => text.trimStart().startsWith(`${flag} `)) ?? ''
       const block = help.stdout.slice(help.stdout.indexOf(line)).split(/\n\s{0,3}-/)[0] ?? ''
       expect(block, `${flag} in:\n${help.stdout}`).toContain(`default: ${fallback}`)
     }
