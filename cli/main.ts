@@ -1,5 +1,6 @@
 #!/usr/bin/env node
 import { constants, homedir } from 'node:os'
+import { basename } from 'node:path'
 import { runCli } from './program.ts'
 
 // The only place that wires process signals: the first one stops waits and watches (and reaches the
@@ -33,5 +34,7 @@ process.exitCode = await runCli(process.argv.slice(2), {
   now: () => Date.now(),
   signal: controller.signal,
   signals: process,
+  // kubectl runs plugins by their file name, kubectl-locks.
+  programName: basename(process.argv[1] ?? '').startsWith('kubectl-locks') ? 'kubectl locks' : 'locks',
 })
 for (const signal of STOP_SIGNALS) process.off(signal, onSignal)

@@ -47,6 +47,8 @@ export interface CliContext {
   readonly signal: AbortSignal
   /** Source of the signals `run` forwards to its command. */
   readonly signals: Pick<NodeJS.Process, 'on' | 'off'>
+  /** How the user invoked the CLI, for help texts: `locks` or, as a kubectl plugin, `kubectl locks`. */
+  readonly programName?: string
 }
 
 interface CommonFlags extends ClusterFlags {
@@ -440,7 +442,7 @@ async function gcCommand(ctx: CliContext, flags: GcFlags): Promise<number> {
 
 /** Builds the command tree. Actions report their exit code through `done`. */
 export function buildProgram(ctx: CliContext, done: (code: number) => void): Command {
-  const program = new Command(PROGRAM)
+  const program = new Command(ctx.programName ?? PROGRAM)
   program
     .description(
       'See and operate kube-locks: named, cluster-wide locks stored in coordination.k8s.io Lease objects.\n' +
