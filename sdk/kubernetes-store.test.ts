@@ -1,0 +1,86 @@
+import { ApiException } from '@kubernetes/client-node'
+import { describe, expect, it } from 'vitest'
+import {
+  LeaseConflictError,
+  LeaseNotFoundError,
+  LockApiError,
+  LockPermissionError,
+  LockUnavailableError,
+  WatchExpiredError,
+} from './errors.ts'
+import { translateError } from './kubernetes-store.ts'
+
+const ctx = (
+  verb: 'get' | 'create' | 'update' | 'delete' | 'list' | 'watch',
+  name: string | undefined = 'orders',
+) => ({
+  verb,
+  namespace: 'shop',
+  name,
+  server: 'https://10.0.0.1:443',
+})
+const status = (code: number, reason: string, message = 'msg') =>
+  new ApiException(
+    code,
+    'Unknown API Status Code!',
+    JSON.stringify({ kind: 'Status', code, reason, message }),
+    {},
+  )
+
+describe('translateError', () => {
+  it('branches 409 on the reason, not only on the status', () => {
+    const exists = translateError(status(409, 'AlreadyExists'), ctx('create'))
+    expect(exists).toBeInstanceOf(LeaseConflictError)
+    expect((exists as LeaseConflictError).reason).toBe('AlreadyExists')
+    const conflict = translateError(
+      status(409, 'Conflict', 'Precondition failed: UID in precondition'),
+      ctx('update'),
+    )
+    expect((conflict as LeaseConflictError).reason).toBe('Conflict')
+  })
+
+  it('maps 403 and 401 to LockPermissionError naming verb, resource and namespace', () => {
+    const forbidden = translateError(status(403, 'Forbidden'), ctx('update'))
+    expect(forbidden).toBeInstanceOf(LockPermissionError)
+    expect(forbidden.message).toContain('cannot update leases.coordination.k8s.io in namespace `shop`')
+    expect(forbidden.message).toContain("chart's client Role")
+    const unauthorized = translateError(new ApiException(401, 'Unauthorized', undefined, {}), ctx('get'))
+    expect(unauthorized.message).toContain('did not accept the credentials')
+  })
+
+  it('maps 404 of a named lease to LeaseNotFoundError and 410 to WatchExpiredError', () => {
+    expect(translateError(status(404, 'NotFound'), ctx('delete'))).toBeInstanceOf(LeaseNotFoundError)
+    expect(translateError(status(410, 'Expired'), ctx('watch', undefined))).toBeInstanceOf(WatchExpiredError)
+  })
+
+  it('treats 5xx on a write as an unknown outcome, on a read as a plain failure', () => {
+    const write = translateError(status(504, 'Timeout'), ctx('update')) as LockUnavailableError
+    expect(write).toBeInstanceOf(LockUnavailableError)
+    expect(write.outcomeUnknown).toBe(true)
+    expect(write.message).toContain('https://10.0.0.1:443 answered 504')
+    expect(
+      (translateError(status(503, 'ServiceUnavailable'), ctx('get')) as LockUnavailableError).outcomeUnknown,
+    ).toBe(false)
+    expect(
+      (translateError(status(429, 'TooManyRequests'), ctx('create')) as LockUnavailableError).outcomeUnknown,
+    ).toBe(false)
+  })
+
+  it('knows a refused connection never carried the write, a reset one may have', () => {
+    const refused = Object.assign(new TypeError('fetch failed'), { cause: { code: 'ECONNREFUSED' } })
+    const reset = Object.assign(new TypeError('fetch failed'), { cause: { code: 'ECONNRESET' } })
+    const a = translateError(refused, ctx('create')) as LockUnavailableError
+    expect(a.outcomeUnknown).toBe(false)
+    expect(a.message).toContain('at https://10.0.0.1:443 could not be reached (ECONNREFUSED)')
+    expect((translateError(reset, ctx('create')) as LockUnavailableError).outcomeUnknown).toBe(true)
+  })
+
+  it('reports other rejections with the server message', () => {
+    const invalid = translateError(
+      status(422, 'Invalid', 'spec.leaseDurationSeconds: Invalid value'),
+      ctx('create'),
+    )
+    expect(invalid).toBeInstanceOf(LockApiError)
+    expect(invalid.message).toContain('refused to create lease `shop/orders`: spec.leaseDurationSeconds')
+  })
+})
