@@ -31,12 +31,17 @@ current-context: dev
   return path
 }
 
-async function cli(args: string[], env: Record<string, string | undefined> = {}) {
+async function cli(
+  args: string[],
+  env: Record<string, string | undefined> = {},
+  options: { signal?: AbortSignal; onStdout?: (stdout: string) => void } = {},
+) {
   let stdout = ''
   let stderr = ''
   const ctx: CliContext = {
     stdout: (text) => {
       stdout += text
+      options.onStdout?.(stdout)
     },
     stderr: (text) => {
       stderr += text
@@ -44,7 +49,7 @@ async function cli(args: string[], env: Record<string, string | undefined> = {})
     env: { KUBECONFIG: undefined, ...env },
     home: join(dir, 'no-home'),
     now: () => Date.parse('2030-01-01T00:00:00Z'),
-    signal: new AbortController().signal,
+    signal: options.signal ?? new AbortController().signal,
     signals: process,
   }
   const code = await runCli(args, ctx)
@@ -211,5 +216,82 @@ describe('candidateLeaseNames', () => {
   it('takes kubectl resource names as lease names', () => {
     expect(candidateLeaseNames('lease.coordination.k8s.io/a--b')).toEqual(['a--b'])
     expect(candidateLeaseNames('leases/a')).toEqual(['a'])
+  })
+})
+
+describe('list --watch', () => {
+  function lease(name: string, resourceVersion: string, holder: string | undefined) {
+    return {
+      metadata: {
+        name,
+        namespace: 'shop',
+        uid: `uid-${name}`,
+        resourceVersion,
+        creationTimestamp: '2029-12-31T23:59:00Z',
+        labels: { 'app.kubernetes.io/managed-by': 'kube-locks' },
+      },
+      spec: { holderIdentity: holder, leaseDurationSeconds: 20, renewTime: '2029-12-31T23:59:59.000000Z' },
+    }
+  }
+
+  it('lists again after 410 Gone and prints only what changed, then follows the new watch', async () => {
+    const requests: string[] = []
+    let lists = 0
+    const server = createServer((req, res) => {
+      const url = new URL(req.url ?? '/', 'http://x')
+      requests.push(
+        `${url.searchParams.get('watch') ? 'watch' : 'list'} ${url.searchParams.get('resourceVersion') ?? ''}`,
+      )
+      res.writeHead(200, { 'content-type': 'application/json' })
+      if (!url.searchParams.get('watch')) {
+        lists += 1
+        const items =
+          lists === 1
+            ? [lease('a', '5', 'x_1_a'), lease('b', '6', undefined)]
+            : [lease('a', '12', 'y_1_a'), lease('b', '6', undefined), lease('c', '11', undefined)]
+        res.end(JSON.stringify({ items, metadata: { resourceVersion: lists === 1 ? '10' : '13' } }))
+        return
+      }
+      if (url.searchParams.get('resourceVersion') === '10') {
+        res.end(
+          `${JSON.stringify({ type: 'ERROR', object: { kind: 'Status', code: 410, reason: 'Expired' } })}\n`,
+        )
+        return
+      }
+      // Stays open after one change, like a quiet watch.
+      res.write(`${JSON.stringify({ type: 'MODIFIED', object: lease('a', '14', 'z_1_a') })}\n`)
+    })
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+    try {
+      const address = server.address()
+      const url = `http://127.0.0.1:${typeof address === 'object' && address ? address.port : 0}`
+      const stop = new AbortController()
+      const result = await cli(
+        ['list', '-w'],
+        { KUBECONFIG: kubeconfig(url, 'watching') },
+        {
+          signal: stop.signal,
+          onStdout: (stdout) => {
+            if (stdout.includes('z_1_a')) stop.abort('SIGINT')
+          },
+        },
+      )
+      expect(result.code).toBe(130)
+      expect(result.stderr).toBe('')
+      expect(result.stdout.split('\n').map((line) => line.split(/ {3,}/).slice(0, 2).join(' '))).toEqual([
+        'NAME HOLDER',
+        'a x_1_a',
+        'b <none>',
+        // after 410: a changed and c is new; b is unchanged and not repeated
+        'a y_1_a',
+        'c <none>',
+        'a z_1_a',
+        '',
+      ])
+      expect(requests).toEqual(['list ', 'watch 10', 'list ', 'watch 13'])
+    } finally {
+      server.closeAllConnections()
+      await new Promise((resolve) => server.close(resolve))
+    }
   })
 })

@@ -339,6 +339,7 @@ async function runCommand(ctx: CliContext, name: string, command: readonly strin
   const locks = createLocks({
     kubeConfig: session.config,
     namespace: session.namespace,
+    ...(flags.requestTimeout > 0 ? { requestTimeout: flags.requestTimeout } : {}),
     ...(flags.identity === undefined ? {} : { identity: flags.identity }),
     ...(flags.service === undefined ? {} : { service: flags.service }),
   })
