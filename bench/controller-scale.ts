@@ -144,8 +144,6 @@ function start(name: string, flags: readonly string[]): ControllerProcess {
     '127.0.0.1:0',
     '--leader-election-namespace',
     namespace,
-    '--log-level',
-    'warn',
     ...flags,
   ])
   controllers.push(controller)

@@ -66,8 +66,6 @@ describe('controller renew/GC race', () => {
       ns,
       '--leader-election-name',
       'race-leader',
-      '--log-level',
-      'warn',
     ])
     await controller.baseUrl()
     const stop = new AbortController()
