@@ -1,3 +1,4 @@
+import { spawnSync } from 'node:child_process'
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { createServer, type Server } from 'node:http'
 import { tmpdir } from 'node:os'
@@ -119,6 +120,28 @@ describe('completion', () => {
     ]) {
       expect(stdout).toContain(word)
     }
+  })
+})
+
+describe('the bash completion script', () => {
+  it('completes commands, flags and output formats when bash runs it', async () => {
+    const { stdout: script } = await cli(['completion', 'bash'])
+    const complete = (...words: string[]) => {
+      const setup = `COMP_WORDS=(${words.map((word) => `'${word}'`).join(' ')}); COMP_CWORD=${words.length - 1}`
+      const result = spawnSync(
+        'bash',
+        ['-c', `${script}\n${setup}; _locks_complete; echo "\${COMPREPLY[*]}"`],
+        {
+          encoding: 'utf8',
+        },
+      )
+      expect(result.stderr).toBe('')
+      return result.stdout.trim()
+    }
+    expect(complete('locks', 'r')).toBe('release run')
+    expect(complete('locks', 'run', '--re')).toBe('--request-timeout --renew')
+    expect(complete('locks', 'list', '-o', 'y')).toBe('yaml')
+    expect(complete('locks', 'completion', '')).toBe('bash zsh')
   })
 })
 
