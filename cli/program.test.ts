@@ -318,3 +318,70 @@ describe('list --watch', () => {
     }
   })
 })
+
+describe('release', () => {
+  it('writes under the uid and resourceVersion it read, and reports a lost race without changing anything', async () => {
+    const puts: { metadata: { uid?: string; resourceVersion?: string }; spec: Record<string, unknown> }[] = []
+    const server = createServer((req, res) => {
+      let body = ''
+      req.on('data', (chunk) => {
+        body += chunk
+      })
+      req.on('end', () => {
+        res.setHeader('content-type', 'application/json')
+        if (req.method === 'GET') {
+          res.end(
+            JSON.stringify({
+              metadata: {
+                name: 'nightly',
+                namespace: 'shop',
+                uid: 'u-1',
+                resourceVersion: '5',
+                labels: { 'app.kubernetes.io/managed-by': 'kube-locks' },
+                annotations: { 'kube-locks.io/name': 'nightly', 'kube-locks.io/pod': 'p-1' },
+              },
+              spec: {
+                holderIdentity: 'p-1_1_x',
+                leaseDurationSeconds: 20,
+                renewTime: '2029-12-31T23:59:59.000000Z',
+              },
+            }),
+          )
+          return
+        }
+        puts.push(JSON.parse(body))
+        res.writeHead(409)
+        res.end(
+          JSON.stringify({
+            kind: 'Status',
+            code: 409,
+            reason: 'Conflict',
+            message: 'the object has been modified',
+          }),
+        )
+      })
+    })
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+    try {
+      const address = server.address()
+      const url = `http://127.0.0.1:${typeof address === 'object' && address ? address.port : 0}`
+      const result = await cli(['release', 'nightly', '--force'], {
+        KUBECONFIG: kubeconfig(url, 'releasing'),
+      })
+      expect(result.code).toBe(ExitCode.failure)
+      expect(result.stdout).toBe('')
+      expect(result.stderr).toBe(
+        'error: lock `nightly` in namespace `shop` changed while it was being released (renewed, taken over, released or deleted by someone else); nothing was changed: run `locks get nightly` to see its state, then try again\n',
+      )
+      expect(puts).toHaveLength(1)
+      expect(puts[0]?.metadata).toMatchObject({ uid: 'u-1', resourceVersion: '5' })
+      expect((puts[0]?.metadata as { annotations?: unknown }).annotations).toEqual({
+        'kube-locks.io/name': 'nightly',
+      })
+      expect(puts[0]?.spec).toEqual({ leaseDurationSeconds: 20, renewTime: '2030-01-01T00:00:00.000000Z' })
+    } finally {
+      server.closeAllConnections()
+      await new Promise((resolve) => server.close(resolve))
+    }
+  })
+})
