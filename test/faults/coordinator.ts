@@ -1,0 +1,364 @@
+import { type ChildProcess, spawn } from 'node:child_process'
+import { appendFileSync, mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { dirname, join, resolve } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { type CheckResult, checkHistory, describeViolations } from './checker.ts'
+import { initResource, readResource } from './fenced-resource.ts'
+import type { History, Hold, Write } from './history.ts'
+import type { Command, Report, WorkerConfig } from './protocol.ts'
+
+const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..')
+const WORKER = 'test/e2e/fixtures/faults-worker.ts'
+
+/** The full run (`npm run test:faults`) scales counts and durations up. */
+export const FULL = process.env.FAULTS_FULL === '1'
+
+/** `reduced` in the default run, `full` under `FAULTS_FULL=1`. */
+export function scaled<T>(reduced: T, full: T): T {
+  return FULL ? full : reduced
+}
+
+export interface Received {
+  readonly report: Report
+  /** Coordinator `performance.now()` at receipt. */
+  readonly at: number
+  /** Receipt minus the worker's send time (both on the epoch-based scale of one host). */
+  readonly latencyMs: number
+}
+
+interface OpenHold {
+  lock: string
+  worker: string
+  holder: string
+  token: string
+  start: number
+  end: number | undefined
+  endedBy: string | undefined
+  /** Coordinator time of the worker's deadline bound, if the lock does not renew. */
+  deadlineBound: number | undefined
+}
+
+/** Coordinator time of a time on the worker's `timeOrigin + now()` scale. */
+function toLocal(epochMs: number): number {
+  return epochMs - performance.timeOrigin
+}
+
+/**
+ * One fault run: worker processes, the fenced resource they write to, and the history of what they
+ * reported, stamped on this process's monotonic clock.
+ */
+export class FaultRun {
+  readonly resourceRoot: string
+  readonly workers = new Map<string, Worker>()
+  readonly #holds: OpenHold[] = []
+  readonly #writes: Write[] = []
+  readonly #locks = new Set<string>()
+  /** Writes begun (read reported) and not yet reported written, per worker and lock. */
+  readonly #pendingWrites = new Map<string, string>()
+  readonly #unresolved = new Map<string, number>()
+  faults = 0
+  maxLatencyMs = 0
+
+  readonly defaults: Omit<WorkerConfig, 'id' | 'resourceRoot'>
+
+  constructor(defaults: Omit<WorkerConfig, 'id' | 'resourceRoot'>) {
+    this.defaults = defaults
+    this.resourceRoot = mkdtempSync(join(tmpdir(), 'kube-locks-faults-'))
+  }
+
+  /** Creates the resource of each lock (before any worker writes to it). */
+  resources(locks: readonly string[]): void {
+    for (const lock of locks) {
+      initResource(this.resourceRoot, lock)
+      this.#locks.add(lock)
+    }
+  }
+
+  /** Starts a worker; waits until it is ready to take commands. */
+  async spawn(
+    id: string,
+    overrides: Partial<Omit<WorkerConfig, 'id' | 'resourceRoot'>> = {},
+  ): Promise<Worker> {
+    const config: WorkerConfig = { ...this.defaults, ...overrides, id, resourceRoot: this.resourceRoot }
+    for (const lock of config.contend?.locks ?? []) this.resources([lock])
+    const worker = new Worker(this, config)
+    this.workers.set(id, worker)
+    await worker.next('ready', () => true, 30_000)
+    return worker
+  }
+
+  /** Counts a fault injected by the test (kills, pauses, network faults, restarts). */
+  fault(count = 1): void {
+    this.faults += count
+  }
+
+  onReport(worker: Worker, received: Received): void {
+    const { report, at } = received
+    if (report.type !== 'ready' && report.type !== 'done') {
+      this.maxLatencyMs = Math.max(
+        this.maxLatencyMs,
+        worker.stoppedSince === undefined ? received.latencyMs : 0,
+      )
+    }
+    const key = (lock: string) => `${worker.id}\u0000${lock}`
+    switch (report.type) {
+      case 'acquired':
+        this.#holds.push({
+          lock: report.lock,
+          worker: worker.id,
+          holder: report.holder,
+          token: report.token,
+          start: at,
+          end: undefined,
+          endedBy: undefined,
+          deadlineBound: report.deadlineBound === undefined ? undefined : toLocal(report.deadlineBound),
+        })
+        break
+      case 'aborted':
+        this.#end(worker.id, report.lock, report.token, at, report.error.reason ?? report.error.name)
+        break
+      case 'read':
+        this.#pendingWrites.set(key(report.lock), report.token)
+        break
+      case 'write':
+        this.#pendingWrites.delete(key(report.lock))
+        this.#writes.push({
+          lock: report.lock,
+          worker: worker.id,
+          token: report.token,
+          readVersion: report.readVersion,
+          readCounter: report.readCounter,
+          outcome: report.outcome,
+          late: report.late,
+        })
+        break
+      case 'skipped':
+        this.#pendingWrites.delete(key(report.lock))
+        break
+    }
+  }
+
+  onExit(worker: Worker, at: number): void {
+    for (const hold of this.#holds) {
+      if (hold.worker === worker.id && hold.end === undefined) {
+        hold.end = at
+        hold.endedBy = 'exited'
+      }
+    }
+    for (const [key, _token] of this.#pendingWrites) {
+      const [id, lock] = key.split('\u0000') as [string, string]
+      if (id !== worker.id) continue
+      this.#pendingWrites.delete(key)
+      this.#unresolved.set(lock, (this.#unresolved.get(lock) ?? 0) + 1)
+    }
+  }
+
+  #end(worker: string, lock: string, token: string, at: number, endedBy: string): void {
+    const hold = this.#holds.find((h) => h.worker === worker && h.lock === lock && h.token === token)
+    if (hold && hold.end === undefined) {
+      hold.end = at
+      hold.endedBy = endedBy
+    }
+  }
+
+  /** The holds reported so far (open ones have no end). */
+  holds(): readonly Hold[] {
+    return this.#holds.map((hold) => this.#effective(hold))
+  }
+
+  writes(): readonly Write[] {
+    return this.#writes
+  }
+
+  #effective(hold: OpenHold): Hold {
+    // A lock without renewal is valid no longer than its deadline, even if its holder was paused and
+    // could not report the signal.
+    if (hold.deadlineBound !== undefined && (hold.end === undefined || hold.deadlineBound < hold.end)) {
+      const now = performance.now()
+      if (hold.deadlineBound <= now) {
+        return { ...hold, end: hold.deadlineBound, endedBy: `deadline (${hold.endedBy ?? 'open'})` }
+      }
+    }
+    return { ...hold }
+  }
+
+  history(): History {
+    const counters: Record<string, number> = {}
+    for (const lock of this.#locks) counters[lock] = readResource(this.resourceRoot, lock).counter
+    return {
+      holds: this.holds(),
+      writes: this.#writes,
+      counters,
+      unresolvedWrites: Object.fromEntries(this.#unresolved),
+    }
+  }
+
+  check(latencyMs?: number): CheckResult {
+    return checkHistory(this.history(), { latencyMs, now: performance.now() })
+  }
+
+  /** Checks the history and fails with every violation; records the counts for the summary. */
+  assertSafe(name: string, latencyMs?: number): CheckResult {
+    const result = this.check(latencyMs)
+    recordSummary({
+      test: name,
+      acquisitions: result.holds,
+      writes: result.writes,
+      committed: result.committed,
+      fenced: result.fenced,
+      faults: this.faults,
+      violations: result.violations.length,
+      maxLatencyMs: Math.round(this.maxLatencyMs),
+    })
+    if (result.violations.length > 0) {
+      throw new Error(
+        `${result.violations.length} safety violations:\n${describeViolations(result.violations)}`,
+      )
+    }
+    return result
+  }
+
+  /** Kills every worker (continuing paused ones first) and removes the resource files. */
+  async close(): Promise<void> {
+    await Promise.all([...this.workers.values()].map((worker) => worker.kill()))
+    rmSync(this.resourceRoot, { recursive: true, force: true })
+  }
+}
+
+/** A worker process and the reports it sent. */
+export class Worker {
+  readonly id: string
+  readonly config: WorkerConfig
+  readonly child: ChildProcess
+  readonly received: Received[] = []
+  readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>
+  stderr = ''
+  stoppedSince: number | undefined
+  #exit: { code: number | null; signal: NodeJS.Signals | null } | undefined
+  #waiters = new Set<() => void>()
+
+  constructor(run: FaultRun, config: WorkerConfig) {
+    this.id = config.id
+    this.config = config
+    this.child = spawn(process.execPath, [WORKER, JSON.stringify(config)], {
+      cwd: ROOT,
+      stdio: ['ignore', 'inherit', 'pipe', 'ipc'],
+      // Not in the coordinator's process group: a signal to the test runner's group never reaches it.
+      detached: false,
+    })
+    this.child.stderr?.setEncoding('utf8').on('data', (chunk: string) => {
+      this.stderr += chunk
+    })
+    this.child.on('message', (message) => {
+      const at = performance.now()
+      const report = message as Report
+      const received: Received = { report, at, latencyMs: at - toLocal(report.sent) }
+      this.received.push(received)
+      run.onReport(this, received)
+      this.#wake()
+    })
+    this.exited = new Promise((resolveExit) => {
+      this.child.once('exit', (code, signal) => {
+        this.#exit = { code, signal }
+        run.onExit(this, performance.now())
+        this.#wake()
+        resolveExit(this.#exit)
+      })
+    })
+    // A dead channel must not crash the coordinator; `send` reports it.
+    this.child.on('error', () => {})
+  }
+
+  get alive(): boolean {
+    return this.#exit === undefined
+  }
+
+  send(command: Command): void {
+    if (!this.alive || !this.child.connected) throw new Error(`${this.id} is not running`)
+    this.child.send(command)
+  }
+
+  /**
+   * The first report of `type` matching `where`, received at or after index `from`; waits for it until
+   * `timeoutMs`, failing early when the worker exits.
+   */
+  async next<T extends Report['type']>(
+    type: T,
+    where: (report: Extract<Report, { type: T }>) => boolean = () => true,
+    timeoutMs = 30_000,
+    from = 0,
+  ): Promise<Received & { report: Extract<Report, { type: T }> }> {
+    const deadline = performance.now() + timeoutMs
+    for (;;) {
+      const found = this.received
+        .slice(from)
+        .find((r) => r.report.type === type && where(r.report as Extract<Report, { type: T }>))
+      if (found) return found as Received & { report: Extract<Report, { type: T }> }
+      if (!this.alive) throw new Error(`${this.id} exited before reporting ${type}\n${this.stderr}`)
+      const left = deadline - performance.now()
+      if (left <= 0) {
+        throw new Error(
+          `timed out after ${timeoutMs} ms waiting for ${this.id} to report ${type}; it reported:\n` +
+            this.received.map((r) => JSON.stringify(r.report)).join('\n') +
+            `\n${this.stderr}`,
+        )
+      }
+      await new Promise<void>((resolveWait) => {
+        const timer = setTimeout(done, left)
+        function done() {
+          clearTimeout(timer)
+          resolveWait()
+        }
+        this.#waiters.add(done)
+      })
+    }
+  }
+
+  #wake(): void {
+    const waiters = [...this.#waiters]
+    this.#waiters.clear()
+    for (const wake of waiters) wake()
+  }
+
+  pause(): void {
+    this.child.kill('SIGSTOP')
+    this.stoppedSince = performance.now()
+  }
+
+  resume(): void {
+    this.child.kill('SIGCONT')
+    this.stoppedSince = undefined
+  }
+
+  /** SIGKILL (after SIGCONT, so a paused process dies at once); resolves when it has exited. */
+  async kill(): Promise<void> {
+    if (!this.alive) return
+    this.child.kill('SIGCONT')
+    this.child.kill('SIGKILL')
+    await this.exited
+  }
+
+  /** Asks the worker to finish and waits for it to exit. */
+  async stop(timeoutMs = 60_000): Promise<void> {
+    if (!this.alive) return
+    if (this.child.connected) this.child.send({ type: 'stop' } satisfies Command)
+    const timer = setTimeout(() => this.child.kill('SIGKILL'), timeoutMs)
+    try {
+      const exit = await this.exited
+      if (exit.code !== 0)
+        throw new Error(`${this.id} exited with ${exit.code ?? exit.signal}\n${this.stderr}`)
+    } finally {
+      clearTimeout(timer)
+    }
+  }
+}
+
+/**
+ * Appends one line per checked run to `FAULTS_SUMMARY` (default: a file in the temp directory), so a
+ * whole suite's counts can be totalled.
+ */
+export function recordSummary(entry: Record<string, unknown>): void {
+  const file = process.env.FAULTS_SUMMARY ?? join(tmpdir(), 'kube-locks-faults-summary.jsonl')
+  appendFileSync(file, `${JSON.stringify({ at: new Date().toISOString(), full: FULL, ...entry })}\n`)
+}

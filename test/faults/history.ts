@@ -1,0 +1,77 @@
+/**
+ * The history a fault run is judged on. Every time is in milliseconds of the coordinating process's
+ * `performance.now()`: workers report events over IPC the moment they happen and the coordinator stamps
+ * them on receipt, so all holds share one monotonic timebase.
+ */
+
+/** One acquisition of a lock, from the moment it was reported acquired until its validity ended. */
+export interface Hold {
+  readonly lock: string
+  readonly worker: string
+  readonly holder: string
+  /** Decimal fencing token; compared as BigInt. */
+  readonly token: string
+  /** Receipt of the "acquired" report: never earlier than the acquiring write. */
+  readonly start: number
+  /**
+   * The earliest of: receipt of the report that the signal aborted (release, loss); the worker being
+   * SIGKILLed; an upper bound of the local deadline reported by the worker (`deadlineBound`). `undefined`
+   * while the hold is open.
+   */
+  readonly end: number | undefined
+  /** How the hold ended: `released`, a `LockLostReason`, `killed`, `deadline`, or open. */
+  readonly endedBy?: string | undefined
+}
+
+/** One read–modify–write on the fenced resource, as the resource itself answered it. */
+export interface Write {
+  readonly lock: string
+  readonly worker: string
+  readonly token: string
+  /** Version of the resource that was read before the pause. */
+  readonly readVersion: number
+  /** Counter value that was read. */
+  readonly readCounter: number
+  /**
+   * `committed` — written as version `readVersion + 1`;
+   * `fenced` — rejected because the resource had seen a higher token;
+   * `lost-update` — someone else wrote between the read and the write (the write is refused, but two
+   * writers interleaved);
+   * `race` — another writer created the same version at the same instant.
+   */
+  readonly outcome: 'committed' | 'fenced' | 'lost-update' | 'race'
+  /** Whether the writer's lock signal had already aborted when it wrote (a knowingly late write). */
+  readonly late: boolean
+}
+
+export type Violation =
+  | {
+      readonly kind: 'overlap'
+      readonly lock: string
+      readonly a: Hold
+      readonly b: Hold
+      readonly byMs: number
+    }
+  | { readonly kind: 'token-order'; readonly lock: string; readonly a: Hold; readonly b: Hold }
+  | { readonly kind: 'duplicate-token'; readonly lock: string; readonly a: Hold; readonly b: Hold }
+  | { readonly kind: 'lost-update'; readonly lock: string; readonly write: Write }
+  | { readonly kind: 'race'; readonly lock: string; readonly write: Write }
+  | { readonly kind: 'valid-write-fenced'; readonly lock: string; readonly write: Write }
+  | {
+      readonly kind: 'counter'
+      readonly lock: string
+      readonly expected: number
+      readonly actual: number
+    }
+
+export interface History {
+  readonly holds: readonly Hold[]
+  readonly writes: readonly Write[]
+  /** Final counter of each lock's resource, as read from the resource after the run. */
+  readonly counters: Readonly<Record<string, number>>
+  /**
+   * Per lock, writes that were begun but never reported (the writer was killed in between): each may or
+   * may not have committed.
+   */
+  readonly unresolvedWrites?: Readonly<Record<string, number>>
+}
