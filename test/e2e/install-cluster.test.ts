@@ -4,7 +4,7 @@
 import { randomBytes } from 'node:crypto'
 import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
-import { join } from 'node:path'
+import { dirname, join } from 'node:path'
 import { ApiException, AuthorizationV1Api, CoreV1Api, loadAllYaml, type V1Pod } from '@kubernetes/client-node'
 import { describe, expect, inject, it, onTestFinished } from 'vitest'
 import {
@@ -227,7 +227,8 @@ describe('helm install on the real API server', () => {
 
 describe('plain manifests on the real API server', () => {
   it('install the default configuration with kubectl apply, and pass server-side validation', async () => {
-    const file = MANIFEST_PATH
+    // The folder, as a user would apply it.
+    const file = dirname(MANIFEST_PATH)
     // A dry run cannot create the namespace its other objects go into, so the real apply
     // comes first; applying again is then validated against the objects it made.
     const applied = ok(await kubectl(['apply', '-f', file]), 'kubectl apply')
