@@ -110,8 +110,8 @@ describe('locks list', () => {
     expectGolden('cli-list.txt', table(result.stdout))
     expectAligned(result.stdout)
     // EXPIRES IN: an hour's lease renewed seconds ago; a 20 s lease renewed an hour ago.
-    expect(cellsOf(result.stdout, 'nightly-report')[4]).toMatch(/^(59|60)m$/)
-    expect(cellsOf(result.stdout, 'orders/EU west')[4]).toMatch(/^expired (59|60)m ago$/)
+    expect(cellsOf(result.stdout, 'nightly-report')[4]).toMatch(/^5\dm$/)
+    expect(cellsOf(result.stdout, 'orders/EU west')[4]).toMatch(/^expired (59|6\d)m ago$/)
   })
 
   it('prints the wide table, without headers on request', async () => {
@@ -195,7 +195,8 @@ describe('locks gc --dry-run', () => {
     expect(result.code).toBe(0)
     expectGolden('cli-gc.txt', table(result.stdout))
     expectAligned(result.stdout)
-    expect(cellsOf(result.stdout, 'idle')[3]).toBe('free for 10m (retention 5m)')
+    // Free since ten minutes before the suite started.
+    expect(cellsOf(result.stdout, 'idle')[3]).toMatch(/^free for 1\dm \(retention 5m\)$/)
     const json = await locks(['gc', '--dry-run', '-n', namespace, '-o', 'json'])
     expect(
       JSON.parse(json.stdout).actions.map((a: { lease: string; action: string }) => [a.lease, a.action]),
