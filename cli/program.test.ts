@@ -162,6 +162,14 @@ describe('runtime failures exit 1 with one line', () => {
     )
   })
 
+  it('with a namespace that cannot exist, as a usage error', async () => {
+    const result = await cli(['list', '-n', 'Shop_EU'], { KUBECONFIG: kubeconfig('http://127.0.0.1:1') })
+    expect(result.code).toBe(ExitCode.usage)
+    expect(result.stderr).toBe(
+      "error: `Shop_EU` is not a namespace name: lowercase letters, digits and '-', at most 63 characters\n",
+    )
+  })
+
   it('with an unknown --context', async () => {
     const result = await cli(['list', '--context', 'prod'], { KUBECONFIG: kubeconfig('http://127.0.0.1:1') })
     expect(result.code).toBe(ExitCode.failure)

@@ -119,7 +119,13 @@ class Session {
   }
 
   get namespace(): string {
-    return namespaceOf(this.config, this.flags.namespace)
+    const namespace = namespaceOf(this.config, this.flags.namespace)
+    if (namespace.length > 63 || !/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/.test(namespace)) {
+      throw new UsageError(
+        `\`${namespace}\` is not a namespace name: lowercase letters, digits and '-', at most 63 characters`,
+      )
+    }
+    return namespace
   }
 
   get api(): ApiClient {
