@@ -133,11 +133,32 @@ async function buildEtcd(cache: string, log: Log): Promise<void> {
 }
 
 async function buildHelm(cache: string, log: Log): Promise<void> {
+  // Helm's own release build stamps its version and the Kubernetes version it assumes when no
+  // cluster is reachable (`helm template`, `helm lint`); without them it reports v1.20.
+  const goMod = JSON.parse(
+    await run('go', ['mod', 'download', '-json', `helm.sh/helm/v3@${VERSIONS.helm}`], {
+      cwd: GO_MODULES,
+      env: goEnv(),
+    }),
+  ) as { GoMod: string }
+  const clientGo = /k8s\.io\/client-go v0\.(\d+)\./.exec(await readFile(goMod.GoMod, 'utf8'))
+  if (!clientGo)
+    throw new Error(`cannot tell which Kubernetes version Helm ${VERSIONS.helm} is built against`)
+  const minor = clientGo[1]
+  const flags = [
+    `-X helm.sh/helm/v3/internal/version.version=${VERSIONS.helm}`,
+    `-X helm.sh/helm/v3/internal/version.gitTreeState=clean`,
+    ...['pkg/lint/rules', 'pkg/chartutil'].flatMap((pkg) => [
+      `-X helm.sh/helm/v3/${pkg}.k8sVersionMajor=1`,
+      `-X helm.sh/helm/v3/${pkg}.k8sVersionMinor=${minor}`,
+    ]),
+  ]
   // Helm's module has no replace directives, so `go install` builds it without a wrapper module.
   await goBuild({
     what: `Helm ${VERSIONS.helm}, about 3 minutes`,
     dir: GO_MODULES,
     packages: [`helm.sh/helm/v3/cmd/helm@${VERSIONS.helm}`],
+    args: ['-ldflags', flags.join(' ')],
     output: 'helm',
     cache,
     log,

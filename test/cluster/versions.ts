@@ -8,4 +8,7 @@ export const VERSIONS = Object.freeze({
   helm: 'v3.22.0',
 })
 
-export const CACHE_KEY = `k8s-${VERSIONS.kubernetes}_etcd-${VERSIONS.etcd}_helm-${VERSIONS.helm}`
+/** Bumped when the way the binaries are built changes, so that caches are rebuilt. */
+const BUILD_REVISION = 2
+
+export const CACHE_KEY = `r${BUILD_REVISION}_k8s-${VERSIONS.kubernetes}_etcd-${VERSIONS.etcd}_helm-${VERSIONS.helm}`
