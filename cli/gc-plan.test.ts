@@ -1,13 +1,16 @@
 import { describe, expect, it } from 'vitest'
+import type { LeaseRecord } from '../sdk/index.ts'
 import { GC_DEFAULTS, gcPlan } from './gc-plan.ts'
-import type { LeaseView } from './rows.ts'
 
 const NOW = Date.parse('2030-01-01T12:00:00Z')
 
-function lease(name: string, overrides: Partial<LeaseView>): LeaseView {
+function lease(name: string, overrides: Partial<LeaseRecord>): LeaseRecord {
   return {
     namespace: 'ns',
     name,
+    uid: `uid-${name}`,
+    resourceVersion: '1',
+    labels: {},
     holderIdentity: 'h',
     leaseDurationSeconds: 20,
     acquireTime: undefined,

@@ -1,5 +1,6 @@
+import { expiresAt, isFree, type LeaseRecord, observe } from '../sdk/index.ts'
 import { humanDuration } from './duration.ts'
-import { expiryOf, isHeld, type LeaseView, timeOf } from './rows.ts'
+import { timeOf } from './rows.ts'
 
 /** The controller's defaults: keep in step with its options. */
 export const GC_DEFAULTS = Object.freeze({
@@ -14,31 +15,29 @@ export interface GcOptions {
   readonly retention: number
 }
 
-export interface GcAction<T extends LeaseView = LeaseView> {
-  readonly lease: T
+export interface GcAction {
+  readonly lease: LeaseRecord
   /** `free`: the holder's lease ran out; `delete`: free for longer than the retention. */
   readonly action: 'free' | 'delete'
   readonly reason: string
 }
 
 /**
- * What the controller would do now to each lease, by its rule: a held lease whose duration plus the
- * grace has passed since its last renewal is marked free; a free lease older than the retention (counted
- * from its last write that carried a time, else its creation) is deleted. Leases it would leave alone are
- * not in the result.
+ * What the controller would do now to each lease, by its rule: a held lease unchanged for its duration
+ * plus the grace is marked free (the SDK's `expiresAt`, which the controller uses too); a free lease
+ * unchanged for the retention is deleted. The controller counts "unchanged" from when it first saw the
+ * lease; a one-off look can only count from the last time written in it (`renewTime`, else
+ * `acquireTime`, else the creation). Leases it would leave alone are not in the result.
  */
-export function gcPlan<T extends LeaseView>(
-  leases: readonly T[],
-  now: number,
-  options: GcOptions,
-): GcAction<T>[] {
-  const actions: GcAction<T>[] = []
+export function gcPlan(leases: readonly LeaseRecord[], now: number, options: GcOptions): GcAction[] {
+  const actions: GcAction[] = []
   for (const lease of leases) {
-    if (isHeld(lease)) {
-      const expiry = expiryOf(lease)
-      if (expiry === undefined) continue
-      const over = now - expiry
-      if (over > options.grace * 1000) {
+    const since = timeOf(lease.renewTime) ?? timeOf(lease.acquireTime) ?? timeOf(lease.creationTimestamp)
+    if (since === undefined) continue
+    if (!isFree(lease)) {
+      const expiry = expiresAt(observe(undefined, lease, since), options.grace * 1000)
+      if (now >= expiry) {
+        const over = now - (expiry - options.grace * 1000)
         actions.push({
           lease,
           action: 'free',
@@ -47,10 +46,8 @@ export function gcPlan<T extends LeaseView>(
       }
       continue
     }
-    const since = timeOf(lease.renewTime) ?? timeOf(lease.acquireTime) ?? timeOf(lease.creationTimestamp)
-    if (since === undefined) continue
     const free = now - since
-    if (free > options.retention * 1000) {
+    if (free >= options.retention * 1000) {
       actions.push({
         lease,
         action: 'delete',
