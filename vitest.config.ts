@@ -5,6 +5,7 @@ import { defineConfig } from 'vitest/config'
 // (or an existing cluster named by E2E_KUBECONFIG).
 export default defineConfig({
   test: {
+    reporters: ['default', './test/summary-reporter.ts'],
     projects: [
       {
         test: {
