@@ -1,0 +1,103 @@
+/**
+ * The demo's cast: each entry is one process (one "pod") running `demo/service.ts`.
+ *
+ * - `update-customer` runs twice and locks its own name (the default lock name is the service name).
+ * - `update-account` (twice) and `delete-account` lock one account number each time: the same lock
+ *   names across two services, so an update and a delete of one account never overlap.
+ * - `export-statements` runs twice. Replica `a` holds the lock with a short `expires` and its work
+ *   overruns it: its signal fires, it drops its result, and since it neither renews nor releases in time
+ *   the controller marks the lease free with a `LockExpired` Event. Replica `b` is a trigger that asks
+ *   with `timeout: 0` and gives up at once while an export is running.
+ */
+
+export interface Role {
+  /** Process name: pod name, holder-identity prefix and the name shown in the live view. */
+  readonly instance: string
+  /** `createLocks({ service })`: the default lock name and the `kube-locks.io/service` annotation. */
+  readonly service: string
+  /** Lock names to pick from at random; empty means the default name (the service's). */
+  readonly locks: readonly string[]
+  /** `withLock()` options, in seconds. */
+  readonly timeout: number
+  readonly expires: number
+  /** Length of the work under the lock, in milliseconds: random in `[min, max]`. */
+  readonly workMs: readonly [number, number]
+  /** Pause between two lock calls, in milliseconds: random in `[min, max]`. */
+  readonly pauseMs: readonly [number, number]
+  /**
+   * The work is one call that ignores the lock's signal (a slow downstream) and takes `workMs`;
+   * the result is committed only if the signal has not fired by then.
+   */
+  readonly overruns: boolean
+}
+
+export const ACCOUNTS = ['acct-1001', 'acct-1002', 'acct-1003'] as const
+
+export function scenario(): Role[] {
+  const shortWork = { timeout: 10, expires: 10, overruns: false } as const
+  return [
+    ...['update-customer-1', 'update-customer-2'].map(
+      (instance): Role => ({
+        instance,
+        service: 'update-customer',
+        locks: [],
+        ...shortWork,
+        workMs: [150, 400],
+        pauseMs: [50, 300],
+      }),
+    ),
+    ...['update-account-1', 'update-account-2'].map(
+      (instance): Role => ({
+        instance,
+        service: 'update-account',
+        locks: ACCOUNTS,
+        ...shortWork,
+        workMs: [100, 300],
+        pauseMs: [50, 250],
+      }),
+    ),
+    {
+      instance: 'delete-account-1',
+      service: 'delete-account',
+      locks: ACCOUNTS,
+      ...shortWork,
+      workMs: [200, 400],
+      pauseMs: [300, 800],
+    },
+    {
+      instance: 'export-statements-a',
+      service: 'export-statements',
+      locks: [],
+      timeout: 30,
+      // The controller frees the lease `expires` + its grace (2 s by default) after the last write;
+      // the work takes longer than both together.
+      expires: 3,
+      workMs: [8_000, 8_000],
+      pauseMs: [500, 1_000],
+      overruns: true,
+    },
+    {
+      instance: 'export-statements-b',
+      service: 'export-statements',
+      locks: [],
+      timeout: 0,
+      expires: 10,
+      workMs: [200, 300],
+      pauseMs: [700, 1_000],
+      overruns: false,
+    },
+  ]
+}
+
+export function roleArgs(role: Role): string[] {
+  return [
+    `--instance=${role.instance}`,
+    `--service=${role.service}`,
+    `--locks=${role.locks.join(',')}`,
+    `--timeout=${role.timeout}`,
+    `--expires=${role.expires}`,
+    `--work=${role.workMs.join('-')}`,
+    `--pause=${role.pauseMs.join('-')}`,
+    ...(role.overruns ? ['--overruns'] : []),
+  ]
+}
