@@ -53,7 +53,7 @@ export interface CliContext {
 
 interface CommonFlags extends ClusterFlags {
   readonly requestTimeout: number
-  readonly verbose: boolean
+  readonly verbose?: boolean
 }
 
 const PROGRAM = 'locks'
@@ -95,7 +95,7 @@ function withClusterOptions(command: Command): Command {
         .argParser(secondsOption('--request-timeout', { min: 0 }))
         .default(30),
     )
-    .option('-v, --verbose', 'log each API request to stderr', false)
+    .option('-v, --verbose', 'log each API request to stderr')
 }
 
 function examples(lines: readonly string[]): string {
@@ -183,11 +183,11 @@ function interrupted(signal: AbortSignal): number {
 }
 
 interface ListFlags extends CommonFlags {
-  readonly allNamespaces: boolean
+  readonly allNamespaces?: boolean
   readonly selector?: string
   readonly output: OutputFormat
   readonly headers: boolean
-  readonly watch: boolean
+  readonly watch?: boolean
   readonly chunkSize: number
 }
 
@@ -200,7 +200,7 @@ async function listCommand(ctx: CliContext, flags: ListFlags): Promise<number> {
   const items = list.items.map(itemOf)
   const printOptions = {
     format: flags.output,
-    allNamespaces: flags.allNamespaces,
+    allNamespaces: flags.allNamespaces === true,
     noHeaders: !flags.headers,
     keys: KEYS,
   }
@@ -274,7 +274,7 @@ async function getCommand(ctx: CliContext, name: string, flags: GetFlags): Promi
 }
 
 interface ReleaseFlags extends CommonFlags {
-  readonly force: boolean
+  readonly force?: boolean
   readonly holder?: string
   readonly grace: number
 }
@@ -330,7 +330,7 @@ async function releaseCommand(ctx: CliContext, name: string, flags: ReleaseFlags
 interface RunFlags extends CommonFlags {
   readonly expires?: number
   readonly timeout?: number
-  readonly renew: boolean
+  readonly renew?: boolean
   readonly grace: number
   readonly identity?: string
   readonly service?: string
@@ -355,7 +355,7 @@ async function runCommand(ctx: CliContext, name: string, command: readonly strin
       lock = await locks.acquire(name, {
         expires: flags.expires,
         timeout: flags.timeout,
-        renew: flags.renew,
+        renew: flags.renew === true,
         signal: ctx.signal,
       })
     } catch (error) {
@@ -385,8 +385,8 @@ async function runCommand(ctx: CliContext, name: string, command: readonly strin
 }
 
 interface GcFlags extends CommonFlags {
-  readonly dryRun: boolean
-  readonly allNamespaces: boolean
+  readonly dryRun?: boolean
+  readonly allNamespaces?: boolean
   readonly selector?: string
   readonly output: OutputFormat
   readonly headers: boolean
@@ -488,11 +488,11 @@ Exit codes: 0 ok, 1 runtime failure, 2 usage error; \`locks run\` also ${ExitCod
       .alias('ls')
       .description('list locks: who holds what, since when, and when it expires'),
   )
-    .option('-A, --all-namespaces', 'list locks in all namespaces', false)
+    .option('-A, --all-namespaces', 'list locks in all namespaces')
     .option('-l, --selector <selector>', 'filter by label selector, as in kubectl (e.g. `team=payments`)')
     .addOption(outputOption(OUTPUT_FORMATS))
     .option('--no-headers', 'omit the header row')
-    .option('-w, --watch', 'after listing, keep printing changes as they happen', false)
+    .option('-w, --watch', 'after listing, keep printing changes as they happen')
     .addOption(
       new Option('--chunk-size <n>', 'fetch large lists in pages of this many leases; 0 fetches all at once')
         .argParser(integerOption('--chunk-size'))
@@ -535,7 +535,7 @@ Exit codes: 0 ok, 1 runtime failure, 2 usage error; \`locks run\` also ${ExitCod
       .argument('<name>', 'lock name, or lease name')
       .description('mark a lock free, under a resourceVersion precondition'),
   )
-    .option('--force', 'release it even though someone holds it and its lease has not expired', false)
+    .option('--force', 'release it even though someone holds it and its lease has not expired')
     .option('--holder <identity>', 'release it only while this holder identity holds it')
     .addOption(
       new Option(
@@ -577,7 +577,7 @@ A holder that still runs learns of the release only when it next renews; use --f
         'seconds to wait while someone else holds it; 0 tries once, `inf` waits forever (default: 10)',
       ).argParser(secondsOption('--timeout', { min: 0, allowInfinity: true })),
     )
-    .option('--renew', 'renew the lock while the command runs (else it expires after --expires)', false)
+    .option('--renew', 'renew the lock while the command runs (else it expires after --expires)')
     .addOption(
       new Option(
         '--grace <seconds>',
@@ -610,8 +610,8 @@ ${ExitCode.lost} if the lock was lost; 126 if the command cannot run; 127 if not
   withClusterOptions(
     program.command('gc').description('show what the controller would reclaim (free) or delete right now'),
   )
-    .option('--dry-run', 'only show; required, as the controller does the work', false)
-    .option('-A, --all-namespaces', 'look in all namespaces', false)
+    .option('--dry-run', 'only show; required, as the controller does the work')
+    .option('-A, --all-namespaces', 'look in all namespaces')
     .option('-l, --selector <selector>', 'filter by label selector')
     .addOption(outputOption(['table', 'json', 'name']))
     .option('--no-headers', 'omit the header row')
