@@ -37,15 +37,15 @@ const clean: History = {
   counters: { l: 3 },
 }
 
-const kinds = (history: History, latencyMs = 10) =>
-  checkHistory(history, { latencyMs }).violations.map((v) => v.kind)
+const kinds = (history: History, toleranceMs = 10) =>
+  checkHistory(history, { toleranceMs }).violations.map((v) => v.kind)
 
 describe('fault checker', () => {
   it('passes a clean history', () => {
-    expect(checkHistory(clean, { latencyMs: 10 })).toMatchObject({ violations: [], holds: 3, committed: 3 })
+    expect(checkHistory(clean, { toleranceMs: 10 })).toMatchObject({ violations: [], holds: 3, committed: 3 })
   })
 
-  it('catches two valid holds that overlap, but not an overlap within the message latency', () => {
+  it('catches two valid holds that overlap, but not an overlap within the tolerance', () => {
     const overlapping = { ...clean, holds: [hold('a', '10', 0, 200), hold('b', '12', 150, 300)] }
     expect(kinds(overlapping)).toEqual(['overlap'])
     expect(kinds(overlapping, 60)).toEqual([])

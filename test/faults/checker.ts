@@ -2,13 +2,15 @@ import type { History, Hold, Violation, Write } from './history.ts'
 
 export interface CheckOptions {
   /**
-   * Upper bound, in ms, of the delay between a hold's end and the coordinator receiving the report of
-   * it. Two holds count as overlapping only when one began more than this before the other's reported
-   * end, so a slow message can never be mistaken for a violation; an overlap shorter than this is
-   * missed. Starts need no allowance: a report of an acquisition is received after the acquisition.
-   * @default 100
+   * Allowance, in ms, for the error of putting the workers' times on one timebase. Two holds count as
+   * overlapping only when one began more than this before the other ended, and tokens as out of order
+   * only when the hold with the larger token began more than this before the other; an overlap shorter
+   * than this is missed. A hold's start is when its holder learned it had the lock, after the acquiring
+   * write; its end is when its signal fired (or its deadline bound, or its process died), not earlier
+   * than the end of its validity: both err towards reporting a violation, never towards hiding one.
+   * @default 25
    */
-  readonly latencyMs?: number
+  readonly toleranceMs?: number
   /** Monotonic time at which open holds are considered to end. @default Infinity */
   readonly now?: number
 }
@@ -28,7 +30,7 @@ export interface CheckResult {
  * writes that committed).
  */
 export function checkHistory(history: History, options: CheckOptions = {}): CheckResult {
-  const latencyMs = options.latencyMs ?? 100
+  const toleranceMs = options.toleranceMs ?? 25
   const now = options.now ?? Number.POSITIVE_INFINITY
   const violations: Violation[] = []
   const byLock = groupBy(history.holds, (hold) => hold.lock)
@@ -42,7 +44,7 @@ export function checkHistory(history: History, options: CheckOptions = {}): Chec
         const b = byStart[j] as Hold
         if (b.start >= aEnd) break
         const byMs = aEnd - b.start
-        if (byMs > latencyMs) violations.push({ kind: 'overlap', lock, a, b, byMs })
+        if (byMs > toleranceMs) violations.push({ kind: 'overlap', lock, a, b, byMs })
       }
     }
     const byToken = [...holds].sort((a, b) => compareTokens(a.token, b.token))
@@ -50,8 +52,8 @@ export function checkHistory(history: History, options: CheckOptions = {}): Chec
       const a = byToken[i - 1] as Hold
       const b = byToken[i] as Hold
       if (compareTokens(a.token, b.token) === 0) violations.push({ kind: 'duplicate-token', lock, a, b })
-      // b has the larger token, so it must not have begun before a (allowing for a's report being late).
-      else if (b.start + latencyMs < a.start) violations.push({ kind: 'token-order', lock, a, b })
+      // b has the larger token, so it must not have begun before a (allowing for the timebase error).
+      else if (b.start + toleranceMs < a.start) violations.push({ kind: 'token-order', lock, a, b })
     }
   }
   let committed = 0

@@ -35,11 +35,18 @@ interface OpenHold {
   start: number
   end: number | undefined
   endedBy: string | undefined
-  /** Coordinator time of the worker's deadline bound, if the lock does not renew. */
-  deadlineBound: number | undefined
+  validForMs: number
+  renews: boolean
 }
 
-/** Coordinator time of a time on the worker's `timeOrigin + now()` scale. */
+/** How far two processes' `performance.timeOrigin + now()` may disagree, in ms. */
+export const CLOCK_TOLERANCE_MS = 5
+
+/**
+ * Coordinator time of a time on the worker's `timeOrigin + now()` scale. Both processes take
+ * `timeOrigin` from the same system clock at start and advance it with the same monotonic clock, so the
+ * scales agree to well under a millisecond (checked on every report: none may arrive before it was sent).
+ */
 function toLocal(epochMs: number): number {
   return epochMs - performance.timeOrigin
 }
@@ -58,7 +65,9 @@ export class FaultRun {
   readonly #pendingWrites = new Map<string, string>()
   readonly #unresolved = new Map<string, number>()
   faults = 0
+  /** Largest and smallest receipt − send time of a report (the smallest must not be negative). */
   maxLatencyMs = 0
+  minLatencyMs = Number.POSITIVE_INFINITY
 
   readonly defaults: Omit<WorkerConfig, 'id' | 'resourceRoot'>
 
@@ -84,7 +93,7 @@ export class FaultRun {
     for (const lock of config.contend?.locks ?? []) this.resources([lock])
     const worker = new Worker(this, config)
     this.workers.set(id, worker)
-    await worker.next('ready', () => true, 30_000)
+    await worker.next('ready', () => true, 180_000)
     return worker
   }
 
@@ -94,13 +103,9 @@ export class FaultRun {
   }
 
   onReport(worker: Worker, received: Received): void {
-    const { report, at } = received
-    if (report.type !== 'ready' && report.type !== 'done') {
-      this.maxLatencyMs = Math.max(
-        this.maxLatencyMs,
-        worker.stoppedSince === undefined ? received.latencyMs : 0,
-      )
-    }
+    const { report } = received
+    if (worker.stoppedSince === undefined) this.maxLatencyMs = Math.max(this.maxLatencyMs, received.latencyMs)
+    this.minLatencyMs = Math.min(this.minLatencyMs, received.latencyMs)
     const key = (lock: string) => `${worker.id}\u0000${lock}`
     switch (report.type) {
       case 'acquired':
@@ -109,14 +114,21 @@ export class FaultRun {
           worker: worker.id,
           holder: report.holder,
           token: report.token,
-          start: at,
+          start: toLocal(report.sent),
           end: undefined,
           endedBy: undefined,
-          deadlineBound: report.deadlineBound === undefined ? undefined : toLocal(report.deadlineBound),
+          validForMs: report.validForMs,
+          renews: report.renews,
         })
         break
       case 'aborted':
-        this.#end(worker.id, report.lock, report.token, at, report.error.reason ?? report.error.name)
+        this.#end(
+          worker.id,
+          report.lock,
+          report.token,
+          toLocal(report.sent),
+          report.error.reason ?? report.error.name,
+        )
         break
       case 'read':
         this.#pendingWrites.set(key(report.lock), report.token)
@@ -172,13 +184,20 @@ export class FaultRun {
   }
 
   #effective(hold: OpenHold): Hold {
-    // A lock without renewal is valid no longer than its deadline, even if its holder was paused and
-    // could not report the signal.
-    if (hold.deadlineBound !== undefined && (hold.end === undefined || hold.deadlineBound < hold.end)) {
-      const now = performance.now()
-      if (hold.deadlineBound <= now) {
-        return { ...hold, end: hold.deadlineBound, endedBy: `deadline (${hold.endedBy ?? 'open'})` }
+    // Every write of the holder was sent before it was reported (no renewal) or before it was stopped, so
+    // its deadline passed at most `validForMs` later, even if it could not run to report its signal.
+    const now = performance.now()
+    const bounds: number[] = []
+    if (!hold.renews) bounds.push(hold.start + hold.validForMs)
+    for (const [from, to] of this.workers.get(hold.worker)?.pauses ?? []) {
+      const bound = from + hold.validForMs
+      if (from >= hold.start && bound < (to ?? now) && (hold.end === undefined || from < hold.end)) {
+        bounds.push(bound)
       }
+    }
+    const bound = Math.min(...bounds)
+    if (bound <= now && (hold.end === undefined || bound < hold.end)) {
+      return { ...hold, end: bound, endedBy: `deadline (${hold.endedBy ?? 'open'})` }
     }
     return { ...hold }
   }
@@ -194,13 +213,13 @@ export class FaultRun {
     }
   }
 
-  check(latencyMs?: number): CheckResult {
-    return checkHistory(this.history(), { latencyMs, now: performance.now() })
+  check(toleranceMs?: number): CheckResult {
+    return checkHistory(this.history(), { toleranceMs, now: performance.now() })
   }
 
   /** Checks the history and fails with every violation; records the counts for the summary. */
-  assertSafe(name: string, latencyMs?: number): CheckResult {
-    const result = this.check(latencyMs)
+  assertSafe(name: string, toleranceMs?: number): CheckResult {
+    const result = this.check(toleranceMs)
     recordSummary({
       test: name,
       acquisitions: result.holds,
@@ -210,7 +229,13 @@ export class FaultRun {
       faults: this.faults,
       violations: result.violations.length,
       maxLatencyMs: Math.round(this.maxLatencyMs),
+      minLatencyMs: Math.round(this.minLatencyMs * 100) / 100,
     })
+    // The history puts worker times on this process's clock through the shared epoch origin; a report
+    // received before it was sent would show that conversion is off.
+    if (this.minLatencyMs < -CLOCK_TOLERANCE_MS) {
+      throw new Error(`a report arrived ${-this.minLatencyMs} ms before it was sent: the timebases disagree`)
+    }
     if (result.violations.length > 0) {
       throw new Error(
         `${result.violations.length} safety violations:\n${describeViolations(result.violations)}`,
@@ -235,6 +260,8 @@ export class Worker {
   readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>
   stderr = ''
   stoppedSince: number | undefined
+  /** SIGSTOP and SIGCONT times on the coordinator's clock; the last one open while stopped. */
+  readonly pauses: [number, number | undefined][] = []
   #exit: { code: number | null; signal: NodeJS.Signals | null } | undefined
   #waiters = new Set<() => void>()
 
@@ -243,9 +270,9 @@ export class Worker {
     this.config = config
     this.child = spawn(process.execPath, [WORKER, JSON.stringify(config)], {
       cwd: ROOT,
+      // A compile cache shared by all workers: loading the SDK's dependencies dominates start-up.
+      env: { ...process.env, NODE_COMPILE_CACHE: join(tmpdir(), 'kube-locks-faults-compile-cache') },
       stdio: ['ignore', 'inherit', 'pipe', 'ipc'],
-      // Not in the coordinator's process group: a signal to the test runner's group never reaches it.
-      detached: false,
     })
     this.child.stderr?.setEncoding('utf8').on('data', (chunk: string) => {
       this.stderr += chunk
@@ -322,12 +349,16 @@ export class Worker {
   }
 
   pause(): void {
-    this.child.kill('SIGSTOP')
+    // Stamped before the signal: the process stops no earlier than this.
     this.stoppedSince = performance.now()
+    this.pauses.push([this.stoppedSince, undefined])
+    this.child.kill('SIGSTOP')
   }
 
   resume(): void {
     this.child.kill('SIGCONT')
+    const last = this.pauses.at(-1)
+    if (last && last[1] === undefined) last[1] = performance.now()
     this.stoppedSince = undefined
   }
 

@@ -1,7 +1,8 @@
 /**
  * The history a fault run is judged on. Every time is in milliseconds of the coordinating process's
- * `performance.now()`: workers report events over IPC the moment they happen and the coordinator stamps
- * them on receipt, so all holds share one monotonic timebase.
+ * `performance.now()`: workers report events over IPC the moment they happen, with their send time,
+ * which the coordinator puts on its own clock (see `toLocal` in coordinator.ts), so all holds share one
+ * monotonic timebase whatever the message latency.
  */
 
 /** One acquisition of a lock, from the moment it was reported acquired until its validity ended. */
@@ -11,12 +12,11 @@ export interface Hold {
   readonly holder: string
   /** Decimal fencing token; compared as BigInt. */
   readonly token: string
-  /** Receipt of the "acquired" report: never earlier than the acquiring write. */
+  /** When the holder learned it holds the lock: never earlier than the acquiring write. */
   readonly start: number
   /**
-   * The earliest of: receipt of the report that the signal aborted (release, loss); the worker being
-   * SIGKILLed; an upper bound of the local deadline reported by the worker (`deadlineBound`). `undefined`
-   * while the hold is open.
+   * The earliest of: when the signal aborted (release, loss); receipt of the worker's exit (SIGKILL); an
+   * upper bound of the local deadline of a lock that does not renew. `undefined` while the hold is open.
    */
   readonly end: number | undefined
   /** How the hold ended: `released`, a `LockLostReason`, `killed`, `deadline`, or open. */

@@ -60,10 +60,12 @@ export type Report = { readonly sent: number } & (
       readonly holder: string
       readonly token: string
       /**
-       * For a lock without renewal: an upper bound of its local deadline, on the worker's
-       * `performance.timeOrigin + performance.now()` scale (resolution time + expires − margin).
+       * Real milliseconds from a write being sent until the holder's deadline unless renewed
+       * (`expires − safetyMargin`, scaled by the clock rate): a hold is surely over this long after it
+       * was reported without renewal, or after its holder was stopped.
        */
-      readonly deadlineBound: number | undefined
+      readonly validForMs: number
+      readonly renews: boolean
     }
   | { readonly type: 'aborted'; readonly lock: string; readonly token: string; readonly error: ErrorInfo }
   | {
