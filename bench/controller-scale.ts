@@ -12,7 +12,7 @@
 import { randomBytes } from 'node:crypto'
 import { readFileSync } from 'node:fs'
 import { mkdir, writeFile } from 'node:fs/promises'
-import { cpus, totalmem } from 'node:os'
+import { cpus, loadavg, totalmem } from 'node:os'
 import { dirname, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
@@ -72,6 +72,7 @@ try {
   const eventsDropped = await reclaimer.metric('kube_locks_events_dropped_total')
   const errors1 = await reclaimer.metric('kube_locks_reconcile_errors_total')
   const idleRss = await settleRss(reclaimer)
+  const idleHeap = await reclaimer.metric('nodejs_heap_size_used_bytes')
   const stop1 = await reclaimer.stop('SIGTERM')
   rss1.stop()
 
@@ -88,7 +89,12 @@ try {
 
   const result = {
     date: new Date().toISOString(),
-    machine: { cpus: cpus().length, memoryGiB: Math.round(totalmem() / 2 ** 30), node: process.version },
+    machine: {
+      cpus: cpus().length,
+      memoryGiB: Math.round(totalmem() / 2 ** 30),
+      node: process.version,
+      loadAverage: loadavg().map((load) => Math.round(load * 10) / 10),
+    },
     leases: count,
     createSeconds: seconds(created.ms),
     initialListSeconds: seconds(listedAt - spawned),
@@ -98,6 +104,7 @@ try {
     gcPerSecond: Math.round(count / ((gcDone - gcStart) / 1000)),
     peakRssMiB: mib(Math.max(rss1.peak, rss2.peak)),
     steadyRssMiB: mib(idleRss),
+    steadyHeapUsedMiB: mib(idleHeap),
     shutdownSeconds: Math.max(seconds(stop1.ms), seconds(stop2.ms)),
     reconcileErrors: errors1 + errors2,
     eventsDroppedByRateLimit: eventsDropped,
@@ -110,6 +117,7 @@ try {
     ['GC pass (listed → all deleted)', `${result.gcPassSeconds} s (${result.gcPerSecond}/s)`],
     ['controller RSS, peak', `${result.peakRssMiB} MiB`],
     ['controller RSS, idle after reclaim', `${result.steadyRssMiB} MiB`],
+    ['controller heap in use, idle', `${result.steadyHeapUsedMiB} MiB`],
     ['SIGTERM → exit', `${result.shutdownSeconds} s`],
     ['reconcile errors', String(result.reconcileErrors)],
     ['Events dropped by the rate limit', String(result.eventsDroppedByRateLimit)],
