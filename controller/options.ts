@@ -1,4 +1,4 @@
-import type { Clock } from '../sdk/index.ts'
+import { type Clock, systemClock } from '../sdk/index.ts'
 
 /**
  * Options of the controller. Times are in seconds, like the SDK's `expires`. Every default lives in
@@ -60,11 +60,6 @@ export interface ResolvedControllerOptions {
 
 const DNS1123_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/
 
-export const monotonicClock: Clock = Object.freeze({
-  now: () => performance.now(),
-  wallNow: () => performance.timeOrigin + performance.now(),
-})
-
 export class InvalidControllerOptionError extends Error {
   readonly option: string
 
@@ -90,7 +85,7 @@ export function resolveControllerOptions(options: ControllerOptions = {}): Resol
       )
     }
   }
-  const clock = options.clock ?? monotonicClock
+  const clock = options.clock ?? systemClock
   if (typeof clock?.now !== 'function' || typeof clock.wallNow !== 'function') {
     throw new InvalidControllerOptionError('clock', 'an object with now() and wallNow() methods', clock)
   }
