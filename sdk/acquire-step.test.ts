@@ -251,6 +251,12 @@ const cases: Case[] = [
     expect: (result) => expect(result).toMatchObject({ state: { pendingSentAt: NOW - 5000 } }),
   },
   {
+    name: 'after an unknown write, a successful write counts its own send time',
+    state: { view: 'absent', pendingSentAt: NOW - 5000 },
+    calls: [{ op: 'create', answer: written('16') }],
+    expect: (result) => expect(result).toMatchObject({ kind: 'acquired', sentAt: NOW }),
+  },
+  {
     name: 'after an unknown write, a read showing this acquisition as holder: acquired, deadline from the send',
     state: { view: 'unknown', pendingSentAt: NOW - 700 },
     calls: [{ op: 'get', answer: lease({ holderIdentity: 'me_1_beef', resourceVersion: '14' }) }],

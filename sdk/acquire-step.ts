@@ -129,8 +129,10 @@ async function write(
   send: () => Promise<LeaseRecord>,
 ): Promise<StepResult> {
   try {
+    // The answer proves this write produced the lease (compare-and-swap: no earlier write of ours can
+    // apply after it), so the deadline counts from this send, whatever is pending.
     const record = await send()
-    return { kind: 'acquired', record, sentAt: state.pendingSentAt ?? sentAt }
+    return { kind: 'acquired', record, sentAt }
   } catch (error) {
     if (error instanceof LeaseConflictError) {
       return { kind: 'conflict', state: forgetView(state), error }

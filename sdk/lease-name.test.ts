@@ -36,8 +36,9 @@ describe('leaseNameFor', () => {
     expect(again).toMatch(HASHED_LEASE_NAME)
   })
 
-  it('is deterministic', () => {
+  it('is deterministic, and stable across versions (leases in clusters depend on it)', () => {
     expect(leaseNameFor('a/b/c')).toBe(leaseNameFor('a/b/c'))
+    expect(leaseNameFor('Orders/EU')).toBe('orders-eu--lvngl7yxlgbfchukcddqcfnk7jgo3p7d')
   })
 
   it('accepts a 10 KB name with slashes and Unicode', () => {

@@ -332,6 +332,24 @@ describe('expiry', () => {
     await (b.value as Lock).release()
   })
 
+  it('callers with a timeout shorter than expires still take over a dead holder, on a later call', async () => {
+    const dead = await locks().acquire('abandoned', { expires: 20 })
+    const client = locks({ identity: 'pod-b' })
+    const started = Date.now()
+    let lock: Lock | undefined
+    while (lock === undefined && Date.now() - started < 60_000) {
+      const attempt = track(client.acquire('abandoned', { timeout: 5 }))
+      await vi.advanceTimersByTimeAsync(5000)
+      if (attempt.status === 'fulfilled') lock = attempt.value
+      else expect(attempt.error).toBeInstanceOf(LockTimeoutError)
+    }
+    // Seen unchanged since the first call: 20 s + 1 s grace after it, not 21 s after the last call.
+    expect(lock).toBeDefined()
+    expect(Date.now() - started).toBeLessThanOrEqual(25_000)
+    await dead.release()
+    await lock?.release()
+  })
+
   it('renew: true keeps the lock past expires until released', async () => {
     const a = await locks().acquire('kept', { expires: 3, renew: true })
     const b = track(locks({ identity: 'pod-b' }).acquire('kept', { timeout: 60 }))
@@ -366,6 +384,21 @@ describe('expiry', () => {
     expect(store.peek(NS, 'stolen')?.holderIdentity).toBe('intruder')
   })
 
+  it('release waits for a renewal in flight and frees the lease with its resourceVersion', async () => {
+    const a = await locks().acquire('inflight', { expires: 9, renew: true })
+    const gate = store.pause('update')
+    await vi.advanceTimersByTimeAsync(3000)
+    expect(gate.waiting).toBe(1)
+    const releasing = track(a.release())
+    await settle()
+    expect(a.signal.aborted).toBe(true)
+    expect(releasing.status).toBe('pending')
+    gate.resume()
+    await settle()
+    expect(releasing.status).toBe('fulfilled')
+    expect(store.peek(NS, 'inflight')?.holderIdentity).toBeUndefined()
+  })
+
   it('a renewal that never reached the server is retried while time is left', async () => {
     const a = await locks().acquire('retry', { expires: 9, renew: true })
     store.failNext('update', notSent, { times: 2 })
@@ -387,6 +420,29 @@ describe('unknown outcomes', () => {
     expect(lease?.holderIdentity).toBe(lock.holder)
     expect(lock.fencingToken).toBe(lease?.resourceVersion)
     expect(store.calls.filter((call) => call.operation === 'create')).toHaveLength(1)
+    await lock.release()
+  })
+
+  it('never returns a lock whose deadline passed while the answer was lost', async () => {
+    store.failNext('create', unknownOutcome, { phase: 'after' })
+    const client = locks({ retryInterval: 10 })
+    const pending = track(client.acquire('too-late', { timeout: 120, expires: 2 }))
+    for (let waited = 0; pending.status === 'pending' && waited < 30_000; waited += 100) {
+      await vi.advanceTimersByTimeAsync(100)
+    }
+    expect(pending.status).toBe('fulfilled')
+    const lock = pending.value as Lock
+    expect(lock.signal.aborted).toBe(false)
+    expect(store.calls.map((call) => call.operation)).toEqual([
+      'get',
+      'create',
+      'get',
+      'update',
+      'get',
+      'update',
+    ])
+    // Handed back, then taken afresh: the lock has the token of the fresh write.
+    expect(store.peek(NS, 'too-late')?.resourceVersion).toBe(lock.fencingToken)
     await lock.release()
   })
 

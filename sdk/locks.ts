@@ -3,6 +3,7 @@ import type { AcquireState } from './acquire-step.ts'
 import { acquireStep, forgetView, INITIAL_STATE } from './acquire-step.ts'
 import { LOCK_NAME_ANNOTATION, NODE_ANNOTATION, POD_ANNOTATION, SERVICE_ANNOTATION } from './constants.ts'
 import { InvalidLockOptionsError, LockClosedError, LockTimeoutError, LockUnavailableError } from './errors.ts'
+import type { LeaseObservation } from './expiry.ts'
 import { observe } from './expiry.ts'
 import type { Lock } from './held-lock.ts'
 import { HeldLock } from './held-lock.ts'
@@ -43,6 +44,7 @@ export interface Locks extends AsyncDisposable {
 }
 
 const MAX_TIMER_MS = 2 ** 31 - 1
+const MAX_OBSERVATIONS = 1000
 
 export class LockClient implements Locks {
   readonly namespace: string
@@ -53,6 +55,12 @@ export class LockClient implements Locks {
   readonly #held = new Set<HeldLock>()
   readonly #pending = new Set<Promise<unknown>>()
   readonly #closeController = new AbortController()
+  /**
+   * When this process first saw each lease's current resourceVersion, shared by all acquire calls: a
+   * caller whose `timeout` is shorter than a lease's duration must still be able to take over a lease
+   * whose holder died, on a later call.
+   */
+  readonly #observations = new Map<string, LeaseObservation>()
   #closing: Promise<void> | undefined
 
   constructor(options: ResolvedLocksOptions, store: LeaseStore, ownsStore: boolean) {
@@ -174,7 +182,7 @@ export class LockClient implements Locks {
       wakeup.notify()
     }
     let unsubscribe: (() => void) | undefined
-    let state: AcquireState = INITIAL_STATE
+    let state: AcquireState = { ...INITIAL_STATE, previous: this.#observations.get(leaseName) }
     let lastError: LockUnavailableError | undefined
     let failures = 0
     const timeoutError = () => {
@@ -190,7 +198,16 @@ export class LockClient implements Locks {
         const result = await this.#withRequestTimeout(budget, signals, (signal) =>
           acquireStep({ ...ctx, signal }, state),
         )
-        if (result.kind === 'acquired') return this.#hold(lockName, result.record, result.sentAt, options)
+        if (result.kind === 'acquired') {
+          this.#observations.delete(leaseName)
+          const lock = this.#hold(lockName, result.record, result.sentAt, options)
+          if (!lock.signal.aborted) return lock
+          // Learned too late (a write whose answer was lost, found by a later read): its deadline has
+          // passed already. Hand the lease back and go on trying, rather than return a dead lock.
+          await lock.release()
+          state = INITIAL_STATE
+          continue
+        }
         state = result.state
         if (result.kind === 'conflict') continue
         if (result.kind === 'unavailable') {
@@ -203,6 +220,7 @@ export class LockClient implements Locks {
         }
         lastError = undefined
         failures = 0
+        this.#remember(leaseName, result.observation)
         if (options.timeout === 0) throw timeoutError()
         if (unsubscribe === undefined) {
           unsubscribe = this.#hub.subscribe(leaseName, onHub)
@@ -245,7 +263,17 @@ export class LockClient implements Locks {
     }
   }
 
-  #hold(lockName: string, record: LeaseRecord, sentAt: number, options: ResolvedAcquireOptions): Lock {
+  #remember(leaseName: string, observation: LeaseObservation): void {
+    this.#observations.delete(leaseName)
+    this.#observations.set(leaseName, observation)
+    // Oldest first: forgetting an observation only makes a later takeover wait longer.
+    if (this.#observations.size > MAX_OBSERVATIONS) {
+      const oldest = this.#observations.keys().next().value
+      if (oldest !== undefined) this.#observations.delete(oldest)
+    }
+  }
+
+  #hold(lockName: string, record: LeaseRecord, sentAt: number, options: ResolvedAcquireOptions): HeldLock {
     const lock = new HeldLock({
       store: this.#store,
       clock: this.#options.clock,

@@ -69,6 +69,11 @@ export interface MemoryLeaseStoreOptions {
    * @default 1000
    */
   readonly historyLimit?: number
+  /**
+   * Called synchronously with every change, at the instant it is applied (before any caller hears of
+   * it). For tests that check orderings against the moment of a write.
+   */
+  readonly onChange?: ((event: LeaseEvent) => void) | undefined
 }
 
 interface Watcher {
@@ -195,6 +200,7 @@ export function createMemoryLeaseStore(options: MemoryLeaseStoreOptions = {}): M
   }
 
   function emit(namespace: string, event: LeaseEvent & { lease: LeaseRecord }, at: bigint): void {
+    options.onChange?.(event)
     history.push({ namespace, revision: at, event })
     while (history.length > historyLimit) {
       const dropped = history.shift()
