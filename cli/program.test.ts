@@ -382,11 +382,10 @@ describe('release', () => {
         'error: lock `nightly` in namespace `shop` changed while it was being released (renewed, taken over, released or deleted by someone else); nothing was changed: run `locks get nightly` to see its state, then try again\n',
       )
       expect(puts).toHaveLength(1)
-      expect(puts[0]?.metadata).toMatchObject({ uid: 'u-1', resourceVersion: '5' })
-      expect((puts[0]?.metadata as { annotations?: unknown }).annotations).toEqual({
-        'kube-locks.io/name': 'nightly',
-      })
-      expect(puts[0]?.spec).toEqual({ leaseDurationSeconds: 20, renewTime: '2030-01-01T00:00:00.000000Z' })
+      const [put] = puts
+      expect(put?.metadata).toMatchObject({ uid: 'u-1', resourceVersion: '5' })
+      expect(put?.metadata).toHaveProperty('annotations', { 'kube-locks.io/name': 'nightly' })
+      expect(put?.spec).toEqual({ leaseDurationSeconds: 20, renewTime: '2030-01-01T00:00:00.000000Z' })
     } finally {
       server.closeAllConnections()
       await new Promise((resolve) => server.close(resolve))
