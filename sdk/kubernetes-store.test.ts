@@ -1,5 +1,9 @@
-import { ApiException } from '@kubernetes/client-node'
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { ApiException, KubeConfig } from '@kubernetes/client-node'
 import { describe, expect, it } from 'vitest'
+import { createLocks } from './create-locks.ts'
 import {
   LeaseConflictError,
   LeaseNotFoundError,
@@ -8,7 +12,7 @@ import {
   LockUnavailableError,
   WatchExpiredError,
 } from './errors.ts'
-import { translateError } from './kubernetes-store.ts'
+import { createKubernetesLeaseStore, kubeConfigNamespace, translateError } from './kubernetes-store.ts'
 
 const ctx = (
   verb: 'get' | 'create' | 'update' | 'delete' | 'list' | 'watch',
@@ -82,5 +86,42 @@ describe('translateError', () => {
     )
     expect(invalid).toBeInstanceOf(LockApiError)
     expect(invalid.message).toContain('refused to create lease `shop/orders`: spec.leaseDurationSeconds')
+  })
+})
+
+describe('in-cluster configuration', () => {
+  it('takes server, token file and namespace from the service account files', async () => {
+    const root = mkdtempSync(join(tmpdir(), 'kube-locks-sa-'))
+    const dir = join(root, 'var/run/secrets/kubernetes.io/serviceaccount')
+    mkdirSync(dir, { recursive: true })
+    writeFileSync(join(dir, 'namespace'), 'payments')
+    writeFileSync(join(dir, 'token'), 'token')
+    writeFileSync(join(dir, 'ca.crt'), '')
+    const saved = { host: process.env.KUBERNETES_SERVICE_HOST, port: process.env.KUBERNETES_SERVICE_PORT }
+    process.env.KUBERNETES_SERVICE_HOST = '10.96.0.1'
+    process.env.KUBERNETES_SERVICE_PORT = '443'
+    try {
+      const kubeConfig = new KubeConfig()
+      kubeConfig.loadFromCluster(root)
+      expect(kubeConfigNamespace(kubeConfig)).toBe('payments')
+      expect(createKubernetesLeaseStore(kubeConfig).server).toBe('https://10.96.0.1:443')
+      const savedNamespace = process.env.POD_NAMESPACE
+      delete process.env.POD_NAMESPACE
+      try {
+        const fromFile = createLocks({ kubeConfig })
+        expect(fromFile.namespace).toBe('payments')
+        const explicit = createLocks({ kubeConfig, namespace: 'orders' })
+        expect(explicit.namespace).toBe('orders')
+        await Promise.all([fromFile.close(), explicit.close()])
+      } finally {
+        if (savedNamespace !== undefined) process.env.POD_NAMESPACE = savedNamespace
+      }
+    } finally {
+      process.env.KUBERNETES_SERVICE_HOST = saved.host
+      process.env.KUBERNETES_SERVICE_PORT = saved.port
+      if (saved.host === undefined) delete process.env.KUBERNETES_SERVICE_HOST
+      if (saved.port === undefined) delete process.env.KUBERNETES_SERVICE_PORT
+      rmSync(root, { recursive: true, force: true })
+    }
   })
 })
