@@ -39,16 +39,20 @@ interface OpenHold {
   renews: boolean
 }
 
-/** How far two processes' `performance.timeOrigin + now()` may disagree, in ms. */
-export const CLOCK_TOLERANCE_MS = 5
+/** How far the coordinator's and a worker's readings of the shared clock may disagree, in ms. */
+export const CLOCK_TOLERANCE_MS = 1
+
+/** `process.hrtime` (CLOCK_MONOTONIC, shared by every process on the host) minus `performance.now()`. */
+const HRTIME_OFFSET_MS = Number(process.hrtime.bigint()) / 1e6 - performance.now()
 
 /**
- * Coordinator time of a time on the worker's `timeOrigin + now()` scale. Both processes take
- * `timeOrigin` from the same system clock at start and advance it with the same monotonic clock, so the
- * scales agree to well under a millisecond (checked on every report: none may arrive before it was sent).
+ * Coordinator time of a worker's `process.hrtime` reading (ms). Every process on the host reads the same
+ * monotonic clock, so this needs no calibration (checked on every report: none may arrive before it was
+ * sent). `performance.timeOrigin` would not do: it is sampled from the wall clock at a slightly different
+ * moment in each process, tens of milliseconds apart on a loaded machine.
  */
-function toLocal(epochMs: number): number {
-  return epochMs - performance.timeOrigin
+function toLocal(hrtimeMs: number): number {
+  return hrtimeMs - HRTIME_OFFSET_MS
 }
 
 /**

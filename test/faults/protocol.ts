@@ -1,7 +1,7 @@
 /**
  * Messages between the coordinating test process and a fault worker (`test/e2e/fixtures/faults-worker.ts`)
- * over the IPC channel. `sent` is the worker's `performance.timeOrigin + performance.now()` when it sent
- * the message, kept only to measure message latency; the history uses the coordinator's receipt time.
+ * over the IPC channel. `sent` is the worker's `process.hrtime` in ms (the host's monotonic clock) when
+ * it sent the message; the coordinator puts it on its own `performance.now()` scale.
  */
 
 export interface WorkerAcquireOptions {
