@@ -268,6 +268,12 @@ const cases: Case[] = [
       }),
   },
   {
+    name: 'a read showing this acquisition as holder with no write on record: deadline counts as passed',
+    state: INITIAL_STATE,
+    calls: [{ op: 'get', answer: lease({ holderIdentity: 'me_1_beef' }) }],
+    expect: (result) => expect(result).toMatchObject({ kind: 'acquired', sentAt: Number.NEGATIVE_INFINITY }),
+  },
+  {
     name: 'after an unknown write, a read showing another holder: held',
     state: { view: 'unknown', pendingSentAt: NOW - 700 },
     calls: [{ op: 'get', answer: lease() }],

@@ -99,8 +99,10 @@ export async function acquireStep(ctx: StepContext, state: AcquireState): Promis
 
   const { record } = view
   if (record.holderIdentity === ctx.identity) {
-    // Only a write of this acquisition names it; the lease must come from the write whose answer was lost.
-    return { kind: 'acquired', record, sentAt: state.pendingSentAt ?? ctx.now() }
+    // Only a write of this acquisition names it; the lease must come from a write whose answer was
+    // lost, sent no earlier than the earliest such write. Without one on record, no send time is known
+    // to be safe: the deadline counts as passed.
+    return { kind: 'acquired', record, sentAt: state.pendingSentAt ?? Number.NEGATIVE_INFINITY }
   }
   const takeOverAt = expiresAt(view, ctx.graceMs)
   if (isFree(record) || ctx.now() >= takeOverAt) {

@@ -159,7 +159,7 @@ export class LockClient implements Locks {
     // With `timeout: 0` the one attempt still gets a full request timeout; otherwise no request
     // outlives the deadline.
     const requestsEnd = options.timeout === 0 ? start + requestTimeoutMs : deadline
-    const ctx = {
+    let ctx = {
       store: this.#store,
       namespace: this.namespace,
       leaseName,
@@ -205,6 +205,8 @@ export class LockClient implements Locks {
           // Learned too late (a write whose answer was lost, found by a later read): its deadline has
           // passed already. Hand the lease back and go on trying, rather than return a dead lock.
           await lock.release()
+          // A fresh identity: if the hand-back failed, the old lease must look like anyone else's.
+          ctx = { ...ctx, identity: newIdentity(this.#options.identity) }
           state = INITIAL_STATE
           continue
         }

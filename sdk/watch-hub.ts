@@ -103,7 +103,8 @@ export class WatchHub {
     run.controller.abort()
     this.#cancelSleep()
     await run.task
-    this.#setHealthy(false)
+    // A subscriber may have started a new run meanwhile; its health is its own.
+    if (this.#run === undefined) this.#setHealthy(false)
   }
 
   #start(): void {
