@@ -1,0 +1,253 @@
+/**
+ * `npm run bench [-- --quick] [--only uncontended,handover,crash,throughput,waiting,scale] [--docs]`
+ *
+ * kube-locks next to what users would use instead, in one run on one machine: the raw Lease writes
+ * (the floor), client-go's leader election (a Go peer, default and tight settings) and redlock on a
+ * local Redis. Starts its own control plane (etcd + kube-apiserver) and redis-server and stops them at
+ * the end. Prints a table, writes JSON to bench/results/ and, on a full run (or with --docs), the
+ * figures and the latency plot to docs/benchmarks.md and bench/plots/latency.svg.
+ */
+import { existsSync, readFileSync } from 'node:fs'
+import { mkdir, readFile, writeFile } from 'node:fs/promises'
+import { cpus, loadavg, release, totalmem } from 'node:os'
+import { join } from 'node:path'
+import { parseArgs } from 'node:util'
+import { ControlPlane, VERSIONS } from '../test/cluster/index.ts'
+import {
+  apiGet,
+  buildLeaderElectionPeer,
+  commandOutput,
+  createNamespace,
+  loadKubeConfig,
+  startRedis,
+} from './cluster.ts'
+import { killAll } from './processes.ts'
+import { type Report, renderMarkdown, renderTable } from './report.ts'
+import {
+  CLIENT_GO_DEFAULTS,
+  CLIENT_GO_TIGHT,
+  type Context,
+  crashClientGo,
+  crashLocks,
+  handoverClientGo,
+  handoverLocks,
+  ROOT,
+  scale,
+  throughput,
+  uncontended,
+  waiting,
+} from './scenarios.ts'
+import { summarize } from './stats.ts'
+
+const SCENARIOS = ['uncontended', 'handover', 'crash', 'throughput', 'waiting', 'scale'] as const
+const { values } = parseArgs({
+  options: {
+    quick: { type: 'boolean', default: false },
+    only: { type: 'string' },
+    docs: { type: 'boolean' },
+  },
+})
+const quick = values.quick ?? false
+const only = new Set(values.only?.split(',') ?? SCENARIOS)
+for (const name of only) {
+  if (!(SCENARIOS as readonly string[]).includes(name))
+    throw new Error(`Expected --only to name some of ${SCENARIOS.join(', ')}, got \`${name}\``)
+}
+const writeDocs = values.docs ?? (!quick && only.size === SCENARIOS.length)
+const PROFILE = quick
+  ? {
+      uncontended: 40,
+      handover: 8,
+      handoverClientGoDefaults: 2,
+      handoverClientGoTight: 6,
+      crash: 1,
+      crashClientGoDefaults: 1,
+      throughput: [2],
+      throughputSeconds: 3,
+      waiters: 10,
+      waitWindow: 5,
+      scale: 300,
+    }
+  : {
+      uncontended: 200,
+      handover: 40,
+      handoverClientGoDefaults: 6,
+      handoverClientGoTight: 20,
+      crash: 3,
+      crashClientGoDefaults: 2,
+      throughput: [1, 8],
+      throughputSeconds: 10,
+      waiters: 100,
+      waitWindow: 15,
+      scale: 10_000,
+    }
+const CRASH_EXPIRES = 5
+const CRASH_HOLD_MS = 500
+
+const log = (line: string) => process.stderr.write(`${line}\n`)
+const loadSamples: number[] = []
+const loadTimer = setInterval(() => loadSamples.push(loadavg()[0] as number), 5_000)
+const startedAt = new Date()
+const loadAtStart = loadavg()
+
+let plane: ControlPlane | undefined
+let redis: Awaited<ReturnType<typeof startRedis>> | undefined
+const onSignal = () => {
+  void killAll().finally(async () => {
+    await redis?.stop()
+    await plane?.stop()
+    process.exit(130)
+  })
+}
+process.once('SIGINT', onSignal)
+process.once('SIGTERM', onSignal)
+
+const report: Report = { quick, date: startedAt.toISOString(), profile: PROFILE } as Report
+try {
+  const goPeer = await buildLeaderElectionPeer(join(ROOT, 'bench', 'peers', 'leader-election'), log)
+  log('starting a local control plane…')
+  plane = await ControlPlane.start({ log })
+  log('starting redis-server…')
+  redis = await startRedis(log)
+  const kubeConfig = loadKubeConfig(plane.kubeconfigPath)
+  const ctx: Context = { kubeconfig: plane.kubeconfigPath, kubeConfig, redisPort: redis.port, goPeer, log }
+  report.versions = await versions(kubeConfig, redis.version)
+
+  if (only.has('uncontended')) {
+    log(`uncontended acquire + release, ${PROFILE.uncontended} each…`)
+    report.uncontended = await uncontended(ctx, PROFILE.uncontended)
+  }
+  if (only.has('handover')) {
+    await createNamespace(kubeConfig, 'bench-handover-client-go')
+    log(`handover: kube-locks × ${PROFILE.handover}…`)
+    const kubeLocks = await handoverLocks(ctx, 'kube-locks', PROFILE.handover)
+    log(`handover: redlock × ${PROFILE.handover}…`)
+    const redlock = await handoverLocks(ctx, 'redlock', PROFILE.handover)
+    log(`handover: client-go ${CLIENT_GO_TIGHT.label} × ${PROFILE.handoverClientGoTight}…`)
+    const tight = await handoverClientGo(
+      ctx,
+      'bench-handover-client-go',
+      CLIENT_GO_TIGHT,
+      PROFILE.handoverClientGoTight,
+    )
+    log(`handover: client-go ${CLIENT_GO_DEFAULTS.label} × ${PROFILE.handoverClientGoDefaults}…`)
+    const defaults = await handoverClientGo(
+      ctx,
+      'bench-handover-client-go',
+      CLIENT_GO_DEFAULTS,
+      PROFILE.handoverClientGoDefaults,
+    )
+    report.handover = { kubeLocks, redlock, clientGoTight: tight, clientGoDefaults: defaults }
+  }
+  if (only.has('crash')) {
+    log(
+      `crash handover (SIGKILL), all four side by side, expires ${CRASH_EXPIRES} s for kube-locks and redlock…`,
+    )
+    await createNamespace(kubeConfig, 'bench-crash-client-go')
+    const [kubeLocks, redlock, tight, defaults] = await Promise.all([
+      crashLocks(ctx, 'kube-locks', PROFILE.crash, CRASH_EXPIRES, CRASH_HOLD_MS),
+      crashLocks(ctx, 'redlock', PROFILE.crash, CRASH_EXPIRES, CRASH_HOLD_MS),
+      crashClientGo(ctx, 'bench-crash-client-go', CLIENT_GO_TIGHT, PROFILE.crash, CRASH_HOLD_MS),
+      crashClientGo(
+        ctx,
+        'bench-crash-client-go',
+        CLIENT_GO_DEFAULTS,
+        PROFILE.crashClientGoDefaults,
+        CRASH_HOLD_MS,
+      ),
+    ])
+    report.crash = {
+      holdMs: CRASH_HOLD_MS,
+      kubeLocks,
+      redlock,
+      clientGoTight: tight,
+      clientGoDefaults: defaults,
+    }
+  }
+  if (only.has('throughput')) {
+    report.throughput = []
+    for (const processes of PROFILE.throughput) {
+      log(`throughput: ${processes} processes × distinct locks, ${PROFILE.throughputSeconds} s each…`)
+      report.throughput.push(await throughput(ctx, processes, PROFILE.throughputSeconds))
+    }
+  }
+  if (only.has('waiting')) {
+    log(`cost of waiting: ${PROFILE.waiters} processes on one lock…`)
+    report.waiting = await waiting(ctx, PROFILE.waiters, PROFILE.waitWindow)
+  }
+  if (only.has('scale')) {
+    log(`scale: ${PROFILE.scale} held locks…`)
+    report.scale = await scale(ctx, PROFILE.scale)
+  }
+} finally {
+  clearInterval(loadTimer)
+  await killAll()
+  await redis?.stop()
+  await plane?.stop()
+}
+
+const load = summarize(loadSamples.length > 0 ? loadSamples : [loadAtStart[0] as number])
+report.machine = {
+  cpu: cpus()[0]?.model ?? 'unknown',
+  cpus: cpus().length,
+  memoryGiB: Math.round(totalmem() / 2 ** 30),
+  kernel: release(),
+  loadAverage: {
+    start: loadAtStart.map((x) => Math.round(x * 100) / 100),
+    end: loadavg().map((x) => Math.round(x * 100) / 100),
+    runMean: Math.round(load.mean * 100) / 100,
+    runMax: Math.round(load.max * 100) / 100,
+  },
+  runSeconds: Math.round((Date.now() - startedAt.getTime()) / 1000),
+}
+
+process.stdout.write(renderTable(report))
+const resultsDir = join(ROOT, 'bench', 'results')
+await mkdir(resultsDir, { recursive: true })
+const file = join(resultsDir, `bench-${report.date.replace(/[:.]/g, '-')}${quick ? '-quick' : ''}.json`)
+await writeFile(file, `${JSON.stringify(report, null, 2)}\n`)
+process.stdout.write(`\nwritten to ${file}\n`)
+if (writeDocs) {
+  const { markdown, svg } = renderMarkdown(report)
+  await mkdir(join(ROOT, 'bench', 'plots'), { recursive: true })
+  await writeFile(join(ROOT, 'bench', 'plots', 'latency.svg'), svg)
+  const docPath = join(ROOT, 'docs', 'benchmarks.md')
+  const existing = existsSync(docPath) ? await readFile(docPath, 'utf8') : undefined
+  await writeFile(docPath, spliceResults(existing, markdown))
+  process.stdout.write(`figures written to docs/benchmarks.md and bench/plots/latency.svg\n`)
+}
+
+/** Replaces the generated part of the document, keeping the text around it. */
+function spliceResults(existing: string | undefined, generated: string): string {
+  const start = '<!-- results:start -->'
+  const end = '<!-- results:end -->'
+  const block = `${start}\n${generated.trim()}\n${end}`
+  if (existing === undefined || !existing.includes(start) || !existing.includes(end)) {
+    return `# Benchmarks\n\nHow to run: \`npm run bench\` (full, ~15 min) or \`npm run bench -- --quick\`.\n\n${block}\n`
+  }
+  return (
+    existing.slice(0, existing.indexOf(start)) + block + existing.slice(existing.indexOf(end) + end.length)
+  )
+}
+
+async function versions(kubeConfig: ReturnType<typeof loadKubeConfig>, redisVersion: string) {
+  const server = JSON.parse(await apiGet(kubeConfig, '/version')) as { gitVersion: string }
+  const goMod = readFileSync(join(ROOT, 'bench', 'peers', 'leader-election', 'go.mod'), 'utf8')
+  const pkg = (name: string) =>
+    (
+      JSON.parse(readFileSync(join(ROOT, 'node_modules', name, 'package.json'), 'utf8')) as {
+        version: string
+      }
+    ).version
+  return {
+    node: process.version,
+    kubernetes: server.gitVersion,
+    etcd: VERSIONS.etcd,
+    clientNode: pkg('@kubernetes/client-node'),
+    clientGo: /k8s\.io\/client-go (\S+)/.exec(goMod)?.[1] ?? 'unknown',
+    go: (await commandOutput('go', ['env', 'GOVERSION'])).replace(/^go/, ''),
+    redis: redisVersion,
+    redlock: pkg('redlock'),
+    ioredis: pkg('ioredis'),
+  }
+}

@@ -1,0 +1,118 @@
+import { type ChildProcess, spawn } from 'node:child_process'
+import { createInterface } from 'node:readline'
+
+/** A JSON event of a worker or a peer; `t` is wall-clock Unix milliseconds. */
+export interface PeerEvent {
+  readonly event: string
+  readonly t: number
+  readonly id?: string
+  readonly [field: string]: unknown
+}
+
+const running = new Set<Peer>()
+
+/**
+ * A child process that speaks JSON lines: commands on stdin, events on stdout. Every peer is tracked
+ * until it exits, so that `killAll()` leaves nothing behind.
+ */
+export class Peer {
+  readonly name: string
+  readonly child: ChildProcess
+  readonly events: PeerEvent[] = []
+  readonly exited: Promise<number | null>
+  #waiters = new Set<() => void>()
+  #stderr = ''
+
+  constructor(name: string, command: string, args: readonly string[], env?: NodeJS.ProcessEnv) {
+    this.name = name
+    this.child = spawn(command, args, { stdio: ['pipe', 'pipe', 'pipe'], env: env ?? process.env })
+    running.add(this)
+    this.exited = new Promise((resolve) => {
+      this.child.on('exit', (code) => {
+        running.delete(this)
+        this.#notify()
+        resolve(code)
+      })
+    })
+    this.child.stdin?.on('error', () => {})
+    createInterface({ input: this.child.stdout as NodeJS.ReadableStream }).on('line', (line) => {
+      if (!line.startsWith('{')) return
+      try {
+        this.events.push(JSON.parse(line) as PeerEvent)
+      } catch {
+        return
+      }
+      this.#notify()
+    })
+    this.child.stderr?.on('data', (chunk: Buffer) => {
+      this.#stderr = (this.#stderr + chunk.toString()).slice(-4000)
+    })
+  }
+
+  get pid(): number | undefined {
+    return this.child.pid
+  }
+
+  get alive(): boolean {
+    return running.has(this)
+  }
+
+  send(command: object | string): void {
+    this.child.stdin?.write(`${typeof command === 'string' ? command : JSON.stringify(command)}\n`)
+  }
+
+  /** Resolves with the first event (from `from` on) matching `match`; rejects after `timeoutMs`. */
+  async next(match: (event: PeerEvent) => boolean, timeoutMs: number, from = 0): Promise<PeerEvent> {
+    const deadline = performance.now() + timeoutMs
+    for (;;) {
+      const found = this.events.slice(from).find(match)
+      if (found !== undefined) return found
+      const failure = this.events.slice(from).find((e) => e.event === 'failed')
+      if (failure !== undefined) throw new Error(`${this.name}: ${String(failure.message)}`)
+      if (!this.alive) throw new Error(`${this.name} exited early: ${this.#stderr.trim().slice(-1500)}`)
+      const left = deadline - performance.now()
+      if (left <= 0) throw new Error(`${this.name}: no matching event within ${timeoutMs / 1000} s`)
+      await new Promise<void>((resolve) => {
+        const wake = () => {
+          clearTimeout(timer)
+          this.#waiters.delete(wake)
+          resolve()
+        }
+        const timer = setTimeout(wake, left)
+        this.#waiters.add(wake)
+      })
+    }
+  }
+
+  /** SIGKILL, and the wall-clock time just before it was sent. */
+  kill(): number {
+    const t = performance.timeOrigin + performance.now()
+    this.child.kill('SIGKILL')
+    return t
+  }
+
+  /** Asks the process to exit (closes stdin, or sends `signal`), then SIGKILL after `graceMs`. */
+  async stop(graceMs = 5_000, signal?: NodeJS.Signals): Promise<void> {
+    if (!this.alive) return
+    if (signal === undefined) this.child.stdin?.end()
+    else this.child.kill(signal)
+    const timer = setTimeout(() => this.child.kill('SIGKILL'), graceMs)
+    await this.exited
+    clearTimeout(timer)
+  }
+
+  #notify(): void {
+    for (const wake of [...this.#waiters]) wake()
+  }
+}
+
+/** Kills every peer still running. */
+export async function killAll(): Promise<void> {
+  const peers = [...running]
+  for (const peer of peers) peer.child.kill('SIGKILL')
+  await Promise.all(peers.map((peer) => peer.exited))
+}
+
+export function runningCount(): number {
+  return running.size
+}

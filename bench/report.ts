@@ -1,0 +1,315 @@
+import { latencyPlot, type PlotRow } from './plot.ts'
+import type {
+  CrashSamples,
+  ScaleResult,
+  ThroughputResult,
+  UncontendedResult,
+  WaitingResult,
+} from './scenarios.ts'
+import { CLIENT_GO_DEFAULTS, CLIENT_GO_TIGHT } from './scenarios.ts'
+import { formatMs, formatRatio, summarize } from './stats.ts'
+
+export interface Report {
+  quick: boolean
+  date: string
+  profile: Record<string, unknown>
+  machine?: {
+    cpu: string
+    cpus: number
+    memoryGiB: number
+    kernel: string
+    loadAverage: { start: number[]; end: number[]; runMean: number; runMax: number }
+    runSeconds: number
+  }
+  versions?: Record<string, string>
+  uncontended?: UncontendedResult
+  handover?: { kubeLocks: number[]; redlock: number[]; clientGoTight: number[]; clientGoDefaults: number[] }
+  crash?: {
+    holdMs: number
+    kubeLocks: CrashSamples
+    redlock: CrashSamples
+    clientGoTight: CrashSamples
+    clientGoDefaults: CrashSamples
+  }
+  throughput?: ThroughputResult[]
+  waiting?: WaitingResult
+  scale?: ScaleResult
+}
+
+/** One line of the results: a figure, its baseline, the ratio and the target it answers to. */
+interface Row {
+  readonly measure: string
+  readonly value: string
+  readonly baseline: string
+  readonly ratio: string
+  readonly target: string
+  /** `true`/`false` when there is a target; `undefined` otherwise. */
+  readonly met?: boolean | undefined
+}
+
+function rows(report: Report): Row[] {
+  const out: Row[] = []
+  const u = report.uncontended
+  if (u) {
+    for (const q of ['p50', 'p99'] as const) {
+      const ratio = u.kubeLocks[q] / u.raw[q]
+      out.push({
+        measure: `uncontended acquire + release, ${q}`,
+        value: formatMs(u.kubeLocks[q]),
+        baseline: `${formatMs(u.raw[q])} raw read + 2 updates`,
+        ratio: formatRatio(ratio),
+        target: '≤ 1.2×',
+        met: ratio <= 1.2,
+      })
+    }
+  }
+  const h = report.handover
+  const floor = u?.rawUpdate.p50
+  if (h) {
+    const kl = summarize(h.kubeLocks)
+    for (const q of ['p50', 'p99'] as const) {
+      const ratio = floor === undefined ? Number.NaN : kl[q] / floor
+      out.push({
+        measure: `handover (release → next holder), ${q}`,
+        value: formatMs(kl[q]),
+        baseline: floor === undefined ? '–' : `${formatMs(floor)} one raw update p50`,
+        ratio: formatRatio(ratio),
+        target: q === 'p50' ? '≤ 2.5×' : '',
+        met: q === 'p50' && floor !== undefined ? ratio <= 2.5 : undefined,
+      })
+    }
+    const peers: Array<[string, number[], number | undefined]> = [
+      [`client-go LE ${CLIENT_GO_DEFAULTS.label}`, h.clientGoDefaults, 100],
+      [`client-go LE ${CLIENT_GO_TIGHT.label}`, h.clientGoTight, undefined],
+      ['redlock defaults', h.redlock, 10],
+    ]
+    for (const [name, samples, target] of peers) {
+      const s = summarize(samples)
+      const speedup = s.p50 / kl.p50
+      out.push({
+        measure: `handover p50/p99: ${name}`,
+        value: `${formatMs(s.p50)} / ${formatMs(s.p99)}`,
+        baseline: `kube-locks ${formatMs(kl.p50)}`,
+        ratio: `kube-locks ${formatRatio(speedup)} faster`,
+        target: target === undefined ? '' : `≥ ${target}× faster`,
+        met: target === undefined ? undefined : speedup >= target,
+      })
+    }
+  }
+  const c = report.crash
+  if (c) {
+    const entries: Array<[string, CrashSamples, boolean]> = [
+      [`kube-locks, expires ${c.kubeLocks.expires} s`, c.kubeLocks, true],
+      [`redlock, TTL ${c.redlock.expires} s`, c.redlock, false],
+      [`client-go LE ${CLIENT_GO_TIGHT.label}`, c.clientGoTight, false],
+      [`client-go LE ${CLIENT_GO_DEFAULTS.label}`, c.clientGoDefaults, false],
+    ]
+    for (const [name, samples, targeted] of entries) {
+      const fromWrite = summarize(samples.fromLastWrite)
+      const fromKill = summarize(samples.fromKill)
+      const bound = (samples.expires + 1) * 1000
+      out.push({
+        measure: `crash handover: ${name}`,
+        value: `${formatMs(fromWrite.max)} after last write (${formatMs(fromKill.max)} after kill)`,
+        baseline: `duration + 1 s = ${formatMs(bound)}`,
+        ratio: formatRatio(fromWrite.max / bound),
+        target: targeted ? '≤ 1×' : '',
+        met: targeted ? fromWrite.max <= bound : undefined,
+      })
+    }
+  }
+  for (const t of report.throughput ?? []) {
+    out.push({
+      measure: `throughput, ${t.processes} process${t.processes === 1 ? '' : 'es'} × own lock`,
+      value: `${t.kubeLocksPerSecond.toFixed(0)} acquire+release/s`,
+      baseline: `${t.rawPerSecond.toFixed(0)} raw read+2 updates/s`,
+      ratio: formatRatio(t.kubeLocksPerSecond / t.rawPerSecond),
+      target: '',
+    })
+  }
+  const w = report.waiting
+  if (w) {
+    out.push({
+      measure: `waiting: lease requests/s added per waiting process (${w.waiters} waiting)`,
+      value: w.addedPerWaiterPerSecond.toFixed(3),
+      baseline: `${w.idleLeaseRequestsPerSecond.toFixed(2)}/s holder alone → ${w.waitingLeaseRequestsPerSecond.toFixed(2)}/s`,
+      ratio: '',
+      target: '≤ 1',
+      met: w.addedPerWaiterPerSecond <= 1,
+    })
+    out.push({
+      measure: `waiting: handover along the queue p50/p99 (${w.waiters} → 0)`,
+      value: `${formatMs(w.queueHandover.p50)} / ${formatMs(w.queueHandover.p99)}`,
+      baseline: floor === undefined ? '–' : `${formatMs(floor)} one raw update p50`,
+      ratio: floor === undefined ? '' : formatRatio(w.queueHandover.p50 / floor),
+      target: '',
+    })
+    out.push({
+      measure: 'waiting: lease requests per handover while the queue drains',
+      value: w.queueLeaseRequestsPerHandover.toFixed(1),
+      baseline: `${w.waiters} waiters, drained in ${w.queueSeconds.toFixed(1)} s`,
+      ratio: '',
+      target: '',
+    })
+  }
+  const s = report.scale
+  if (s) {
+    out.push({
+      measure: `scale: one process holding ${s.locks} locks, RSS`,
+      value: `${s.holderRssMiB} MiB (heap ${s.holderHeapUsedMiB} MiB)`,
+      baseline: `${s.holderRssBeforeMiB} MiB before`,
+      ratio: formatRatio(s.holderRssMiB / s.holderRssBeforeMiB),
+      target: '',
+    })
+    out.push({
+      measure: `scale: acquiring ${s.locks} locks (32 at a time)`,
+      value: `${s.acquireSeconds.toFixed(1)} s`,
+      baseline: `${(s.locks / s.acquireSeconds).toFixed(0)}/s`,
+      ratio: '',
+      target: '',
+    })
+    out.push({
+      measure: `scale: \`locks list -A\` (${s.listedRows} rows), p50 of ${s.listSeconds.n}`,
+      value: `${s.listSeconds.p50.toFixed(2)} s`,
+      baseline: '',
+      ratio: '',
+      target: '',
+    })
+    const c = s.controller
+    if ('error' in c) {
+      out.push({ measure: 'scale: controller', value: String(c.error), baseline: '', ratio: '', target: '' })
+    } else {
+      out.push(
+        {
+          measure: `scale: controller RSS peak / idle (${String(c.leases)} leases)`,
+          value: `${String(c.peakRssMiB)} / ${String(c.steadyRssMiB)} MiB`,
+          baseline: '',
+          ratio: '',
+          target: '',
+        },
+        {
+          measure: 'scale: controller reclaim pass (all due → all free)',
+          value: `${String(c.reclaimPassSeconds)} s`,
+          baseline: `${String(c.reclaimPerSecond)}/s`,
+          ratio: '',
+          target: '',
+        },
+        {
+          measure: 'scale: controller GC pass (listed → all deleted)',
+          value: `${String(c.gcPassSeconds)} s`,
+          baseline: `${String(c.gcPerSecond)}/s`,
+          ratio: '',
+          target: '',
+        },
+      )
+    }
+  }
+  return out
+}
+
+function header(report: Report): string[] {
+  const m = report.machine
+  const v = report.versions ?? {}
+  return [
+    m
+      ? `machine: ${m.cpus} × ${m.cpu}, ${m.memoryGiB} GiB, Linux ${m.kernel}; load average ${m.loadAverage.start[0]} at start, ${m.loadAverage.runMean} mean / ${m.loadAverage.runMax} max during the ${m.runSeconds} s run (shared machine)`
+      : 'machine: unknown',
+    `versions: Node ${v.node}, Kubernetes ${v.kubernetes} (etcd ${v.etcd}, no fsync, local processes), @kubernetes/client-node ${v.clientNode}, client-go ${v.clientGo} (Go ${v.go}), redis-server ${v.redis}, redlock ${v.redlock} + ioredis ${v.ioredis}`,
+  ]
+}
+
+const mark = (met: boolean | undefined) => (met === undefined ? '' : met ? 'met' : 'MISSED')
+
+export function renderTable(report: Report): string {
+  const table = rows(report)
+  const columns = ['measure', 'kube-locks / figure', 'baseline', 'ratio', 'target', '']
+  const cells = table.map((r) => [r.measure, r.value, r.baseline, r.ratio, r.target, mark(r.met)])
+  const widths = columns.map((c, i) => Math.max(c.length, ...cells.map((row) => (row[i] as string).length)))
+  const line = (row: string[]) =>
+    row
+      .map((cell, i) => cell.padEnd(widths[i] as number))
+      .join('  ')
+      .trimEnd()
+  return `\n${[`kube-locks benchmarks${report.quick ? ' (quick)' : ''}, ${report.date}`, ...header(report), '', line(columns), ...cells.map(line)].join('\n')}\n`
+}
+
+const COLORS = {
+  kubeLocks: '#1f6feb',
+  raw: '#6e7781',
+  clientGo: '#2da44e',
+  redlock: '#cf222e',
+  queue: '#8250df',
+}
+
+export function renderMarkdown(report: Report): { markdown: string; svg: string } {
+  const plotRows: PlotRow[] = []
+  if (report.uncontended) {
+    plotRows.push(
+      {
+        label: 'kube-locks acquire + release',
+        samples: report.uncontended.samples.kubeLocks,
+        color: COLORS.kubeLocks,
+      },
+      { label: 'raw read + 2 updates (floor)', samples: report.uncontended.samples.raw, color: COLORS.raw },
+    )
+  }
+  if (report.handover) {
+    const h = report.handover
+    plotRows.push(
+      { label: 'handover: kube-locks', samples: h.kubeLocks, color: COLORS.kubeLocks },
+      { label: 'handover: redlock', samples: h.redlock, color: COLORS.redlock },
+      {
+        label: `handover: client-go ${CLIENT_GO_TIGHT.label}`,
+        samples: h.clientGoTight,
+        color: COLORS.clientGo,
+      },
+      {
+        label: `handover: client-go ${CLIENT_GO_DEFAULTS.label}`,
+        samples: h.clientGoDefaults,
+        color: COLORS.clientGo,
+      },
+    )
+  }
+  if (report.waiting) {
+    plotRows.push({
+      label: `queue of ${report.waiting.waiters}: kube-locks`,
+      samples: report.waiting.queueSamples,
+      color: COLORS.queue,
+    })
+  }
+  if (report.crash) {
+    const c = report.crash
+    plotRows.push(
+      { label: 'crash: kube-locks (from kill)', samples: c.kubeLocks.fromKill, color: COLORS.kubeLocks },
+      { label: 'crash: redlock (from kill)', samples: c.redlock.fromKill, color: COLORS.redlock },
+      {
+        label: 'crash: client-go tight (from kill)',
+        samples: c.clientGoTight.fromKill,
+        color: COLORS.clientGo,
+      },
+      {
+        label: 'crash: client-go defaults (from kill)',
+        samples: c.clientGoDefaults.fromKill,
+        color: COLORS.clientGo,
+      },
+    )
+  }
+  const svg = latencyPlot('Latency distributions, one run on one machine', plotRows)
+  const table = rows(report)
+  const escapeCell = (cell: string) => cell.replace(/\|/g, '\\|')
+  const markdown = [
+    `Measured ${report.date.slice(0, 10)} with \`npm run bench\`${report.quick ? ' -- --quick' : ''}.`,
+    '',
+    ...header(report).map((line) => `- ${line}`),
+    '',
+    '| measure | kube-locks / figure | baseline | ratio | target | |',
+    '|---|---|---|---|---|---|',
+    ...table.map(
+      (r) =>
+        `| ${[r.measure, r.value, r.baseline, r.ratio, r.target, mark(r.met)].map(escapeCell).join(' | ')} |`,
+    ),
+    '',
+    '![Latency distributions](../bench/plots/latency.svg)',
+  ].join('\n')
+  return { markdown, svg }
+}

@@ -1,0 +1,266 @@
+/**
+ * One benchmark process: a lock client (kube-locks, redlock, or the raw Lease writes) driven by JSON
+ * commands on stdin, reporting JSON events on stdout. Every event carries `t`, the wall-clock time in
+ * Unix milliseconds with sub-millisecond precision, so that events of different processes (and of the
+ * Go peer) compare on one time line.
+ *
+ *   node bench/worker.ts '<WorkerConfig as JSON>'
+ */
+import { randomBytes } from 'node:crypto'
+import { createInterface } from 'node:readline'
+import { ApiException, CoordinationV1Api, KubeConfig, type V1Lease } from '@kubernetes/client-node'
+import { Redis } from 'ioredis'
+import Redlock, { type Lock as RedlockLock } from 'redlock'
+import { createLocks, formatMicroTime, type Lock } from '../sdk/index.ts'
+
+export type WorkerConfig =
+  | { readonly backend: 'kube-locks' | 'raw'; readonly kubeconfig: string; readonly namespace: string }
+  | { readonly backend: 'redlock'; readonly redisPort: number }
+
+export type Command =
+  | {
+      readonly op: 'acquire'
+      readonly id: string
+      readonly name: string
+      /** Seconds. */
+      readonly expires: number
+      /** Seconds; `null` waits for as long as it takes. */
+      readonly timeout: number | null
+      readonly renew?: boolean
+      /** Release this long after acquiring (milliseconds); without it, wait for a `release` command. */
+      readonly holdMs?: number
+    }
+  | { readonly op: 'release'; readonly id: string }
+  /** Acquire and release `name` over and over, one at a time, for `seconds` or `count` cycles. */
+  | { readonly op: 'cycle'; readonly name: string; readonly seconds?: number; readonly count?: number }
+  /** Acquire `count` distinct locks (held, not renewed) and report the process's memory. */
+  | {
+      readonly op: 'hold-many'
+      readonly prefix: string
+      readonly count: number
+      readonly concurrency: number
+    }
+  | { readonly op: 'exit' }
+
+export const now = (): number => performance.timeOrigin + performance.now()
+
+const emit = (event: string, fields: Record<string, unknown> = {}) =>
+  process.stdout.write(`${JSON.stringify({ event, t: now(), ...fields })}\n`)
+
+interface Backend {
+  acquire(name: string, expires: number, timeout: number | null, renew: boolean): Promise<Held>
+  /** Times of each request of one acquire+release, for the raw floor. */
+  readonly lastRequests?: number[]
+  close(): Promise<void>
+}
+
+interface Held {
+  release(): Promise<void>
+}
+
+const config = JSON.parse(process.argv[2] ?? '{}') as WorkerConfig
+const backend = createBackend(config)
+const held = new Map<string, Held>()
+const tasks = new Set<Promise<void>>()
+
+const lines = createInterface({ input: process.stdin })
+lines.on('line', (line) => {
+  const command = JSON.parse(line) as Command
+  const task = run(command).catch((error: unknown) => {
+    emit('failed', { op: command.op, id: 'id' in command ? command.id : undefined, message: String(error) })
+  })
+  tasks.add(task)
+  void task.finally(() => tasks.delete(task))
+})
+lines.on('close', () => void shutdown())
+emit('ready', { pid: process.pid })
+
+async function run(command: Command): Promise<void> {
+  switch (command.op) {
+    case 'acquire': {
+      emit('waiting', { id: command.id })
+      const lock = await backend.acquire(command.name, command.expires, command.timeout, !!command.renew)
+      held.set(command.id, lock)
+      emit('acquired', { id: command.id })
+      if (command.holdMs !== undefined) {
+        await sleep(command.holdMs)
+        await release(command.id)
+      }
+      return
+    }
+    case 'release':
+      return release(command.id)
+    case 'cycle': {
+      const samples: number[] = []
+      const requests: number[][] = []
+      const started = performance.now()
+      const until = started + (command.seconds ?? Number.POSITIVE_INFINITY) * 1000
+      const count = command.count ?? Number.POSITIVE_INFINITY
+      while (samples.length < count && performance.now() < until) {
+        const t0 = performance.now()
+        const lock = await backend.acquire(command.name, 20, 10, false)
+        await lock.release()
+        samples.push(performance.now() - t0)
+        if (backend.lastRequests) requests.push([...backend.lastRequests])
+      }
+      emit('cycled', { samples, requests, seconds: (performance.now() - started) / 1000 })
+      return
+    }
+    case 'hold-many': {
+      const before = process.memoryUsage()
+      const started = performance.now()
+      let next = 0
+      await Promise.all(
+        Array.from({ length: command.concurrency }, async () => {
+          while (next < command.count) {
+            const i = next++
+            held.set(
+              `${command.prefix}-${i}`,
+              await backend.acquire(`${command.prefix}-${i}`, 3600, 0, false),
+            )
+          }
+        }),
+      )
+      const seconds = (performance.now() - started) / 1000
+      await sleep(1000)
+      globalThis.gc?.()
+      emit('holding', { count: command.count, seconds, before, after: process.memoryUsage() })
+      return
+    }
+    case 'exit':
+      return shutdown()
+  }
+}
+
+async function release(id: string): Promise<void> {
+  const lock = held.get(id)
+  if (lock === undefined) throw new Error(`no lock ${id} held`)
+  held.delete(id)
+  emit('releasing', { id })
+  await lock.release()
+  emit('released', { id })
+}
+
+let closing: Promise<void> | undefined
+function shutdown(): Promise<void> {
+  closing ??= (async () => {
+    await backend.close()
+    emit('closed')
+    process.exit(0)
+  })()
+  return closing
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms))
+}
+
+function createBackend(config: WorkerConfig): Backend {
+  switch (config.backend) {
+    case 'kube-locks':
+      return kubeLocksBackend(config.kubeconfig, config.namespace)
+    case 'raw':
+      return rawBackend(config.kubeconfig, config.namespace)
+    case 'redlock':
+      return redlockBackend(config.redisPort)
+  }
+}
+
+function loadKubeConfig(path: string): KubeConfig {
+  const kubeConfig = new KubeConfig()
+  kubeConfig.loadFromFile(path)
+  return kubeConfig
+}
+
+function kubeLocksBackend(kubeconfig: string, namespace: string): Backend {
+  const locks = createLocks({ namespace, kubeConfig: loadKubeConfig(kubeconfig), identity: 'bench' })
+  return {
+    async acquire(name, expires, timeout, renew) {
+      const lock: Lock = await locks.acquire(name, {
+        expires,
+        timeout: timeout ?? Number.POSITIVE_INFINITY,
+        renew,
+      })
+      return { release: () => lock.release() }
+    },
+    close: () => locks.close(),
+  }
+}
+
+/**
+ * The floor: the requests the lock algorithm needs for an uncontended acquire and release of an
+ * existing free lease — a consistent read, the taking update and the freeing update, each under the
+ * lease's resourceVersion — issued directly with @kubernetes/client-node, with no retries or waiting.
+ */
+function rawBackend(kubeconfig: string, namespace: string): Backend & { lastRequests: number[] } {
+  const api = loadKubeConfig(kubeconfig).makeApiClient(CoordinationV1Api)
+  const identity = `raw_${process.pid}_${randomBytes(4).toString('hex')}`
+  const lastRequests: number[] = []
+  const timedRequest = async <T>(request: () => Promise<T>): Promise<T> => {
+    const t0 = performance.now()
+    const result = await request()
+    lastRequests.push(performance.now() - t0)
+    return result
+  }
+  return {
+    lastRequests,
+    async acquire(name, expires) {
+      lastRequests.length = 0
+      let lease: V1Lease
+      try {
+        lease = await timedRequest(() => api.readNamespacedLease({ name, namespace }))
+      } catch (error) {
+        if (!(error instanceof ApiException && error.code === 404)) throw error
+        const time = formatMicroTime(Date.now()) as unknown as Date
+        lease = await api.createNamespacedLease({
+          namespace,
+          body: { metadata: { name, namespace }, spec: { leaseDurationSeconds: expires, renewTime: time } },
+        })
+      }
+      const time = formatMicroTime(now()) as unknown as Date
+      lease.spec = {
+        ...lease.spec,
+        holderIdentity: identity,
+        leaseDurationSeconds: expires,
+        acquireTime: time,
+        renewTime: time,
+      }
+      let current = await timedRequest(() => api.replaceNamespacedLease({ name, namespace, body: lease }))
+      return {
+        async release() {
+          const freed = formatMicroTime(now()) as unknown as Date
+          current.spec = {
+            ...current.spec,
+            holderIdentity: undefined,
+            acquireTime: undefined,
+            renewTime: freed,
+          }
+          current = await timedRequest(() => api.replaceNamespacedLease({ name, namespace, body: current }))
+        },
+      }
+    },
+    close: async () => {},
+  }
+}
+
+/** node-redlock with its default settings; a wait longer than its retries starts a new `acquire()`. */
+function redlockBackend(port: number): Backend {
+  const client = new Redis({ host: '127.0.0.1', port, lazyConnect: false })
+  const redlock = new Redlock([client])
+  return {
+    async acquire(name, expires, timeout) {
+      const deadline = timeout === null ? Number.POSITIVE_INFINITY : performance.now() + timeout * 1000
+      for (;;) {
+        try {
+          const lock: RedlockLock = await redlock.acquire([`bench:${name}`], expires * 1000)
+          return { release: async () => void (await lock.release()) }
+        } catch (error) {
+          if (performance.now() >= deadline || timeout === 0) throw error
+        }
+      }
+    },
+    async close() {
+      await client.quit()
+    },
+  }
+}
