@@ -328,7 +328,11 @@ class LiveView {
 
   draw(state: LiveState): void {
     if (this.#tty) {
-      const lines = liveLines(state, true)
+      // Lines cut to the terminal's width, so that none wraps and the count of lines to redraw is exact.
+      const width = Math.max(20, (this.#out.columns ?? 120) - 1)
+      const lines = liveLines(state, true).map((line) =>
+        line.length > width ? `${line.slice(0, width - 1)}…` : line,
+      )
       const up = this.#lines > 0 ? `\x1b[${this.#lines}F` : ''
       this.#out.write(`${up}\x1b[J${lines.join('\n')}\n`)
       this.#lines = lines.length
@@ -528,7 +532,7 @@ async function main(): Promise<number> {
       for (const service of services) send(service, { type: 'stop' })
       await Promise.all(
         services.map(async (service) => {
-          await Promise.race([service.child.exited, sleep(10_000)])
+          await Promise.race([service.child.exited, sleep(15_000)])
           await stopChild(service.child, 'SIGTERM', 5_000)
         }),
       )
@@ -619,6 +623,10 @@ async function main(): Promise<number> {
               .filter((pid) => pid !== undefined),
             ...summary,
             lockExpiredEvents: typeof events === 'string' ? { error: events } : events,
+            // What the controller said about the demo's locks, and any trouble it had.
+            controllerLog: controller.logs.filter(
+              (line) => line.level === 'warn' || line.level === 'error' || line.msg.startsWith('lock '),
+            ),
           },
           null,
           2,

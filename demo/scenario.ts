@@ -1,13 +1,15 @@
 /**
  * The demo's cast: each entry is one process (one "pod") running `demo/service.ts`.
  *
- * - `update-customer` runs twice and locks its own name (the default lock name is the service name).
+ * - `update-customer` runs as two replicas that lock their own name (the default lock name is the
+ *   service name), and as a third caller that asks with `timeout: 0`: an interactive request that would
+ *   rather fail at once than wait while a replica holds the lock.
  * - `update-account` (twice) and `delete-account` lock one account number each time: the same lock
  *   names across two services, so an update and a delete of one account never overlap.
- * - `export-statements` runs twice. Replica `a` holds the lock with a short `expires` and its work
- *   overruns it: its signal fires, it drops its result, and since it neither renews nor releases in time
- *   the controller marks the lease free with a `LockExpired` Event. Replica `b` is a trigger that asks
- *   with `timeout: 0` and gives up at once while an export is running.
+ * - `export-statements` holds its lock with a short `expires` and its work overruns it: its signal
+ *   fires, it drops its result, and since it neither renews nor releases in time the controller marks
+ *   the lease free with a `LockExpired` Event. Nobody else uses that lock, so it is the controller, not
+ *   a waiter that has watched the lease all along, that frees it.
  */
 
 export interface Role {
@@ -46,6 +48,16 @@ export function scenario(): Role[] {
         pauseMs: [50, 300],
       }),
     ),
+    {
+      instance: 'update-customer-now',
+      service: 'update-customer',
+      locks: [],
+      timeout: 0,
+      expires: 10,
+      workMs: [100, 200],
+      pauseMs: [500, 900],
+      overruns: false,
+    },
     ...['update-account-1', 'update-account-2'].map(
       (instance): Role => ({
         instance,
@@ -65,26 +77,16 @@ export function scenario(): Role[] {
       pauseMs: [300, 800],
     },
     {
-      instance: 'export-statements-a',
+      instance: 'export-statements',
       service: 'export-statements',
       locks: [],
-      timeout: 30,
+      timeout: 10,
       // The controller frees the lease `expires` + its grace (2 s by default) after the last write;
-      // the work takes longer than both together.
+      // the work takes more than twice as long, so that a busy machine still shows it.
       expires: 3,
-      workMs: [8_000, 8_000],
+      workMs: [12_000, 12_000],
       pauseMs: [500, 1_000],
       overruns: true,
-    },
-    {
-      instance: 'export-statements-b',
-      service: 'export-statements',
-      locks: [],
-      timeout: 0,
-      expires: 10,
-      workMs: [200, 300],
-      pauseMs: [700, 1_000],
-      overruns: false,
     },
   ]
 }

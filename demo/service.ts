@@ -115,8 +115,10 @@ async function once(): Promise<void> {
         end('released')
       }
     }
-    // With no name, withLock() locks the service's own name.
-    const options = { timeout, expires, signal: stop.signal }
+    // With no name, withLock() locks the service's own name. The stop signal is not passed on: a call
+    // cancelled while its acquiring write is in flight could leave a lease held by nobody until it
+    // expires, and the demo promises to leave no lock held. A wait lasts at most `timeout`.
+    const options = { timeout, expires }
     if (lockNames.length === 0) await locks.withLock(options, run)
     else await locks.withLock(name, options, run)
   } catch (error) {

@@ -122,7 +122,7 @@ describe('npm run demo', () => {
     const namespace = await createNamespace('demo')
     const result = await runDemo(
       ['--kubeconfig', kubeconfigPath(), '--namespace', namespace, '--duration', '15', '--json'],
-      150_000,
+      400_000,
     )
     expect(result.code, result.stderr).toBe(0)
     const summary = JSON.parse(result.stdout) as {
@@ -155,13 +155,45 @@ describe('npm run demo', () => {
       expect.arrayContaining([
         expect.objectContaining({
           lease: `${namespace}/export-statements`,
-          note: expect.stringContaining('export-statements-a'),
+          note: expect.stringContaining('export-statements_'),
         }),
       ]),
     )
 
     expect(summary.pids.length).toBeGreaterThan(1)
     expect(summary.pids.filter(runs)).toEqual([])
+    expect(await heldLeases(namespace), context).toEqual([])
+  }, 420_000)
+
+  it('ends the run early on SIGINT, still prints the summary, and stops everything it started', async () => {
+    const namespace = await createNamespace('demo')
+    let interrupted = false
+    const result = await runDemo(
+      ['--kubeconfig', kubeconfigPath(), '--namespace', namespace, '--duration', '600', '--json'],
+      400_000,
+      (child) => {
+        // Interrupt once the live view has counted an acquisition.
+        child.stderr?.on('data', (chunk: Buffer | string) => {
+          if (!interrupted && /acquisitions [1-9]/.test(String(chunk))) {
+            interrupted = true
+            child.kill('SIGINT')
+          }
+        })
+      },
+    )
+    expect(interrupted, result.stderr).toBe(true)
+    expect(result.code, result.stderr).toBe(0)
+    const summary = JSON.parse(result.stdout) as {
+      seconds: number
+      acquisitions: number
+      maxHolders: number
+      pids: number[]
+    }
+    expect(summary.seconds).toBeLessThan(600)
+    expect(summary.acquisitions).toBeGreaterThan(0)
+    expect(summary.maxHolders).toBe(1)
+    expect(summary.pids.length).toBeGreaterThan(1)
+    expect(summary.pids.filter(runs)).toEqual([])
     expect(await heldLeases(namespace)).toEqual([])
-  }, 180_000)
+  }, 420_000)
 })
