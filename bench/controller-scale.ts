@@ -7,10 +7,12 @@
  *      grace) until all are marked free;
  *   2. with a new controller and retention 0, the GC pass: from its list until every lease is deleted;
  * and the controller's resident memory (peak, from /proc) in both. Without --kubeconfig it starts a
- * local control plane (etcd + kube-apiserver) for the run. Prints a table; writes JSON to bench/results/.
+ * local control plane (etcd + kube-apiserver) for the run. It runs `dist/controller/main.js` when built
+ * (`npm run build`), else the TypeScript sources; `--max-old-space-size <MiB>` caps the V8 heap as a
+ * container memory limit would. Prints a table; writes JSON to bench/results/.
  */
 import { randomBytes } from 'node:crypto'
-import { readFileSync } from 'node:fs'
+import { existsSync, readFileSync } from 'node:fs'
 import { mkdir, writeFile } from 'node:fs/promises'
 import { cpus, loadavg, totalmem } from 'node:os'
 import { dirname, join, resolve } from 'node:path'
@@ -28,6 +30,8 @@ const { values } = parseArgs({
     leases: { type: 'string', default: '10000' },
     kubeconfig: { type: 'string' },
     concurrency: { type: 'string', default: '64' },
+    entry: { type: 'string' },
+    'max-old-space-size': { type: 'string' },
   },
 })
 const count = Number(values.leases)
@@ -35,6 +39,14 @@ const concurrency = Number(values.concurrency)
 if (!Number.isInteger(count) || count < 1)
   throw new Error(`Expected --leases to be a positive integer, got ${values.leases}`)
 const log = (line: string) => process.stderr.write(`${line}\n`)
+// Measure what runs in the image (compiled JavaScript) when it has been built: loading TypeScript
+// sources costs the process memory of its own.
+const built = join(ROOT, 'dist', 'controller', 'main.js')
+const entry = values.entry ?? (existsSync(built) ? built : 'controller/main.ts')
+const nodeOptions = values['max-old-space-size']
+  ? [`--max-old-space-size=${values['max-old-space-size']}`]
+  : []
+log(`controller entry: ${entry} ${nodeOptions.join(' ')}`)
 
 let plane: ControlPlane | undefined
 let kubeconfigPath = values.kubeconfig
@@ -96,6 +108,7 @@ try {
       loadAverage: loadavg().map((load) => Math.round(load * 10) / 10),
     },
     leases: count,
+    entry: `${entry} ${nodeOptions.join(' ')}`.trim(),
     createSeconds: seconds(created.ms),
     initialListSeconds: seconds(listedAt - spawned),
     reclaimPassSeconds: seconds(reclaimedAt - dueAt),
@@ -143,17 +156,22 @@ try {
 }
 
 function start(name: string, flags: readonly string[]): ControllerProcess {
-  const controller = new ControllerProcess(name, [
-    '--kubeconfig',
-    kubeconfigPath as string,
-    '--namespaces',
-    namespace,
-    '--listen',
-    '127.0.0.1:0',
-    '--leader-election-namespace',
-    namespace,
-    ...flags,
-  ])
+  const controller = new ControllerProcess(
+    name,
+    [
+      '--kubeconfig',
+      kubeconfigPath as string,
+      '--namespaces',
+      namespace,
+      '--listen',
+      '127.0.0.1:0',
+      '--leader-election-namespace',
+      namespace,
+      ...flags,
+    ],
+    {},
+    { entry, nodeOptions },
+  )
   controllers.push(controller)
   return controller
 }

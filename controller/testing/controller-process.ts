@@ -21,9 +21,19 @@ export class ControllerProcess {
   #exit: Exit | undefined
   #buffer = ''
 
-  constructor(name: string, args: readonly string[], env: Readonly<Record<string, string>> = {}) {
+  /**
+   * @param entry the program to run: the TypeScript source (default) or the built
+   * `dist/controller/main.js`; `nodeOptions` are passed to node before it.
+   */
+  constructor(
+    name: string,
+    args: readonly string[],
+    env: Readonly<Record<string, string>> = {},
+    options: { readonly entry?: string; readonly nodeOptions?: readonly string[] } = {},
+  ) {
     this.name = name
-    this.child = spawn(process.execPath, ['controller/main.ts', ...args], {
+    const entry = options.entry ?? 'controller/main.ts'
+    this.child = spawn(process.execPath, [...(options.nodeOptions ?? []), entry, ...args], {
       cwd: ROOT,
       env: { ...process.env, POD_NAME: name, ...env },
       stdio: ['ignore', 'pipe', 'pipe'],
