@@ -1,0 +1,76 @@
+import { afterEach, describe, expect, it } from 'vitest'
+import { ControllerProcess, killControllers } from '../../controller/testing/controller-process.ts'
+import { FaultRun, scaled } from '../faults/coordinator.ts'
+import { createNamespace, kubeconfigPath } from './support.ts'
+
+// Deliverable 7: workers whose clocks disagree. The SDK's clock is injected in each worker process: the
+// wall clock (which only fills renewTime/acquireTime) off by ±5 minutes, and the monotonic clock running
+// up to 2 % fast or slow — within the safety margin of 10 % of `expires`, the documented tolerance.
+
+let run: FaultRun | undefined
+
+afterEach(async () => {
+  await run?.close()
+  run = undefined
+  await killControllers()
+})
+
+const MINUTES_5 = 5 * 60_000
+
+describe('faults: clocks', () => {
+  it(
+    'wall clocks off by ±5 minutes and clock rates off by 2 %, with the controller running: safety holds',
+    async () => {
+      const namespace = await createNamespace('faults-clock')
+      const r = new FaultRun({
+        kubeconfig: kubeconfigPath(),
+        namespace,
+        retryInterval: 0.2,
+        requestTimeout: 5,
+      })
+      run = r
+      const controller = new ControllerProcess(`faults-clock-${namespace}`, [
+        '--kubeconfig',
+        kubeconfigPath(),
+        '--namespaces',
+        namespace,
+        '--grace',
+        '1',
+        '--retention',
+        '5',
+        '--listen',
+        '127.0.0.1:0',
+        '--leader-election-namespace',
+        namespace,
+      ])
+      const plan = {
+        locks: ['tick', 'tock'],
+        // Holds longer than a round trip: a waiter that trusted a renewTime 5 minutes in the past would
+        // take the lock over while it is held.
+        acquire: { expires: 3, timeout: 120 },
+        pauseMs: [100, 600] as const,
+        rounds: scaled(3, 25),
+      }
+      const skews = [
+        { wallSkewMs: MINUTES_5 },
+        { wallSkewMs: -MINUTES_5 },
+        { wallSkewMs: MINUTES_5, clockRate: 0.98 },
+        { wallSkewMs: -MINUTES_5, clockRate: 1.02 },
+        { wallSkewMs: -MINUTES_5, clockRate: 0.98 },
+        { wallSkewMs: MINUTES_5, clockRate: 1.02 },
+        {},
+        {},
+      ]
+      const workers = await Promise.all(
+        skews.map((skew, i) => r.spawn(`skew${i}`, { ...skew, contend: plan })),
+      )
+      r.fault(skews.length - 2)
+      await Promise.all(workers.map((w) => w.next('done', () => true, scaled(150_000, 900_000))))
+      const result = r.assertSafe('clocks: skewed wall clocks and rates')
+      expect(result.holds).toBe(8 * plan.rounds)
+      // No hold was lost to the controller: it judges expiry on its own clock, whatever renewTime says.
+      expect(controller.logged('lock reclaimed: marked free')).toEqual([])
+    },
+    scaled(200_000, 1_000_000),
+  )
+})
