@@ -328,8 +328,9 @@ class LiveView {
 
   draw(state: LiveState): void {
     if (this.#tty) {
-      // Lines cut to the terminal's width, so that none wraps and the count of lines to redraw is exact.
-      const width = Math.max(20, (this.#out.columns ?? 120) - 1)
+      // Lines cut to the terminal's width (unknown in some pseudo-terminals: 0), so that none wraps
+      // and the count of lines to redraw is exact.
+      const width = Math.max(20, (this.#out.columns || 120) - 1)
       const lines = liveLines(state, true).map((line) =>
         line.length > width ? `${line.slice(0, width - 1)}…` : line,
       )
