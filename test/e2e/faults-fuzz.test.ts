@@ -1,0 +1,233 @@
+import { spawn } from 'node:child_process'
+import { EventEmitter } from 'node:events'
+import { KubeConfig } from '@kubernetes/client-node'
+import fc from 'fast-check'
+import { afterEach, describe, expect, it } from 'vitest'
+import { runCli } from '../../cli/program.ts'
+import {
+  createKubernetesLeaseStore,
+  createLocks,
+  type LeaseStore,
+  LOCK_NAME_ANNOTATION,
+  LockError,
+  type Locks,
+  leaseNameFor,
+  MAX_LOCK_NAME_BYTES,
+} from '../../sdk/index.ts'
+import { recordSummary, scaled } from '../faults/coordinator.ts'
+import { adminKubeConfig, createNamespace, kubeconfigPath } from './support.ts'
+
+// Deliverable 9: names and options, valid and not, through the public API and the CLI. Every call ends
+// in a lock or a LockError with a message (never another exception); a call refused for its input
+// creates no lease; and a non-empty name with valid options always works.
+
+let locks: Locks | undefined
+let store: LeaseStore | undefined
+
+afterEach(async () => {
+  await locks?.close()
+  await store?.close?.()
+  locks = undefined
+  store = undefined
+})
+
+/** A value of an option and whether the SDK must accept it. */
+type Choice = readonly [value: unknown, valid: boolean]
+
+const choice = (valid: fc.Arbitrary<unknown>, invalid: fc.Arbitrary<unknown>): fc.Arbitrary<Choice> =>
+  fc.oneof(
+    { weight: 9, arbitrary: valid.map((v) => [v, true] as const) },
+    { weight: 1, arbitrary: invalid.map((v) => [v, false] as const) },
+  )
+
+const notANumber = fc.constantFrom(Number.NaN, '5', null, {}, true, [1], -1)
+
+const nameChoice = choice(
+  fc.oneof(
+    fc.string({ unit: 'grapheme', minLength: 1, maxLength: 120 }),
+    fc.string({ unit: 'binary', minLength: 1, maxLength: 60 }),
+    fc.constantFrom('a', 'UPPER', '.', '-', '..', 'x'.repeat(300), 'a/b\\c', '\u0000', '💥', ' '),
+  ),
+  fc.constantFrom('', 42, null, {}, ['a'], 'x'.repeat(MAX_LOCK_NAME_BYTES + 1)),
+)
+
+const optionsChoice = fc.record({
+  expires: choice(
+    fc.oneof(fc.constant(undefined), fc.double({ min: 0.5, max: 1e6, noNaN: true })),
+    fc.oneof(notANumber, fc.constantFrom(0, Infinity, 2 ** 31, -0.5)),
+  ),
+  timeout: choice(
+    fc.oneof(fc.constant(undefined), fc.constantFrom(0, 0.5, 5, Infinity)),
+    fc.oneof(notANumber, fc.constant(-Infinity)),
+  ),
+  renew: choice(fc.constantFrom(undefined, true, false), fc.constantFrom('yes', 1, null, 0)),
+  safetyMargin: choice(fc.constantFrom(undefined, 0, 0.1), fc.oneof(notANumber, fc.constant(2 ** 31))),
+})
+
+type Options = { [K in 'expires' | 'timeout' | 'renew' | 'safetyMargin']: Choice }
+
+function build(options: Options): { value: Record<string, unknown>; valid: boolean } {
+  const value: Record<string, unknown> = {}
+  let valid = true
+  for (const [key, [v, ok]] of Object.entries(options)) {
+    if (v !== undefined) value[key] = v
+    valid &&= ok
+  }
+  return { value, valid }
+}
+
+function leaseName(name: unknown): string | undefined {
+  if (typeof name !== 'string' || name === '') return undefined
+  try {
+    return leaseNameFor(name)
+  } catch {
+    return undefined
+  }
+}
+
+describe('faults: bad input', () => {
+  it('fuzzed names and options through acquire() and withLock()', async () => {
+    const ns = await createNamespace('faults-fuzz')
+    const config = new KubeConfig()
+    config.loadFromFile(kubeconfigPath())
+    const client = createLocks({ kubeConfig: config, namespace: ns, requestTimeout: 10 })
+    locks = client
+    const leases = createKubernetesLeaseStore(adminKubeConfig())
+    store = leases
+    const taken = new Set<string>()
+    let calls = 0
+    let refused = 0
+    await fc.assert(
+      fc.asyncProperty(nameChoice, optionsChoice, fc.boolean(), async ([name, nameOk], options, scoped) => {
+        calls++
+        const { value, valid } = build(options)
+        const call = scoped
+          ? client.withLock(
+              name as string,
+              value,
+              async (signal, lock) => lock.fencingToken + String(signal.aborted),
+            )
+          : client.acquire(name as string, value).then(async (lock) => {
+              await lock.release()
+              return lock.fencingToken
+            })
+        const outcome = await call.then(
+          (token) => ({ ok: true as const, token }),
+          (error: unknown) => ({ ok: false as const, error }),
+        )
+        if (outcome.ok) {
+          expect(nameOk && valid, `accepted ${JSON.stringify([name, value])}`).toBe(true)
+          taken.add(name as string)
+          return
+        }
+        const error = outcome.error
+        expect(error, `not a LockError: ${String(error)}`).toBeInstanceOf(LockError)
+        const lockError = error as LockError
+        expect(lockError.message.length).toBeGreaterThan(10)
+        // A non-empty name with valid options must work: any string is a lock name.
+        expect(nameOk && valid, `refused ${JSON.stringify([name, value])}: ${lockError.message}`).toBe(false)
+        expect(lockError.code).toBe('INVALID_OPTIONS')
+        refused++
+        const lease = leaseName(name)
+        if (lease !== undefined && !taken.has(name as string)) {
+          expect(
+            await leases.get(ns, lease),
+            `lease created for refused ${JSON.stringify(name)}`,
+          ).toBeUndefined()
+        }
+      }),
+      { numRuns: scaled(60, 600) },
+    )
+    // Nothing else appeared: every lease belongs to an accepted call.
+    const list = await leases.list(ns)
+    for (const lease of list.items)
+      expect(taken.has(lease.annotations[LOCK_NAME_ANNOTATION] ?? '')).toBe(true)
+    recordSummary({ test: 'fuzz: SDK', calls, refused, acquisitions: calls - refused, violations: 0 })
+  }, 300_000)
+
+  it('fuzzed names and options through the CLI: usage errors, no crash, no lease', async () => {
+    const ns = await createNamespace('faults-fuzz-cli')
+    const leases = createKubernetesLeaseStore(adminKubeConfig())
+    store = leases
+    const taken = new Set<string>()
+    let calls = 0
+    const cli = async (argv: string[]) => {
+      let stdout = ''
+      let stderr = ''
+      const code = await runCli(argv, {
+        stdout: (text) => {
+          stdout += text
+        },
+        stderr: (text) => {
+          stderr += text
+        },
+        env: {},
+        home: undefined,
+        now: () => Date.now(),
+        signal: new AbortController().signal,
+        signals: new EventEmitter() as unknown as Pick<NodeJS.Process, 'on' | 'off'>,
+      })
+      return { code, stdout, stderr }
+    }
+    const seconds = fc.oneof(
+      fc.constantFrom('1', '0', '2.5', 'inf', '-1', 'NaN', '', 'abc', '1e400', '0x10', ' 3 ', '-0'),
+      fc.double({ noNaN: false }).map(String),
+    )
+    await fc.assert(
+      fc.asyncProperty(
+        fc.string({ unit: 'grapheme', minLength: 0, maxLength: 80 }).filter((s) => !s.startsWith('-')),
+        seconds,
+        seconds,
+        async (name, expires, timeout) => {
+          calls++
+          const argv = [
+            'run',
+            name,
+            '--kubeconfig',
+            kubeconfigPath(),
+            '-n',
+            ns,
+            '--expires',
+            expires,
+            '--timeout',
+            timeout,
+            '--',
+            'true',
+          ]
+          const result = await cli(argv)
+          expect([0, 1, 2, 75], `${JSON.stringify(argv)} → ${result.code}\n${result.stderr}`).toContain(
+            result.code,
+          )
+          expect(result.stderr).not.toMatch(/\n\s+at /)
+          if (result.code === 0) {
+            taken.add(name)
+            return
+          }
+          expect(result.stderr.trim().length).toBeGreaterThan(0)
+          const lease = leaseName(name)
+          if (result.code === 2 && lease !== undefined && !taken.has(name)) {
+            expect(await leases.get(ns, lease)).toBeUndefined()
+          }
+        },
+      ),
+      { numRuns: scaled(40, 300) },
+    )
+    // One real process: a bad option is a usage error with a message, not a stack trace.
+    const child = spawn(process.execPath, ['cli/main.ts', 'run', 'x', '--expires', '-5', '--', 'true'], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, KUBECONFIG: kubeconfigPath() },
+    })
+    let stderr = ''
+    child.stderr?.setEncoding('utf8').on('data', (chunk: string) => {
+      stderr += chunk
+    })
+    const code = await new Promise<number | null>((resolve) =>
+      child.once('exit', (exitCode) => resolve(exitCode)),
+    )
+    expect(code).toBe(2)
+    expect(stderr).toMatch(/--expires/)
+    expect(stderr).not.toMatch(/\n\s+at /)
+    expect(await leases.get('default', leaseNameFor('x'))).toBeUndefined()
+    recordSummary({ test: 'fuzz: CLI', calls, violations: 0 })
+  }, 300_000)
+})
