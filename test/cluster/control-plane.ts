@@ -48,7 +48,8 @@ export class ControlPlane {
   readonly apiserver: ServerProcess
   private readonly pki: TestPki
   private readonly admin: KeyPair
-  private readonly etcdUrl: string
+  /** `http://127.0.0.1:<port>`: etcd's client URL, for tests that act on the storage directly. */
+  readonly etcdUrl: string
 
   private constructor(init: {
     binaries: Binaries
