@@ -105,8 +105,8 @@ export class LockPermissionError extends LockError {
           `${details.resource} in namespace \`${details.namespace}\`: check the kubeconfig or the pod's ` +
           'service account token'
         : `cannot ${details.verb} ${details.resource} in namespace \`${details.namespace}\`: the service ` +
-          `account needs \`${details.verb}\` on \`${details.resource}\` there — see the chart's client Role ` +
-          '(`rbac.client`) or grant it with a Role and RoleBinding'
+          `account needs \`${details.verb}\` on \`${details.resource}\` there: bind the chart's ClusterRole ` +
+          '`kube-locks-client` to it with a RoleBinding in that namespace (see docs/install.md)'
     super('PERMISSION_DENIED', message, options)
     this.verb = details.verb
     this.resource = details.resource

@@ -47,7 +47,7 @@ describe('translateError', () => {
     const forbidden = translateError(status(403, 'Forbidden'), ctx('update'))
     expect(forbidden).toBeInstanceOf(LockPermissionError)
     expect(forbidden.message).toContain('cannot update leases.coordination.k8s.io in namespace `shop`')
-    expect(forbidden.message).toContain("chart's client Role")
+    expect(forbidden.message).toContain('ClusterRole `kube-locks-client`')
     const unauthorized = translateError(new ApiException(401, 'Unauthorized', undefined, {}), ctx('get'))
     expect(unauthorized.message).toContain('did not accept the credentials')
   })

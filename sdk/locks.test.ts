@@ -146,7 +146,9 @@ describe('acquire and release', () => {
       .acquire('p')
       .catch((e: unknown) => e)
     expect(error).toBeInstanceOf(LockPermissionError)
-    expect(String(error)).toMatch(/cannot get leases.coordination.k8s.io in namespace `shop`.*client Role/)
+    expect(String(error)).toMatch(
+      /cannot get leases.coordination.k8s.io in namespace `shop`.*kube-locks-client/,
+    )
   })
 })
 
