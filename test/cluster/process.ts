@@ -39,8 +39,11 @@ export class ServerProcess {
     if (this.running) throw new Error(`${this.name} is already running`)
     installExitHook()
     const log = createWriteStream(this.logFile, { flags: 'a' })
+    // Its own process group: a Ctrl-C in the terminal reaches the harness, which stops the
+    // servers in order, rather than killing them under a program that still needs them.
     const child = spawn('setpriv', ['--pdeathsig', 'SIGKILL', '--', this.command, ...this.args], {
       stdio: ['ignore', 'pipe', 'pipe'],
+      detached: true,
     })
     child.stdout?.pipe(log, { end: false })
     child.stderr?.pipe(log, { end: false })
