@@ -82,7 +82,7 @@ const PROFILE = quick
       scale: 10_000,
     }
 const CRASH_EXPIRES = 5
-const CRASH_HOLD_MS = 500
+const CRASH_HOLD_MS = 2_500
 
 const log = (line: string) => process.stderr.write(`${line}\n`)
 const loadSamples: number[] = []

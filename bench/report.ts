@@ -62,6 +62,13 @@ function rows(report: Report): Row[] {
         met: ratio <= 1.2,
       })
     }
+    out.push({
+      measure: 'raw read + 2 updates, client-node default (new connection per request), p50',
+      value: formatMs(u.rawPlain.p50),
+      baseline: `${formatMs(u.raw.p50)} over kept-alive connections`,
+      ratio: formatRatio(u.rawPlain.p50 / u.raw.p50),
+      target: '',
+    })
   }
   const h = report.handover
   const floor = u?.rawUpdate.p50
@@ -162,7 +169,7 @@ function rows(report: Report): Row[] {
       target: '',
     })
     out.push({
-      measure: `scale: acquiring ${s.locks} locks (32 at a time)`,
+      measure: `scale: acquiring ${s.locks} locks (64 at a time)`,
       value: `${s.acquireSeconds.toFixed(1)} s`,
       baseline: `${(s.locks / s.acquireSeconds).toFixed(0)}/s`,
       ratio: '',
@@ -171,7 +178,7 @@ function rows(report: Report): Row[] {
     out.push({
       measure: `scale: \`locks list -A\` (${s.listedRows} rows), p50 of ${s.listSeconds.n}`,
       value: `${s.listSeconds.p50.toFixed(2)} s`,
-      baseline: '',
+      baseline: `${s.cliStartSeconds.p50.toFixed(2)} s \`locks --help\` (start-up)`,
       ratio: '',
       target: '',
     })

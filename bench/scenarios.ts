@@ -1,6 +1,8 @@
 import { readFileSync } from 'node:fs'
 import { dirname, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { CoordinationV1Api } from '@kubernetes/client-node'
+import { leaseNameFor, parseMicroTime } from '../sdk/index.ts'
 import {
   createNamespace,
   type loadKubeConfig,
@@ -27,16 +29,22 @@ export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeou
 const wallNow = (): number => performance.timeOrigin + performance.now()
 let serial = 0
 
+/** `raw`: the floor over kept-alive connections; `raw-plain`: client-node's default, a new pool per request. */
+export type WorkerKind = 'kube-locks' | 'raw' | 'raw-plain' | 'redlock'
+
 export async function worker(
   ctx: Context,
-  backend: 'kube-locks' | 'raw' | 'redlock',
+  backend: WorkerKind,
   namespace: string,
   nodeFlags: readonly string[] = [],
 ): Promise<Peer> {
+  const { kubeconfig } = ctx
   const config: WorkerConfig =
     backend === 'redlock'
       ? { backend, redisPort: ctx.redisPort }
-      : { backend, kubeconfig: ctx.kubeconfig, namespace }
+      : backend === 'kube-locks'
+        ? { backend, kubeconfig, namespace }
+        : { backend: 'raw', kubeconfig, namespace, reuseConnections: backend === 'raw' }
   const peer = new Peer(`${backend}-worker-${++serial}`, process.execPath, [
     ...nodeFlags,
     WORKER,
@@ -90,6 +98,8 @@ const event =
 export interface UncontendedResult {
   readonly kubeLocks: Summary
   readonly raw: Summary
+  /** The same requests with client-node's default of a new connection pool per request. */
+  readonly rawPlain: Summary
   readonly rawRead: Summary
   readonly rawUpdate: Summary
   readonly samples: { readonly kubeLocks: number[]; readonly raw: number[] }
@@ -104,6 +114,7 @@ export async function uncontended(ctx: Context, count: number): Promise<Unconten
   await createNamespace(ctx.kubeConfig, namespace)
   const kl = await worker(ctx, 'kube-locks', namespace)
   const raw = await worker(ctx, 'raw', namespace)
+  const plain = await worker(ctx, 'raw-plain', namespace)
   const cycle = async (peer: Peer, name: string, n: number) => {
     const from = peer.events.length
     peer.send({ op: 'cycle', name, count: n })
@@ -114,9 +125,11 @@ export async function uncontended(ctx: Context, count: number): Promise<Unconten
   }
   await cycle(kl, 'kube-locks', 5)
   await cycle(raw, 'raw', 5)
+  await cycle(plain, 'raw-plain', 5)
   const blocks = 5
   const kubeLocks: number[] = []
   const rawSamples: number[] = []
+  const plainSamples: number[] = []
   const reads: number[] = []
   const updates: number[] = []
   for (let b = 0; b < blocks; b++) {
@@ -127,11 +140,13 @@ export async function uncontended(ctx: Context, count: number): Promise<Unconten
       reads.push(read as number)
       updates.push(take as number, free as number)
     }
+    plainSamples.push(...(await cycle(plain, 'raw-plain', Math.ceil(count / blocks))).samples)
   }
-  await Promise.all([kl.stop(), raw.stop()])
+  await Promise.all([kl.stop(), raw.stop(), plain.stop()])
   return {
     kubeLocks: summarize(kubeLocks),
     raw: summarize(rawSamples),
+    rawPlain: summarize(plainSamples),
     rawRead: summarize(reads),
     rawUpdate: summarize(updates),
     samples: { kubeLocks, raw: rawSamples },
@@ -212,7 +227,11 @@ export interface CrashSamples {
   readonly expires: number
 }
 
-/** The holder is SIGKILLed `holdMs` after it acquired; a waiter (already waiting) takes over. */
+/**
+ * The holder (renewing, for kube-locks) is SIGKILLed `holdMs` after it acquired, while a waiter waits;
+ * the waiter takes over. The holder's last write is read back from the lease (`renewTime`, written from
+ * the same machine's clock) or, for redlock, is the acquisition.
+ */
 export async function crashLocks(
   ctx: Context,
   backend: 'kube-locks' | 'redlock',
@@ -228,20 +247,30 @@ export async function crashLocks(
   for (let i = 0; i < count; i++) {
     const name = `crash-${i}`
     const holder = await worker(ctx, backend, namespace)
-    holder.send({ op: 'acquire', id: 'holder', name, expires, timeout: 0 })
+    holder.send({ op: 'acquire', id: 'holder', name, expires, timeout: 0, renew: backend === 'kube-locks' })
     const acquired = await holder.next(event('acquired', 'holder'), 60_000)
     waiter.send({ op: 'acquire', id: name, name, expires, timeout: null })
     await waiter.next(event('waiting', name), 60_000)
-    await sleep(Math.max(0, acquired.t + holdMs - wallNow()))
+    await sleep(Math.max(0, acquired.t + holdMs + Math.random() * 1000 - wallNow()))
     const killedAt = holder.kill()
+    const lastWrite =
+      backend === 'kube-locks' ? await renewTime(ctx, namespace, leaseNameFor(name)) : acquired.t
     const next = await waiter.next(event('acquired', name), (expires + 30) * 1000)
     fromKill.push(next.t - killedAt)
-    fromLastWrite.push(next.t - acquired.t)
+    fromLastWrite.push(next.t - lastWrite)
     waiter.send({ op: 'release', id: name })
     await waiter.next(event('released', name), 60_000)
   }
   await waiter.stop()
   return { fromKill, fromLastWrite, expires }
+}
+
+/** The lease's `renewTime` as Unix milliseconds. */
+async function renewTime(ctx: Context, namespace: string, name: string): Promise<number> {
+  const lease = await ctx.kubeConfig.makeApiClient(CoordinationV1Api).readNamespacedLease({ name, namespace })
+  const time = lease.spec?.renewTime as Date | string | undefined
+  if (time === undefined) throw new Error(`lease ${namespace}/${name} has no renewTime`)
+  return typeof time === 'string' ? parseMicroTime(time) : time.getTime()
 }
 
 export async function crashClientGo(
@@ -259,13 +288,12 @@ export async function crashClientGo(
     const led = await leader.next(event('leader'), 60_000)
     const next = candidate(ctx, namespace, name, settings)
     await next.next(event('started'), 60_000)
-    await sleep(Math.max(0, led.t + holdMs - wallNow()))
-    // The leader renews every retry period; its last write is the latest renewal before the kill.
+    await sleep(Math.max(0, led.t + holdMs + Math.random() * 1000 - wallNow()))
     const killedAt = leader.kill()
+    const lastWrite = await renewTime(ctx, namespace, name)
     const took = await next.next(event('leader'), (settings.leaseDuration * 3 + 30) * 1000)
     fromKill.push(took.t - killedAt)
-    const renewals = Math.floor((killedAt - led.t) / (settings.retryPeriod * 1000))
-    fromLastWrite.push(took.t - (led.t + renewals * settings.retryPeriod * 1000))
+    fromLastWrite.push(took.t - lastWrite)
     await next.stop(10_000)
   }
   return { fromKill, fromLastWrite, expires: settings.leaseDuration }
@@ -413,6 +441,8 @@ export interface ScaleResult {
   readonly holderHeapUsedMiB: number
   readonly holderRssBeforeMiB: number
   readonly listSeconds: Summary
+  /** `locks --help`: the CLI's start-up alone. */
+  readonly cliStartSeconds: Summary
   readonly listedRows: number
   readonly controller: Record<string, unknown> | { readonly error: string }
 }
@@ -424,7 +454,7 @@ export async function scale(ctx: Context, locks: number): Promise<ScaleResult> {
   await createNamespace(ctx.kubeConfig, namespace)
   const holder = await worker(ctx, 'kube-locks', namespace, ['--expose-gc'])
   ctx.log(`  one process acquires ${locks} locks…`)
-  holder.send({ op: 'hold-many', prefix: 'scale', count: locks, concurrency: 32 })
+  holder.send({ op: 'hold-many', prefix: 'scale', count: locks, concurrency: 64 })
   const held = (await holder.next(event('holding'), 1_800_000)) as PeerEvent & {
     seconds: number
     before: NodeJS.MemoryUsage
@@ -432,8 +462,13 @@ export async function scale(ctx: Context, locks: number): Promise<ScaleResult> {
   }
   ctx.log('  timing `locks list -A`…')
   const listTimes: number[] = []
+  const startTimes: number[] = []
   let listedRows = 0
   for (let i = 0; i < 3; i++) {
+    const help = new Peer('locks-help', process.execPath, [join(ROOT, 'cli', 'main.ts'), '--help'])
+    const h0 = performance.now()
+    await help.exited
+    startTimes.push(performance.now() - h0)
     const list = new Peer('locks-list', process.execPath, [
       join(ROOT, 'cli', 'main.ts'),
       'list',
@@ -461,6 +496,7 @@ export async function scale(ctx: Context, locks: number): Promise<ScaleResult> {
     holderHeapUsedMiB: mib(held.after.heapUsed),
     holderRssBeforeMiB: mib(held.before.rss),
     listSeconds: summarize(listTimes.map((ms) => ms / 1000)),
+    cliStartSeconds: summarize(startTimes.map((ms) => ms / 1000)),
     listedRows,
     controller,
   }

@@ -8,13 +8,28 @@
  */
 import { randomBytes } from 'node:crypto'
 import { createInterface } from 'node:readline'
-import { ApiException, CoordinationV1Api, KubeConfig, type V1Lease } from '@kubernetes/client-node'
+import {
+  ApiException,
+  CoordinationV1Api,
+  KubeConfig,
+  Observable,
+  type RequestContext,
+  type ResponseContext,
+  type V1Lease,
+} from '@kubernetes/client-node'
 import { Redis } from 'ioredis'
 import Redlock, { type Lock as RedlockLock } from 'redlock'
 import { createLocks, formatMicroTime, type Lock } from '../sdk/index.ts'
 
 export type WorkerConfig =
-  | { readonly backend: 'kube-locks' | 'raw'; readonly kubeconfig: string; readonly namespace: string }
+  | { readonly backend: 'kube-locks'; readonly kubeconfig: string; readonly namespace: string }
+  | {
+      readonly backend: 'raw'
+      readonly kubeconfig: string
+      readonly namespace: string
+      /** Reuse one connection pool (kept-alive connections), as the SDK does; else client-node's default. */
+      readonly reuseConnections: boolean
+    }
   | { readonly backend: 'redlock'; readonly redisPort: number }
 
 export type Command =
@@ -160,7 +175,7 @@ function createBackend(config: WorkerConfig): Backend {
     case 'kube-locks':
       return kubeLocksBackend(config.kubeconfig, config.namespace)
     case 'raw':
-      return rawBackend(config.kubeconfig, config.namespace)
+      return rawBackend(config.kubeconfig, config.namespace, config.reuseConnections)
     case 'redlock':
       return redlockBackend(config.redisPort)
   }
@@ -191,9 +206,37 @@ function kubeLocksBackend(kubeconfig: string, namespace: string): Backend {
  * The floor: the requests the lock algorithm needs for an uncontended acquire and release of an
  * existing free lease — a consistent read, the taking update and the freeing update, each under the
  * lease's resourceVersion — issued directly with @kubernetes/client-node, with no retries or waiting.
+ * client-node builds a new connection pool (so a new TLS connection) for every request; with
+ * `reuseConnections` the first pool is handed to every later request, as the SDK's store does.
  */
-function rawBackend(kubeconfig: string, namespace: string): Backend & { lastRequests: number[] } {
-  const api = loadKubeConfig(kubeconfig).makeApiClient(CoordinationV1Api)
+function rawBackend(
+  kubeconfig: string,
+  namespace: string,
+  reuseConnections: boolean,
+): Backend & { lastRequests: number[] } {
+  const client = loadKubeConfig(kubeconfig).makeApiClient(CoordinationV1Api)
+  let dispatcher: ReturnType<RequestContext['getDispatcher']>
+  const options = {
+    middlewareMergeStrategy: 'append' as const,
+    middleware: [
+      {
+        pre: (context: RequestContext) => {
+          if (dispatcher === undefined) dispatcher = context.getDispatcher()
+          else context.setDispatcher(dispatcher as NonNullable<typeof dispatcher>)
+          return new Observable(Promise.resolve(context))
+        },
+        post: (response: ResponseContext) => new Observable(Promise.resolve(response)),
+      },
+    ],
+  }
+  const config = reuseConnections ? options : undefined
+  const api = {
+    readNamespacedLease: (p: { name: string; namespace: string }) => client.readNamespacedLease(p, config),
+    createNamespacedLease: (p: { namespace: string; body: V1Lease }) =>
+      client.createNamespacedLease(p, config),
+    replaceNamespacedLease: (p: { name: string; namespace: string; body: V1Lease }) =>
+      client.replaceNamespacedLease(p, config),
+  }
   const identity = `raw_${process.pid}_${randomBytes(4).toString('hex')}`
   const lastRequests: number[] = []
   const timedRequest = async <T>(request: () => Promise<T>): Promise<T> => {
