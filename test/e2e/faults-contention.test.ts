@@ -61,7 +61,7 @@ describe('faults: contention', () => {
       const live: Worker[] = await Promise.all(Array.from({ length: 8 }, spawn))
       // Replacements start in the background: the faults keep coming while they load.
       const starting: Promise<Worker>[] = []
-      const end = performance.now() + scaled(20_000, 180_000)
+      const end = performance.now() + scaled(15_000, 180_000)
       let kills = 0
       let pauses = 0
       while (performance.now() < end) {
