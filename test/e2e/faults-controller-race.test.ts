@@ -55,7 +55,7 @@ describe('faults: controller races', () => {
       const workers = await Promise.all(
         Array.from({ length: 8 }, (_, i) => r.spawn(`r${i}`, { contend: plan })),
       )
-      const until = performance.now() + scaled(20_000, 300_000)
+      const until = performance.now() + scaled(15_000, 300_000)
       while (performance.now() < until) {
         await new Promise((resolve) => setTimeout(resolve, 1_000))
       }
