@@ -1,12 +1,13 @@
 import { afterEach, describe, expect, it } from 'vitest'
 import { ControllerProcess, killControllers } from '../../controller/testing/controller-process.ts'
-import { FaultRun, scaled } from '../faults/coordinator.ts'
+import { FaultRun, recordSummary, scaled } from '../faults/coordinator.ts'
 import { createNamespace, kubeconfigPath } from './support.ts'
 
 // Deliverable 8: the controller's reclaim and garbage collection race with renewals and acquisitions for
 // a long time. Leases renew every 2/3 s and expire after 2 s; the controller, with no grace and no
-// retention, frees any lease it sees unchanged for 2 s and deletes every free lease at once. A renewed
-// lease freed or deleted would make its holder's next renewal conflict: the holder would lose the lock.
+// retention, frees any lease it sees unchanged for 2 s and deletes every free lease at once, and it is
+// paused again and again for longer than a lease lasts. A renewed lease freed or deleted would make its
+// holder's next renewal conflict: the holder would lose the lock.
 
 let run: FaultRun | undefined
 
@@ -56,10 +57,19 @@ describe('faults: controller races', () => {
         Array.from({ length: 8 }, (_, i) => r.spawn(`r${i}`, { contend: plan })),
       )
       const until = performance.now() + scaled(15_000, 300_000)
+      let pauses = 0
       while (performance.now() < until) {
-        await new Promise((resolve) => setTimeout(resolve, 1_000))
+        await new Promise((resolve) => setTimeout(resolve, 1_000 + Math.random() * 1_000))
+        // A paused controller wakes up with a stale view: every lease looks unchanged for longer than
+        // its duration. Its writes must fail their preconditions, not free renewed leases.
+        controller.child.kill('SIGSTOP')
+        r.fault()
+        pauses++
+        await new Promise((resolve) => setTimeout(resolve, 2_500 + Math.random() * 1_500))
+        controller.child.kill('SIGCONT')
       }
       await Promise.all(workers.map((w) => w.stop(120_000)))
+      expect(pauses).toBeGreaterThan(0)
       const result = r.assertSafe('controller races: reclaim and GC against renewals')
       const losses = r.holds().filter((h) => h.endedBy !== 'AbortError')
       expect(losses, 'holds that ended otherwise than by release').toEqual([])
@@ -67,6 +77,11 @@ describe('faults: controller races', () => {
       // The race was on: the controller deleted leases between holds.
       expect(controller.logged('lease garbage-collected').length).toBeGreaterThan(0)
       expect(result.committed).toBeGreaterThan(8)
+      recordSummary({
+        test: 'controller races: controller writes refused by their preconditions',
+        refused: controller.logged('lease changed before the write; nothing to do').length,
+        collected: controller.logged('lease garbage-collected').length,
+      })
     },
     scaled(200_000, 900_000),
   )
