@@ -137,4 +137,31 @@ describe('controller high availability', () => {
     )
     expect(await standby.metric('kube_locks_reclaimed_total')).toBeGreaterThanOrEqual(1)
   })
+
+  it('stops acting the moment its leadership is taken, and acts again once it wins it back', async () => {
+    const ns = await createNamespace('ctl-ha-lose')
+    const only = replica('lose', ns)
+    await leaderOf(ns, [only])
+    await waitFor('leadership', () => isLeader(only) || undefined)
+    const election = await store.get(ns, ELECTION)
+    if (election === undefined) throw new Error('the election lease is missing')
+    // Someone else writes the election lease: the replica's next renewal fails and its signal aborts.
+    await store.update({ ...election, holderIdentity: 'intruder_1_x', leaseDurationSeconds: 6 })
+    const takenAt = performance.now()
+    await only.waitForLog('lost leadership; stopped acting')
+    expect(await only.metric('kube_locks_controller_leader')).toBe(0)
+    await store.create(managedLease(ns, 'while-lost', { duration: 1 }))
+    const freedAt = await waitFor(
+      'the lock to be freed once leadership is back',
+      async () => {
+        const lease = await store.get(ns, 'while-lost')
+        return lease !== undefined && lease.holderIdentity === undefined ? performance.now() : undefined
+      },
+      { timeoutMs: 25_000, intervalMs: 50 },
+    )
+    // The intruder never renews: the replica wins again only after seeing it unchanged for 6 s (+ grace).
+    expect(freedAt - takenAt).toBeGreaterThanOrEqual(6_000)
+    expect(only.logged('became the leader')).toHaveLength(2)
+    expect(await only.metric('kube_locks_reclaimed_total')).toBe(1)
+  })
 })
