@@ -101,6 +101,16 @@ describe('controller high availability', () => {
 
     await expireOneLock(ns, 'second')
     expect(await standby.metric('kube_locks_reclaimed_total')).toBe(1)
+
+    // A standby waiting for leadership also stops at once on SIGTERM, and the leader is unaffected.
+    const late = replica('ha-c', ns)
+    await late.waitForLog('listed leases')
+    await late.waitForLog('waiting for leadership')
+    const lateExit = await late.stop('SIGTERM')
+    expect(lateExit, late.output()).toMatchObject({ code: 0, signal: null })
+    expect(lateExit.ms).toBeLessThan(5_000)
+    expect(late.logged('became the leader')).toEqual([])
+    expect(await isLeader(standby)).toBe(true)
   })
 
   it('when the leader is killed (SIGKILL), the standby takes over once the leader lock expires', async () => {
