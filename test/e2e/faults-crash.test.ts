@@ -143,6 +143,36 @@ describe('faults: crashed and paused holders', () => {
     r.assertSafe('stop: paused holder is fenced')
   })
 
+  it('SIGSTOP past the deadline with no one waiting, then SIGCONT: no late renewal reaches the lease', async () => {
+    const { r, namespace, leases } = await setUp('faults-stop-late')
+    const holder = await r.spawn('holder')
+    holder.send({ type: 'acquire', lock: 'late', options: { expires: 3, timeout: 30, renew: true } })
+    await holder.next('acquired')
+    holder.pause()
+    r.fault()
+    // A renewal in flight when the process stopped may still land; read the lease after that.
+    await new Promise((resolve) => setTimeout(resolve, 500))
+    const before = await leases.get(namespace, leaseNameFor('late'))
+    // Past the deadline (expires − margin = 2.7 s after the last renewal) but before anyone could take
+    // the lease over, so a late renewal would still apply.
+    await new Promise((resolve) => setTimeout(resolve, 3_000))
+    const from = holder.received.length
+    holder.resume()
+    const aborted = await holder.next('aborted', () => true, 30_000, from)
+    expect(aborted.report.error.code).toBe('LOCK_LOST')
+    // Its deadline had passed: it may not extend the lease any more. A renewal sent anyway lands (the
+    // lease is unchanged since), and leaves the lease held for another full duration by a holder that
+    // has been told it lost it. Read before the holder releases (a release may free it either way).
+    await new Promise((resolve) => setTimeout(resolve, 1_000))
+    const after = await leases.get(namespace, leaseNameFor('late'))
+    expect(
+      after?.resourceVersion,
+      `late renewal applied: holder ${after?.holderIdentity}, renewTime ${before?.renewTime} → ${after?.renewTime}; the holder was told: ${aborted.report.error.message}`,
+    ).toBe(before?.resourceVersion)
+    await holder.stop()
+    r.assertSafe('stop: no late renewal')
+  })
+
   it('SIGSTOP while the controller frees and deletes the lease: the holder never re-creates it', async () => {
     const { r, namespace, leases } = await setUp('faults-stop-gc')
     r.resources(['q'])
