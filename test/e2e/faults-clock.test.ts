@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest'
 import { ControllerProcess, killControllers } from '../../controller/testing/controller-process.ts'
-import { FaultRun, scaled } from '../faults/coordinator.ts'
+import { FaultRun, recordSummary, scaled } from '../faults/coordinator.ts'
 import { createNamespace, kubeconfigPath } from './support.ts'
 
 // Deliverable 7: workers whose clocks disagree. The SDK's clock is injected in each worker process: the
@@ -73,4 +73,32 @@ describe('faults: clocks', () => {
     },
     scaled(200_000, 1_000_000),
   )
+
+  it('a holder whose clock runs at a quarter speed is beyond the tolerance: the checker sees the overlap', async () => {
+    // The end-to-end counterpart of the checker's unit tests: a real violation, made on purpose by a
+    // clock-rate difference far beyond the safety margin, must fail the run.
+    const namespace = await createNamespace('faults-slow-clock')
+    const r = new FaultRun({ kubeconfig: kubeconfigPath(), namespace, retryInterval: 0.2, requestTimeout: 5 })
+    run = r
+    r.resources(['slow'])
+    const [slow, waiter] = await Promise.all([r.spawn('slow', { clockRate: 0.25 }), r.spawn('waiter')])
+    const options = { expires: 2, timeout: 60 }
+    slow.send({ type: 'acquire', lock: 'slow', options })
+    await slow.next('acquired')
+    slow.send({ type: 'read', lock: 'slow' })
+    await slow.next('read')
+    waiter.send({ type: 'acquire', lock: 'slow', options })
+    await waiter.next('acquired', () => true, 30_000)
+    waiter.send({ type: 'read', lock: 'slow' })
+    await waiter.next('read')
+    waiter.send({ type: 'commit', lock: 'slow' })
+    await waiter.next('write')
+    // The slow holder still believes its lock valid (its signal fires at 7.2 s of real time).
+    slow.send({ type: 'commit', lock: 'slow' })
+    const write = await slow.next('write')
+    expect(write.report).toMatchObject({ outcome: 'fenced', late: false })
+    const kinds = new Set(r.check().violations.map((v) => v.kind))
+    expect(kinds).toEqual(new Set(['overlap', 'valid-write-fenced']))
+    recordSummary({ test: 'clocks: planted violation (clock at a quarter speed)', plantedViolations: kinds.size })
+  })
 })
