@@ -152,6 +152,12 @@ export class HeldLock implements Lock {
     if (this.#controller.signal.aborted) return
     const { store, clock } = this.#ctx
     const sentAt = clock.now()
+    if (sentAt >= this.#deadline) {
+      // The process was paused (or starved) past its deadline: the lock is already lost, whatever
+      // the lease says, and a renewal now would keep it held for a holder that must stop.
+      this.#scheduleDeadline()
+      return
+    }
     const time = formatMicroTime(clock.wallNow())
     const next: LeaseRecord = { ...this.#record, renewTime: time }
     // No answer can help after the deadline: by then the signal has fired anyway.

@@ -401,6 +401,21 @@ describe('expiry', () => {
     expect(store.peek(NS, 'inflight')?.holderIdentity).toBeUndefined()
   })
 
+  it('a holder paused past its deadline sends no renewal when it runs again', async () => {
+    // The process stops (SIGSTOP, a long GC pause): its monotonic clock runs on, its timers do not.
+    let paused = 0
+    const clock = { now: () => Date.now() + paused, wallNow: () => Date.now() + paused }
+    const a = await locks({ clock }).acquire('paused', { expires: 3, renew: true })
+    const writes = () => store.calls.filter((call) => call.operation === 'update').length
+    const before = writes()
+    paused = 5000
+    await vi.advanceTimersByTimeAsync(1000)
+    expect(a.signal.aborted).toBe(true)
+    expect((a.signal.reason as LockLostError).reason).toBe('expired')
+    expect(writes()).toBe(before)
+    await a.release()
+  })
+
   it('a renewal that never reached the server is retried while time is left', async () => {
     const a = await locks().acquire('retry', { expires: 9, renew: true })
     store.failNext('update', notSent, { times: 2 })
