@@ -31,16 +31,17 @@ function run(args: readonly string[]) {
 describe('controller observability', () => {
   it('serves /metrics, /healthz and /readyz, and logs JSON lines', async () => {
     const ns = await createNamespace('ctl-obs')
-    const controller = new ControllerProcess('obs', [
-      '--kubeconfig',
-      kubeconfigPath(),
-      '--namespaces',
-      ns,
-      '--listen',
-      '127.0.0.1:0',
-      '--leader-election-namespace',
-      ns,
-    ])
+    // Configured through the environment, as the chart may do.
+    const controller = new ControllerProcess('obs', ['--kubeconfig', kubeconfigPath()], {
+      KUBE_LOCKS_NAMESPACES: ns,
+      KUBE_LOCKS_LISTEN: '127.0.0.1:0',
+      KUBE_LOCKS_LEADER_ELECTION_NAMESPACE: ns,
+      KUBE_LOCKS_RETENTION: '42',
+    })
+    expect(await controller.waitForLog('controller starting')).toMatchObject({
+      namespaces: ns,
+      retentionSeconds: 42,
+    })
     await waitFor(
       '/readyz to answer 200',
       async () => (await controller.get('/readyz')).status === 200 || undefined,
