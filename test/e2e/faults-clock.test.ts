@@ -99,6 +99,9 @@ describe('faults: clocks', () => {
     expect(write.report).toMatchObject({ outcome: 'fenced', late: false })
     const kinds = new Set(r.check().violations.map((v) => v.kind))
     expect(kinds).toEqual(new Set(['overlap', 'valid-write-fenced']))
-    recordSummary({ test: 'clocks: planted violation (clock at a quarter speed)', plantedViolations: kinds.size })
+    recordSummary({
+      test: 'clocks: planted violation (clock at a quarter speed)',
+      plantedViolations: kinds.size,
+    })
   })
 })
