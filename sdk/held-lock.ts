@@ -192,7 +192,7 @@ export class HeldLock implements Lock {
       } else if (error instanceof LockUnavailableError && !error.outcomeUnknown) {
         // The renewal never reached the server: the lease is unchanged, retry while time is left.
         const retryAt = clock.now() + jitter(this.#ctx.retryIntervalMs)
-        if (retryAt < this.#deadline) this.#setRenewTimer(retryAt - clock.now())
+        if (retryAt < this.#deadline) this.#setRenewTimer(Math.max(0, retryAt - clock.now()))
       } else {
         const message =
           error instanceof LockError

@@ -191,11 +191,14 @@ export class WatchHub {
   #sleep(ms: number): Promise<void> {
     return new Promise((resolve) => {
       this.#wakeSleep = resolve
-      this.#sleepTimer = setTimeout(() => {
-        this.#sleepTimer = undefined
-        this.#wakeSleep = undefined
-        resolve()
-      }, ms)
+      this.#sleepTimer = setTimeout(
+        () => {
+          this.#sleepTimer = undefined
+          this.#wakeSleep = undefined
+          resolve()
+        },
+        Math.max(0, ms),
+      )
     })
   }
 

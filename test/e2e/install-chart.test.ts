@@ -147,8 +147,8 @@ describe('helm chart', () => {
     expect(container.ports).toEqual([{ name: 'metrics', containerPort: 8080, protocol: 'TCP' }])
     expect(container.livenessProbe.httpGet).toEqual({ path: '/healthz', port: 'metrics' })
     expect(container.readinessProbe.httpGet).toEqual({ path: '/readyz', port: 'metrics' })
-    expect(container.resources.requests).toMatchObject({ cpu: '20m', memory: '64Mi' })
-    expect(container.resources.limits).toMatchObject({ memory: '192Mi' })
+    expect(container.resources.requests).toMatchObject({ cpu: '20m', memory: '128Mi' })
+    expect(container.resources.limits).toMatchObject({ memory: '256Mi' })
     expect(container.securityContext).toEqual({
       allowPrivilegeEscalation: false,
       readOnlyRootFilesystem: true,
