@@ -97,6 +97,8 @@ describe('faults: clocks', () => {
     slow.send({ type: 'commit', lock: 'slow' })
     const write = await slow.next('write')
     expect(write.report).toMatchObject({ outcome: 'fenced', late: false })
+    // Its hold lasts until its signal fires, well after the waiter took over.
+    await slow.next('aborted', () => true, 30_000)
     const kinds = new Set(r.check().violations.map((v) => v.kind))
     expect(kinds).toEqual(new Set(['overlap', 'valid-write-fenced']))
     recordSummary({

@@ -60,7 +60,7 @@ const optionsChoice = fc.record({
     fc.oneof(fc.constant(undefined), fc.constantFrom(0, 0.5, 5, Infinity)),
     fc.oneof(notANumber, fc.constant(-Infinity)),
   ),
-  renew: choice(fc.constantFrom(undefined, true, false), fc.constantFrom('yes', 1, null, 0)),
+  renew: choice(fc.constantFrom(undefined, true, false), fc.constantFrom('yes', 1, 0, 'false')),
   safetyMargin: choice(fc.constantFrom(undefined, 0, 0.1), fc.oneof(notANumber, fc.constant(2 ** 31))),
 })
 
