@@ -3,7 +3,7 @@ import { ControllerProcess, killControllers } from '../../controller/testing/con
 import { FaultRun, recordSummary, scaled } from '../faults/coordinator.ts'
 import { createNamespace, kubeconfigPath } from './support.ts'
 
-// Deliverable 7: workers whose clocks disagree. The SDK's clock is injected in each worker process: the
+// Workers whose clocks disagree. The SDK's clock is injected in each worker process: the
 // wall clock (which only fills renewTime/acquireTime) off by ±5 minutes, and the monotonic clock running
 // up to 2 % fast or slow — within the safety margin of 10 % of `expires`, the documented tolerance.
 
@@ -49,7 +49,7 @@ describe('faults: clocks', () => {
         // take the lock over while it is held.
         acquire: { expires: 3, timeout: 120 },
         pauseMs: [100, 600] as const,
-        rounds: scaled(3, 25),
+        rounds: scaled(2, 25),
       }
       const skews = [
         { wallSkewMs: MINUTES_5 },

@@ -7,7 +7,7 @@ import { FaultRun, scaled, type Worker } from '../faults/coordinator.ts'
 import { TcpProxy } from '../faults/tcp-proxy.ts'
 import { adminKubeConfig, createNamespace, kubeconfigPath } from './support.ts'
 
-// Deliverable 1: many processes contend on one lock and on a set of locks; every hold and every write is
+// Many processes contend on one lock and on a set of locks; every hold and every write is
 // judged by the checker. The second test adds, at random, crashes and pauses of workers, network faults
 // between one worker and the API server, and the controller reclaiming and deleting leases.
 
@@ -98,7 +98,7 @@ describe('faults: contention', () => {
       const live: Worker[] = await Promise.all(Array.from({ length: 8 }, (_, i) => spawn(i === 0)))
       // Replacements start in the background: the faults keep coming while they load.
       const starting: Promise<Worker>[] = []
-      const end = performance.now() + scaled(15_000, 180_000)
+      const end = performance.now() + scaled(10_000, 180_000)
       const counts = { kill: 0, pause: 0, network: 0 }
       const modes = ['pass', 'latency', 'blackhole', 'reset'] as const
       p.latencyMs = 100

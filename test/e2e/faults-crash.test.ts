@@ -4,7 +4,7 @@ import { createKubernetesLeaseStore, type LeaseStore, leaseNameFor } from '../..
 import { FaultRun } from '../faults/coordinator.ts'
 import { adminKubeConfig, createNamespace, kubeconfigPath, waitFor } from './support.ts'
 
-// Deliverables 2 and 3: a holder that crashes, and a holder that is paused past its lease and then
+// A holder that crashes, and a holder that is paused past its lease and then
 // continues. ROUND_TRIP_MS is the allowance for one API round trip plus reporting on a loaded machine.
 
 const ROUND_TRIP_MS = 3_000

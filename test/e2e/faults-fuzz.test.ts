@@ -17,7 +17,7 @@ import {
 import { recordSummary, scaled } from '../faults/coordinator.ts'
 import { adminKubeConfig, createNamespace, kubeconfigPath } from './support.ts'
 
-// Deliverable 9: names and options, valid and not, through the public API and the CLI. Every call ends
+// Names and options, valid and not, through the public API and the CLI. Every call ends
 // in a lock or a LockError with a message (never another exception); a call refused for its input
 // creates no lease; and a non-empty name with valid options always works.
 

@@ -7,7 +7,7 @@ import { FaultRun, scaled } from '../faults/coordinator.ts'
 import { TcpProxy } from '../faults/tcp-proxy.ts'
 import { adminKubeConfig, createNamespace, kubeconfigPath, waitFor } from './support.ts'
 
-// Deliverable 4: network faults between one worker and the API server, through a TCP proxy in this
+// Network faults between one worker and the API server, through a TCP proxy in this
 // process. Safety must hold, and the proxied holder's signal must fire before its lease can pass on.
 
 let run: FaultRun | undefined
@@ -107,7 +107,7 @@ describe('faults: network between a worker and the API server', () => {
     p.latencyMs = 150
     p.mode = 'latency'
     r.fault()
-    const rounds = scaled(3, 20)
+    const rounds = scaled(2, 20)
     const plan = {
       locks: ['slow'],
       acquire: { expires: 3, timeout: 120 },
