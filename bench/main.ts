@@ -121,6 +121,8 @@ try {
     await createNamespace(kubeConfig, 'bench-handover-client-go')
     log(`handover: kube-locks × ${PROFILE.handover}…`)
     const kubeLocks = await handoverLocks(ctx, 'kube-locks', PROFILE.handover)
+    log(`handover: raw release → watch event → update × ${PROFILE.handover}…`)
+    const raw = await handoverLocks(ctx, 'raw', PROFILE.handover)
     log(`handover: redlock × ${PROFILE.handover}…`)
     const redlock = await handoverLocks(ctx, 'redlock', PROFILE.handover)
     log(`handover: client-go ${CLIENT_GO_TIGHT.label} × ${PROFILE.handoverClientGoTight}…`)
@@ -137,7 +139,7 @@ try {
       CLIENT_GO_DEFAULTS,
       PROFILE.handoverClientGoDefaults,
     )
-    report.handover = { kubeLocks, redlock, clientGoTight: tight, clientGoDefaults: defaults }
+    report.handover = { kubeLocks, raw, redlock, clientGoTight: tight, clientGoDefaults: defaults }
   }
   if (only.has('crash')) {
     log(
@@ -167,7 +169,7 @@ try {
   if (only.has('throughput')) {
     report.throughput = []
     for (const processes of PROFILE.throughput) {
-      log(`throughput: ${processes} processes × distinct locks, ${PROFILE.throughputSeconds} s each…`)
+      log(`throughput: ${processes} process(es) × distinct locks, ${PROFILE.throughputSeconds} s each…`)
       report.throughput.push(await throughput(ctx, processes, PROFILE.throughputSeconds))
     }
   }
@@ -213,7 +215,7 @@ if (writeDocs) {
   await writeFile(join(ROOT, 'bench', 'plots', 'latency.svg'), svg)
   const docPath = join(ROOT, 'docs', 'benchmarks.md')
   const existing = existsSync(docPath) ? await readFile(docPath, 'utf8') : undefined
-  await writeFile(docPath, spliceResults(existing, markdown))
+  await writeFile(docPath, alignTables(spliceResults(existing, markdown)))
   process.stdout.write(`figures written to docs/benchmarks.md and bench/plots/latency.svg\n`)
 }
 
@@ -228,6 +230,40 @@ function spliceResults(existing: string | undefined, generated: string): string 
   return (
     existing.slice(0, existing.indexOf(start)) + block + existing.slice(existing.indexOf(end) + end.length)
   )
+}
+
+/** Pads every Markdown table's cells to their column's width, as the repository's formatter does. */
+function alignTables(text: string): string {
+  const lines = text.split('\n')
+  const out: string[] = []
+  for (let i = 0; i < lines.length; ) {
+    if (!lines[i]?.startsWith('|')) {
+      out.push(lines[i] as string)
+      i++
+      continue
+    }
+    const block: string[][] = []
+    while (lines[i]?.startsWith('|')) {
+      const cells = (lines[i] as string)
+        .trim()
+        .slice(1, -1)
+        .split(/(?<!\\)\|/)
+        .map((cell) => cell.trim())
+      block.push(cells)
+      i++
+    }
+    const width = (cell: string) => [...cell].length
+    const widths = (block[0] ?? []).map((_, c) =>
+      Math.max(3, ...block.filter((_, r) => r !== 1).map((row) => width(row[c] ?? ''))),
+    )
+    for (const [r, row] of block.entries()) {
+      const cells = widths.map((w, c) =>
+        r === 1 ? '-'.repeat(w) : (row[c] ?? '') + ' '.repeat(w - width(row[c] ?? '')),
+      )
+      out.push(`| ${cells.join(' | ')} |`)
+    }
+  }
+  return out.join('\n')
 }
 
 async function versions(kubeConfig: ReturnType<typeof loadKubeConfig>, redisVersion: string) {

@@ -23,7 +23,14 @@ export interface Report {
   }
   versions?: Record<string, string>
   uncontended?: UncontendedResult
-  handover?: { kubeLocks: number[]; redlock: number[]; clientGoTight: number[]; clientGoDefaults: number[] }
+  handover?: {
+    kubeLocks: number[]
+    /** The same two writes and watch event issued directly with client-node. */
+    raw: number[]
+    redlock: number[]
+    clientGoTight: number[]
+    clientGoDefaults: number[]
+  }
   crash?: {
     holdMs: number
     kubeLocks: CrashSamples
@@ -85,6 +92,14 @@ function rows(report: Report): Row[] {
         met: q === 'p50' && floor !== undefined ? ratio <= 2.5 : undefined,
       })
     }
+    const raw = summarize(h.raw)
+    out.push({
+      measure: 'handover p50/p99: raw release → watch event → update',
+      value: `${formatMs(raw.p50)} / ${formatMs(raw.p99)}`,
+      baseline: `kube-locks ${formatMs(kl.p50)} / ${formatMs(kl.p99)}`,
+      ratio: `kube-locks ${formatRatio(kl.p50 / raw.p50)} of it`,
+      target: '',
+    })
     const peers: Array<[string, number[], number | undefined]> = [
       [`client-go LE ${CLIENT_GO_DEFAULTS.label}`, h.clientGoDefaults, 100],
       [`client-go LE ${CLIENT_GO_TIGHT.label}`, h.clientGoTight, undefined],
@@ -264,6 +279,7 @@ export function renderMarkdown(report: Report): { markdown: string; svg: string 
     const h = report.handover
     plotRows.push(
       { label: 'handover: kube-locks', samples: h.kubeLocks, color: COLORS.kubeLocks },
+      { label: 'handover: raw update → watch → update', samples: h.raw, color: COLORS.raw },
       { label: 'handover: redlock', samples: h.redlock, color: COLORS.redlock },
       {
         label: `handover: client-go ${CLIENT_GO_TIGHT.label}`,

@@ -162,11 +162,11 @@ export async function uncontended(ctx: Context, count: number): Promise<Unconten
  */
 export async function handoverLocks(
   ctx: Context,
-  backend: 'kube-locks' | 'redlock',
+  backend: 'kube-locks' | 'redlock' | 'raw',
   count: number,
 ): Promise<number[]> {
   const namespace = `bench-handover-${backend}`
-  if (backend === 'kube-locks') await createNamespace(ctx.kubeConfig, namespace)
+  if (backend !== 'redlock') await createNamespace(ctx.kubeConfig, namespace)
   const peers = [await worker(ctx, backend, namespace), await worker(ctx, backend, namespace)] as const
   const name = 'handover'
   const acquire = { op: 'acquire', name, expires: 20, timeout: null }
@@ -395,7 +395,15 @@ export async function waiting(ctx: Context, waiters: number, windowSeconds: numb
     peer.send({ op: 'acquire', id: `w${i}`, name: 'queue', expires: 20, timeout: null, holdMs: 20 })
   })
   await Promise.all(peers.map((peer, i) => peer.next(event('waiting', `w${i}`), 60_000)))
-  await sleep(5_000)
+  // Each waiter first reads the lease and lists to start its watch; measure once that has settled
+  // (fewer lease requests in 2 s than one per 20 waiters), at most after 60 s.
+  const settleBy = performance.now() + 60_000
+  for (;;) {
+    const before = await requestCounts(ctx.kubeConfig)
+    await sleep(2_000)
+    const { leases } = requestDelta(before, await requestCounts(ctx.kubeConfig))
+    if (leases * 20 < waiters || performance.now() > settleBy) break
+  }
   ctx.log(`  measuring API requests with ${waiters} waiting…`)
   const busy = await window()
 

@@ -16,6 +16,7 @@ import {
   type RequestContext,
   type ResponseContext,
   type V1Lease,
+  Watch,
 } from '@kubernetes/client-node'
 import { Redis } from 'ioredis'
 import Redlock, { type Lock as RedlockLock } from 'redlock'
@@ -214,7 +215,8 @@ function rawBackend(
   namespace: string,
   reuseConnections: boolean,
 ): Backend & { lastRequests: number[] } {
-  const client = loadKubeConfig(kubeconfig).makeApiClient(CoordinationV1Api)
+  const kubeConfig = loadKubeConfig(kubeconfig)
+  const client = kubeConfig.makeApiClient(CoordinationV1Api)
   let dispatcher: ReturnType<RequestContext['getDispatcher']>
   const options = {
     middlewareMergeStrategy: 'append' as const,
@@ -247,7 +249,7 @@ function rawBackend(
   }
   return {
     lastRequests,
-    async acquire(name, expires) {
+    async acquire(name, expires, timeout) {
       lastRequests.length = 0
       let lease: V1Lease
       try {
@@ -259,6 +261,9 @@ function rawBackend(
           namespace,
           body: { metadata: { name, namespace }, spec: { leaseDurationSeconds: expires, renewTime: time } },
         })
+      }
+      if (lease.spec?.holderIdentity && timeout !== 0) {
+        lease = await untilFree(kubeConfig, namespace, name, lease.metadata?.resourceVersion ?? '0')
       }
       const time = formatMicroTime(now()) as unknown as Date
       lease.spec = {
@@ -284,6 +289,39 @@ function rawBackend(
     },
     close: async () => {},
   }
+}
+
+/** The first version of the lease with no holder, from a watch that starts after `resourceVersion`. */
+async function untilFree(
+  kubeConfig: KubeConfig,
+  namespace: string,
+  name: string,
+  resourceVersion: string,
+): Promise<V1Lease> {
+  let controller: AbortController | undefined
+  let found: V1Lease | undefined
+  return new Promise<V1Lease>((resolve, reject) => {
+    const path = `/apis/coordination.k8s.io/v1/namespaces/${namespace}/leases`
+    new Watch(kubeConfig)
+      .watch(
+        path,
+        { fieldSelector: `metadata.name=${name}`, resourceVersion },
+        (type: string, lease: V1Lease) => {
+          if (found === undefined && type === 'MODIFIED' && !lease.spec?.holderIdentity) {
+            found = lease
+            resolve(lease)
+            controller?.abort()
+          }
+        },
+        (error: unknown) => {
+          if (found === undefined) reject(error ?? new Error('the watch ended'))
+        },
+      )
+      .then((c) => {
+        controller = c
+        if (found !== undefined) c.abort()
+      }, reject)
+  })
 }
 
 /** node-redlock with its default settings; a wait longer than its retries starts a new `acquire()`. */
