@@ -23,7 +23,7 @@ export interface Received {
   readonly report: Report
   /** Coordinator `performance.now()` at receipt. */
   readonly at: number
-  /** Receipt minus the worker's send time (both on the epoch-based scale of one host). */
+  /** Receipt minus the worker's send time, both on the host's monotonic clock. */
   readonly latencyMs: number
 }
 
@@ -162,7 +162,7 @@ export class FaultRun {
         hold.endedBy = 'exited'
       }
     }
-    for (const [key, _token] of this.#pendingWrites) {
+    for (const key of [...this.#pendingWrites.keys()]) {
       const [id, lock] = key.split('\u0000') as [string, string]
       if (id !== worker.id) continue
       this.#pendingWrites.delete(key)
