@@ -28,6 +28,13 @@ export interface Lock extends AsyncDisposable {
    */
   readonly signal: AbortSignal
   /**
+   * Whether the lock is valid at this instant, judged on the monotonic clock. Unlike `signal.aborted`,
+   * it is right even in the first moments after the process was paused (SIGSTOP, a long GC) past its
+   * deadline, before the deadline timer has had a chance to run: reading it then aborts the signal.
+   * Check it right before a side effect that must not happen without the lock.
+   */
+  readonly valid: boolean
+  /**
    * Marks the lease free for the next waiter. Idempotent; never throws: if the lease cannot be written
    * it simply expires. The signal aborts first.
    */
@@ -84,6 +91,12 @@ export class HeldLock implements Lock {
 
   get signal(): AbortSignal {
     return this.#controller.signal
+  }
+
+  get valid(): boolean {
+    // Past the deadline, this aborts the signal at once rather than when the overdue timer runs.
+    if (!this.#controller.signal.aborted && this.#ctx.clock.now() >= this.#deadline) this.#scheduleDeadline()
+    return !this.#controller.signal.aborted
   }
 
   /** Monotonic milliseconds at which the signal aborts unless renewed. */

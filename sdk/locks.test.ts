@@ -416,6 +416,19 @@ describe('expiry', () => {
     await a.release()
   })
 
+  it('valid reports a lock past its deadline as lost before the deadline timer has run', async () => {
+    let paused = 0
+    const clock = { now: () => Date.now() + paused, wallNow: () => Date.now() + paused }
+    const a = await locks({ clock }).acquire('checked', { expires: 3 })
+    expect(a.valid).toBe(true)
+    paused = 5000
+    expect(a.signal.aborted).toBe(false)
+    expect(a.valid).toBe(false)
+    expect((a.signal.reason as LockLostError).reason).toBe('expired')
+    await a.release()
+    expect(a.valid).toBe(false)
+  })
+
   it('a renewal that never reached the server is retried while time is left', async () => {
     const a = await locks().acquire('retry', { expires: 9, renew: true })
     store.failNext('update', notSent, { times: 2 })
