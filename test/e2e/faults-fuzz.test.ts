@@ -52,8 +52,10 @@ const nameChoice = choice(
 )
 
 const optionsChoice = fc.record({
+  // Valid expiries start at 5 s: this fuzzes validation, and a sub-second lock may really be lost
+  // before its acquiring write is answered on a loaded machine.
   expires: choice(
-    fc.oneof(fc.constant(undefined), fc.double({ min: 0.5, max: 1e6, noNaN: true })),
+    fc.oneof(fc.constant(undefined), fc.double({ min: 5, max: 1e6, noNaN: true })),
     fc.oneof(notANumber, fc.constantFrom(0, Infinity, 2 ** 31, -0.5)),
   ),
   timeout: choice(
