@@ -1,3 +1,5 @@
+import { randomBytes } from 'node:crypto'
+import { CoreV1Api, KubeConfig } from '@kubernetes/client-node'
 import type { TestProject } from 'vitest/node'
 import { ControlPlane, ensureBinaries } from '../cluster/index.ts'
 
@@ -9,8 +11,12 @@ declare module 'vitest' {
     localControlPlane: boolean
     kubectlPath: string
     helmPath: string
+    /** Labels the namespaces this run creates, so that teardown finds them on an existing cluster. */
+    runId: string
   }
 }
+
+export const E2E_RUN_LABEL = 'kube-locks.io/e2e-run'
 
 const log = (line: string) => process.stderr.write(`[control plane] ${line}\n`)
 
@@ -22,11 +28,13 @@ export default async function setup(project: TestProject): Promise<() => Promise
   const binaries = await ensureBinaries(log)
   project.provide('kubectlPath', binaries.kubectl)
   project.provide('helmPath', binaries.helm)
+  const runId = `${Date.now().toString(36)}-${randomBytes(3).toString('hex')}`
+  project.provide('runId', runId)
   const existing = process.env.E2E_KUBECONFIG
   if (existing) {
     project.provide('kubeconfigPath', existing)
     project.provide('localControlPlane', false)
-    return async () => {}
+    return () => deleteNamespaces(existing, runId)
   }
   const started = Date.now()
   const plane = await ControlPlane.start({ binaries, log })
@@ -34,4 +42,13 @@ export default async function setup(project: TestProject): Promise<() => Promise
   project.provide('kubeconfigPath', plane.kubeconfigPath)
   project.provide('localControlPlane', true)
   return () => plane.stop()
+}
+
+async function deleteNamespaces(kubeconfig: string, runId: string): Promise<void> {
+  const config = new KubeConfig()
+  config.loadFromFile(kubeconfig)
+  const core = config.makeApiClient(CoreV1Api)
+  const { items } = await core.listNamespace({ labelSelector: `${E2E_RUN_LABEL}=${runId}` })
+  await Promise.all(items.map((ns) => core.deleteNamespace({ name: ns.metadata?.name ?? '' })))
+  log(`deleted the ${items.length} namespaces this run created`)
 }

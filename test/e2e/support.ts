@@ -5,8 +5,9 @@ import { request as httpsRequest, type RequestOptions } from 'node:https'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { CoreV1Api, KubeConfig } from '@kubernetes/client-node'
-import { inject, onTestFinished } from 'vitest'
+import { inject } from 'vitest'
 import { writeServiceAccountKubeconfig } from '../cluster/index.ts'
+import { E2E_RUN_LABEL } from './global-setup.ts'
 
 /** Admin kubeconfig of the cluster under test (the local control plane or E2E_KUBECONFIG). */
 export function kubeconfigPath(): string {
@@ -21,18 +22,14 @@ export function adminKubeConfig(): KubeConfig {
 
 /**
  * A fresh namespace for one test. On the local control plane namespaces are never finalised
- * (no controller manager), so they are left for the run's end; on an existing cluster the
- * namespace is deleted when the test finishes.
+ * (no controller manager), so they stay until the control plane stops; on an existing cluster
+ * the global teardown deletes every namespace this run created (they carry the run's label).
  */
 export async function createNamespace(prefix = 'e2e'): Promise<string> {
   const name = `${prefix}-${randomBytes(4).toString('hex')}`
   const core = adminKubeConfig().makeApiClient(CoreV1Api)
-  await core.createNamespace({ body: { metadata: { name, labels: { 'kube-locks.io/e2e': 'true' } } } })
-  if (!inject('localControlPlane')) {
-    onTestFinished(async () => {
-      await core.deleteNamespace({ name })
-    })
-  }
+  const labels = { [E2E_RUN_LABEL]: inject('runId') }
+  await core.createNamespace({ body: { metadata: { name, labels } } })
   return name
 }
 
