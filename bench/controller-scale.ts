@@ -19,7 +19,7 @@ import { dirname, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
 import { CoreV1Api, KubeConfig } from '@kubernetes/client-node'
-import { ControllerProcess } from '../controller/testing/controller-process.ts'
+import { ControllerProcess, namespacedArgs } from '../controller/testing/controller-process.ts'
 import { managedLease } from '../controller/testing/leases.ts'
 import { createKubernetesLeaseStore } from '../sdk/index.ts'
 import { ControlPlane } from '../test/cluster/index.ts'
@@ -158,17 +158,7 @@ try {
 function start(name: string, flags: readonly string[]): ControllerProcess {
   const controller = new ControllerProcess(
     name,
-    [
-      '--kubeconfig',
-      kubeconfigPath as string,
-      '--namespaces',
-      namespace,
-      '--listen',
-      '127.0.0.1:0',
-      '--leader-election-namespace',
-      namespace,
-      ...flags,
-    ],
+    namespacedArgs(kubeconfigPath as string, namespace, ...flags),
     {},
     { entry, nodeOptions },
   )

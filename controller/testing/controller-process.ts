@@ -158,3 +158,22 @@ export function sumSamples(
   }
   return sum
 }
+
+/**
+ * Arguments that confine a controller to one namespace, as the tests and benchmarks run it: it
+ * manages only that namespace's locks, keeps its leader-election lock there and serves HTTP on a
+ * free port. `flags` come after and may add to them.
+ */
+export function namespacedArgs(kubeconfig: string, namespace: string, ...flags: string[]): string[] {
+  return [
+    '--kubeconfig',
+    kubeconfig,
+    '--namespaces',
+    namespace,
+    '--listen',
+    '127.0.0.1:0',
+    '--leader-election-namespace',
+    namespace,
+    ...flags,
+  ]
+}

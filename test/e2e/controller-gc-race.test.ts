@@ -1,5 +1,9 @@
 import { afterEach, describe, expect, it } from 'vitest'
-import { ControllerProcess, killControllers } from '../../controller/testing/controller-process.ts'
+import {
+  ControllerProcess,
+  killControllers,
+  namespacedArgs,
+} from '../../controller/testing/controller-process.ts'
 import {
   createKubernetesLeaseStore,
   createLocks,
@@ -51,22 +55,19 @@ describe('controller renew/GC race', () => {
     const ns = await createNamespace('ctl-race')
     // Grace 0 and retention 0: the controller frees at the earliest moment the rule allows and deletes
     // every free lease at once, so each release races the next acquire and each renewal the expiry check.
-    const controller = new ControllerProcess('race', [
-      '--kubeconfig',
-      kubeconfigPath(),
-      '--namespaces',
-      ns,
-      '--grace',
-      '0',
-      '--retention',
-      '0',
-      '--listen',
-      '127.0.0.1:0',
-      '--leader-election-namespace',
-      ns,
-      '--leader-election-name',
-      'race-leader',
-    ])
+    const controller = new ControllerProcess(
+      'race',
+      namespacedArgs(
+        kubeconfigPath(),
+        ns,
+        '--grace',
+        '0',
+        '--retention',
+        '0',
+        '--leader-election-name',
+        'race-leader',
+      ),
+    )
     await controller.baseUrl()
     const stop = new AbortController()
     const changes: LeaseEvent[] = []

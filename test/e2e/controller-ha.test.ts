@@ -1,5 +1,9 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
-import { ControllerProcess, killControllers } from '../../controller/testing/controller-process.ts'
+import {
+  ControllerProcess,
+  killControllers,
+  namespacedArgs,
+} from '../../controller/testing/controller-process.ts'
 import { managedLease } from '../../controller/testing/leases.ts'
 import { createKubernetesLeaseStore, type LeaseStore } from '../../sdk/index.ts'
 import { adminKubeConfig, createNamespace, kubeconfigPath, waitFor } from './support.ts'
@@ -17,22 +21,19 @@ afterEach(async () => {
 })
 
 function replica(name: string, namespace: string): ControllerProcess {
-  return new ControllerProcess(name, [
-    '--kubeconfig',
-    kubeconfigPath(),
-    '--namespaces',
-    namespace,
-    '--listen',
-    '127.0.0.1:0',
-    '--leader-election-namespace',
-    namespace,
-    '--leader-election-expires',
-    '4',
-    '--grace',
-    '0.5',
-    '--retention',
-    '600',
-  ])
+  return new ControllerProcess(
+    name,
+    namespacedArgs(
+      kubeconfigPath(),
+      namespace,
+      '--leader-election-expires',
+      '4',
+      '--grace',
+      '0.5',
+      '--retention',
+      '600',
+    ),
+  )
 }
 
 /** The replica named in the election lease's holder, once one holds it. */

@@ -1,6 +1,10 @@
 import { EventsV1Api, type EventsV1Event } from '@kubernetes/client-node'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
-import { ControllerProcess, killControllers } from '../../controller/testing/controller-process.ts'
+import {
+  ControllerProcess,
+  killControllers,
+  namespacedArgs,
+} from '../../controller/testing/controller-process.ts'
 import { managedLease } from '../../controller/testing/leases.ts'
 import {
   createKubernetesLeaseStore,
@@ -24,17 +28,7 @@ afterEach(async () => {
 })
 
 function controllerIn(name: string, namespace: string, ...flags: string[]): ControllerProcess {
-  return new ControllerProcess(name, [
-    '--kubeconfig',
-    kubeconfigPath(),
-    '--namespaces',
-    namespace,
-    '--listen',
-    '127.0.0.1:0',
-    '--leader-election-namespace',
-    namespace,
-    ...flags,
-  ])
+  return new ControllerProcess(name, namespacedArgs(kubeconfigPath(), namespace, ...flags))
 }
 
 /** Events this controller instance recorded on the lease (others may run against the same cluster). */

@@ -1,5 +1,9 @@
 import { afterEach, describe, expect, it } from 'vitest'
-import { ControllerProcess, killControllers } from '../../controller/testing/controller-process.ts'
+import {
+  ControllerProcess,
+  killControllers,
+  namespacedArgs,
+} from '../../controller/testing/controller-process.ts'
 import { FaultRun, recordSummary, scaled } from '../faults/coordinator.ts'
 import { createNamespace, kubeconfigPath } from './support.ts'
 
@@ -29,20 +33,10 @@ describe('faults: clocks', () => {
         requestTimeout: 5,
       })
       run = r
-      const controller = new ControllerProcess(`faults-clock-${namespace}`, [
-        '--kubeconfig',
-        kubeconfigPath(),
-        '--namespaces',
-        namespace,
-        '--grace',
-        '1',
-        '--retention',
-        '5',
-        '--listen',
-        '127.0.0.1:0',
-        '--leader-election-namespace',
-        namespace,
-      ])
+      const controller = new ControllerProcess(
+        `faults-clock-${namespace}`,
+        namespacedArgs(kubeconfigPath(), namespace, '--grace', '1', '--retention', '5'),
+      )
       const plan = {
         locks: ['tick', 'tock'],
         // Holds longer than a round trip: a waiter that trusted a renewTime 5 minutes in the past would

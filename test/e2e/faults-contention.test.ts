@@ -2,7 +2,11 @@ import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterEach, describe, expect, it } from 'vitest'
-import { ControllerProcess, killControllers } from '../../controller/testing/controller-process.ts'
+import {
+  ControllerProcess,
+  killControllers,
+  namespacedArgs,
+} from '../../controller/testing/controller-process.ts'
 import { FaultRun, scaled, type Worker } from '../faults/coordinator.ts'
 import { TcpProxy } from '../faults/tcp-proxy.ts'
 import { adminKubeConfig, createNamespace, kubeconfigPath } from './support.ts'
@@ -68,20 +72,10 @@ describe('faults: contention', () => {
       proxy = p
       dir = mkdtempSync(join(tmpdir(), 'kube-locks-faults-set-'))
       const proxied = p.kubeconfigFor(kubeconfigPath(), join(dir, 'kubeconfig'))
-      new ControllerProcess(`faults-set-${namespace}`, [
-        '--kubeconfig',
-        kubeconfigPath(),
-        '--namespaces',
-        namespace,
-        '--grace',
-        '1',
-        '--retention',
-        '2',
-        '--listen',
-        '127.0.0.1:0',
-        '--leader-election-namespace',
-        namespace,
-      ])
+      new ControllerProcess(
+        `faults-set-${namespace}`,
+        namespacedArgs(kubeconfigPath(), namespace, '--grace', '1', '--retention', '2'),
+      )
       const plan = {
         locks: ['alpha', 'beta', 'gamma'],
         acquire: { expires: 2, timeout: 60 },

@@ -1,5 +1,9 @@
 import { afterEach, describe, expect, it } from 'vitest'
-import { ControllerProcess, killControllers } from '../../controller/testing/controller-process.ts'
+import {
+  ControllerProcess,
+  killControllers,
+  namespacedArgs,
+} from '../../controller/testing/controller-process.ts'
 import { FaultRun, recordSummary, scaled } from '../faults/coordinator.ts'
 import { createNamespace, kubeconfigPath } from './support.ts'
 
@@ -29,22 +33,19 @@ describe('faults: controller races', () => {
         requestTimeout: 5,
       })
       run = r
-      const controller = new ControllerProcess(`faults-race-${namespace}`, [
-        '--kubeconfig',
-        kubeconfigPath(),
-        '--namespaces',
-        namespace,
-        '--grace',
-        '0',
-        '--retention',
-        '0',
-        '--listen',
-        '127.0.0.1:0',
-        '--leader-election-namespace',
-        namespace,
-        '--log-level',
-        'debug',
-      ])
+      const controller = new ControllerProcess(
+        `faults-race-${namespace}`,
+        namespacedArgs(
+          kubeconfigPath(),
+          namespace,
+          '--grace',
+          '0',
+          '--retention',
+          '0',
+          '--log-level',
+          'debug',
+        ),
+      )
       await controller.waitForLog('listed leases', () => true, 60_000)
       const plan = {
         locks: ['r0', 'r1', 'r2', 'r3'],

@@ -1,5 +1,9 @@
 import { afterEach, describe, expect, it } from 'vitest'
-import { ControllerProcess, killControllers } from '../../controller/testing/controller-process.ts'
+import {
+  ControllerProcess,
+  killControllers,
+  namespacedArgs,
+} from '../../controller/testing/controller-process.ts'
 import { createKubernetesLeaseStore, type LeaseStore, leaseNameFor } from '../../sdk/index.ts'
 import { FaultRun } from '../faults/coordinator.ts'
 import { adminKubeConfig, createNamespace, kubeconfigPath, waitFor } from './support.ts'
@@ -35,19 +39,10 @@ async function setUp(prefix: string): Promise<{ r: FaultRun; namespace: string; 
 }
 
 function controllerIn(namespace: string, ...flags: string[]): ControllerProcess {
-  return new ControllerProcess(`faults-controller-${namespace}`, [
-    '--kubeconfig',
-    kubeconfigPath(),
-    '--namespaces',
-    namespace,
-    '--grace',
-    String(GRACE_S),
-    '--listen',
-    '127.0.0.1:0',
-    '--leader-election-namespace',
-    namespace,
-    ...flags,
-  ])
+  return new ControllerProcess(
+    `faults-controller-${namespace}`,
+    namespacedArgs(kubeconfigPath(), namespace, '--grace', String(GRACE_S), ...flags),
+  )
 }
 
 describe('faults: crashed and paused holders', () => {
