@@ -1,6 +1,7 @@
 import { request as httpRequest, type IncomingMessage } from 'node:http'
 import { request as httpsRequest, type RequestOptions } from 'node:https'
 import type { KubeConfig } from '@kubernetes/client-node'
+import type { LeaseObject } from '../sdk/index.ts'
 import { CliError } from './errors.ts'
 
 /**
@@ -9,29 +10,10 @@ import { CliError } from './errors.ts'
  * strings keep their six digits for `-o yaml`).
  */
 
-/** The JSON of a Lease as the API server sends it. */
-export interface LeaseJson {
-  apiVersion?: string
-  kind?: string
-  metadata?: {
-    name?: string
-    namespace?: string
-    uid?: string
-    resourceVersion?: string
-    creationTimestamp?: string
-    labels?: Record<string, string>
-    annotations?: Record<string, string>
-    managedFields?: unknown
-    [key: string]: unknown
-  }
-  spec?: {
-    holderIdentity?: string
-    leaseDurationSeconds?: number
-    acquireTime?: string
-    renewTime?: string
-    leaseTransitions?: number
-    [key: string]: unknown
-  }
+/** A Lease as the API server sends it over the wire: the SDK's `LeaseObject`, with its times as strings. */
+export type LeaseJson = LeaseObject & {
+  metadata?: { creationTimestamp?: string }
+  spec?: { acquireTime?: string; renewTime?: string }
 }
 
 interface Status {
