@@ -3,10 +3,9 @@ import {
   formatMicroTime,
   HOLDER_ANNOTATIONS,
   isFree,
+  isManaged,
   type LeaseObservation,
   type LeaseRecord,
-  MANAGED_BY_LABEL,
-  MANAGED_BY_VALUE,
 } from '../sdk/index.ts'
 
 export { observe } from '../sdk/index.ts'
@@ -44,10 +43,6 @@ export type Decision =
       readonly preconditions: { readonly uid: string; readonly resourceVersion: string }
       readonly freeMs: number
     }
-
-export function isManaged(record: Pick<LeaseRecord, 'labels'>): boolean {
-  return record.labels[MANAGED_BY_LABEL] === MANAGED_BY_VALUE
-}
 
 /**
  * One reconcile step. `now` is this process's monotonic clock in milliseconds; `wallNow` (epoch

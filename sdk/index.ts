@@ -44,7 +44,7 @@ export {
   validateLockName,
 } from './lease-name.ts'
 export type { LeaseDraft, LeaseObject, LeaseRecord } from './lease-record.ts'
-export { isFree, leaseToRecord, recordToLease } from './lease-record.ts'
+export { isFree, isManaged, leaseToRecord, recordToLease } from './lease-record.ts'
 export type {
   LeaseEvent,
   LeaseList,
@@ -60,3 +60,4 @@ export { formatMicroTime, parseMicroTime } from './micro-time.ts'
 export type { AcquireOptions, LocksOptions } from './options.ts'
 export { DEFAULTS, MAX_EXPIRES } from './options.ts'
 export { compareResourceVersions, isResourceVersion } from './resource-version.ts'
+export { clampDelay, MAX_TIMER_MS, setClampedTimeout } from './timers.ts'

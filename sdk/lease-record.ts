@@ -1,4 +1,4 @@
-import { LEASE_API_VERSION } from './constants.ts'
+import { LEASE_API_VERSION, MANAGED_BY_LABEL, MANAGED_BY_VALUE } from './constants.ts'
 
 /**
  * A storage-neutral view of a Lease: what the lock algorithm reads and writes. The `LeaseStore`
@@ -50,6 +50,15 @@ export interface LeaseObject {
     leaseTransitions?: number
     [key: string]: unknown
   }
+}
+
+/**
+ * Whether kube-locks manages the lease: only such leases are ever written, freed or deleted by the SDK,
+ * the controller or the CLI. Any other lease of the same name (a leader election, a node heartbeat)
+ * belongs to someone else.
+ */
+export function isManaged(record: Pick<LeaseRecord, 'labels'>): boolean {
+  return record.labels[MANAGED_BY_LABEL] === MANAGED_BY_VALUE
 }
 
 export function isFree(record: Pick<LeaseRecord, 'holderIdentity'>): boolean {
