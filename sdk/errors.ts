@@ -16,6 +16,8 @@ export type LockErrorCode =
   | 'API_ERROR'
   | 'LEASE_CONFLICT'
   | 'LEASE_NOT_FOUND'
+  | 'LEASE_NOT_MANAGED'
+  | 'NAMESPACE_NOT_FOUND'
   | 'WATCH_EXPIRED'
 
 export class LockError extends Error {
@@ -199,6 +201,52 @@ export class LeaseNotFoundError extends LockError {
     super('LEASE_NOT_FOUND', `lease \`${details.namespace}/${details.leaseName}\` does not exist`, options)
     this.leaseName = details.leaseName
     this.namespace = details.namespace
+  }
+}
+
+/**
+ * The lease a lock maps to exists but is not managed by kube-locks (it lacks the
+ * `app.kubernetes.io/managed-by=kube-locks` label): it belongs to another component — a leader
+ * election, a node heartbeat — and is never written, freed or deleted.
+ */
+export class LeaseNotManagedError extends LockError {
+  declare readonly code: 'LEASE_NOT_MANAGED'
+  readonly leaseName: string
+  readonly namespace: string
+  /** The lease's `holderIdentity`, if any. */
+  readonly holder: string | undefined
+
+  constructor(
+    details: { leaseName: string; namespace: string; holder: string | undefined },
+    options?: ErrorOptions,
+  ) {
+    const held = details.holder ? ` (held by \`${details.holder}\`)` : ''
+    super(
+      'LEASE_NOT_MANAGED',
+      `lease \`${details.namespace}/${details.leaseName}\`${held} belongs to another component: it lacks ` +
+        'the label `app.kubernetes.io/managed-by=kube-locks`, so kube-locks will not take it over; choose ' +
+        'another lock name, or another namespace',
+      options,
+    )
+    this.leaseName = details.leaseName
+    this.namespace = details.namespace
+    this.holder = details.holder
+  }
+}
+
+/** A lease was to be created in a namespace that does not exist. */
+export class NamespaceNotFoundError extends LockError {
+  declare readonly code: 'NAMESPACE_NOT_FOUND'
+  readonly namespace: string
+
+  constructor(namespace: string, options?: ErrorOptions) {
+    super(
+      'NAMESPACE_NOT_FOUND',
+      `namespace \`${namespace}\` does not exist: create it (\`kubectl create namespace ${namespace}\`) or ` +
+        'give createLocks() the `namespace` the leases belong in',
+      options,
+    )
+    this.namespace = namespace
   }
 }
 

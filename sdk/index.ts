@@ -22,6 +22,7 @@ export {
   InvalidLockOptionsError,
   LeaseConflictError,
   LeaseNotFoundError,
+  LeaseNotManagedError,
   LockApiError,
   LockClosedError,
   LockError,
@@ -29,6 +30,7 @@ export {
   LockPermissionError,
   LockTimeoutError,
   LockUnavailableError,
+  NamespaceNotFoundError,
   WatchExpiredError,
 } from './errors.ts'
 export type { LeaseObservation } from './expiry.ts'
