@@ -10,6 +10,7 @@ import {
   LockApiError,
   LockPermissionError,
   LockUnavailableError,
+  NamespaceNotFoundError,
   WatchExpiredError,
 } from './errors.ts'
 import { createKubernetesLeaseStore, kubeConfigNamespace, translateError } from './kubernetes-store.ts'
@@ -55,6 +56,28 @@ describe('translateError', () => {
   it('maps 404 of a named lease to LeaseNotFoundError and 410 to WatchExpiredError', () => {
     expect(translateError(status(404, 'NotFound'), ctx('delete'))).toBeInstanceOf(LeaseNotFoundError)
     expect(translateError(status(410, 'Expired'), ctx('watch', undefined))).toBeInstanceOf(WatchExpiredError)
+  })
+
+  it('maps 404 of a create whose Status names the namespace to NamespaceNotFoundError', () => {
+    const body = {
+      kind: 'Status',
+      code: 404,
+      reason: 'NotFound',
+      message: 'namespaces "gone" not found',
+      details: { name: 'gone', kind: 'namespaces' },
+    }
+    const error = translateError(
+      new ApiException(404, 'Not Found', JSON.stringify(body), {}),
+      ctx('create'),
+    ) as NamespaceNotFoundError
+    expect(error).toBeInstanceOf(NamespaceNotFoundError)
+    expect(error.namespace).toBe('gone')
+    expect(error.message).toContain('namespace `gone` does not exist')
+    // A missing lease is still a missing lease.
+    const lease = { ...body, details: { name: 'orders', group: 'coordination.k8s.io', kind: 'leases' } }
+    expect(
+      translateError(new ApiException(404, 'Not Found', JSON.stringify(lease), {}), ctx('delete')),
+    ).toBeInstanceOf(LeaseNotFoundError)
   })
 
   it('treats 5xx on a write as an unknown outcome, on a read as a plain failure', () => {

@@ -19,6 +19,7 @@ import {
   LockError,
   LockPermissionError,
   LockUnavailableError,
+  NamespaceNotFoundError,
   WatchExpiredError,
 } from './errors.ts'
 import type { LeaseDraft, LeaseObject, LeaseRecord } from './lease-record.ts'
@@ -283,7 +284,7 @@ function watchLeases(
 }
 
 function statusError(object: unknown, namespace: string, server: string): LockError {
-  const status = (object ?? {}) as { code?: number; reason?: string; message?: string }
+  const status = (object ?? {}) as { code?: number } & StatusBody
   if (status.code === 410 || status.reason === 'Expired' || status.reason === 'Gone') {
     return new WatchExpiredError(undefined, { cause: status })
   }
@@ -317,12 +318,14 @@ export function translateError(error: unknown, context: ErrorContext): LockError
   )
 }
 
-function fromStatus(
-  status: number,
-  body: { reason?: string | undefined; message?: string | undefined },
-  context: ErrorContext,
-  cause?: unknown,
-): LockError {
+interface StatusBody {
+  readonly reason?: string | undefined
+  readonly message?: string | undefined
+  /** What was not found, for a 404: `{ kind: 'namespaces', name }` when the namespace is missing. */
+  readonly details?: { readonly kind?: string | undefined; readonly name?: string | undefined } | undefined
+}
+
+function fromStatus(status: number, body: StatusBody, context: ErrorContext, cause?: unknown): LockError {
   const options = { cause: cause ?? body }
   const leaseName = context.name ?? ''
   const { namespace } = context
@@ -331,6 +334,10 @@ function fromStatus(
       { verb: context.verb, resource: LEASE_RESOURCE, namespace, status },
       options,
     )
+  }
+  // A create in a namespace that does not exist: the Status names the namespace, not the lease.
+  if (status === 404 && body.details?.kind === 'namespaces') {
+    return new NamespaceNotFoundError(body.details.name || namespace, options)
   }
   if (status === 404 && context.name !== undefined) {
     return new LeaseNotFoundError({ leaseName, namespace }, options)
@@ -364,7 +371,7 @@ function fromStatus(
   )
 }
 
-function parseBody(body: unknown): { reason?: string; message?: string } {
+function parseBody(body: unknown): StatusBody {
   if (typeof body === 'string') {
     try {
       return parseBody(JSON.parse(body))
@@ -373,10 +380,17 @@ function parseBody(body: unknown): { reason?: string; message?: string } {
     }
   }
   if (typeof body === 'object' && body !== null) {
-    const { reason, message } = body as { reason?: unknown; message?: unknown }
+    const { reason, message, details } = body as { reason?: unknown; message?: unknown; details?: unknown }
+    const { kind, name } = (typeof details === 'object' && details !== null ? details : {}) as {
+      kind?: unknown
+      name?: unknown
+    }
     return {
       ...(typeof reason === 'string' ? { reason } : {}),
       ...(typeof message === 'string' ? { message } : {}),
+      ...(typeof kind === 'string'
+        ? { details: { kind, ...(typeof name === 'string' ? { name } : {}) } }
+        : {}),
     }
   }
   return {}
