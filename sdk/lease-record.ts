@@ -1,4 +1,5 @@
-import { LEASE_API_VERSION, MANAGED_BY_LABEL, MANAGED_BY_VALUE } from './constants.ts'
+import { HOLDER_ANNOTATIONS, LEASE_API_VERSION, MANAGED_BY_LABEL, MANAGED_BY_VALUE } from './constants.ts'
+import { formatMicroTime } from './micro-time.ts'
 
 /**
  * A storage-neutral view of a Lease: what the lock algorithm reads and writes. The `LeaseStore`
@@ -23,6 +24,16 @@ export interface LeaseRecord {
   readonly annotations: Readonly<Record<string, string>>
   /** RFC 3339, set by the server on create. */
   readonly creationTimestamp: string | undefined
+  /**
+   * Fields of the Lease that kube-locks does not own — `ownerReferences`, `finalizers`, spec fields it
+   * does not know — kept as read and written back unchanged, so that no write drops them.
+   */
+  readonly retained?: RetainedFields | undefined
+}
+
+export interface RetainedFields {
+  readonly metadata: Readonly<Record<string, unknown>>
+  readonly spec: Readonly<Record<string, unknown>>
 }
 
 /** What a create writes: a record without the server-assigned fields. */
@@ -65,6 +76,68 @@ export function isFree(record: Pick<LeaseRecord, 'holderIdentity'>): boolean {
   return record.holderIdentity === undefined || record.holderIdentity === ''
 }
 
+// Metadata the SDK reads and writes itself, or that the server owns (sending managedFields back would
+// overwrite the server's; omitted, the server keeps them).
+const OWN_METADATA = new Set([
+  'name',
+  'namespace',
+  'uid',
+  'resourceVersion',
+  'creationTimestamp',
+  'labels',
+  'annotations',
+  'managedFields',
+  'generation',
+  'deletionTimestamp',
+  'deletionGracePeriodSeconds',
+  'selfLink',
+])
+const OWN_SPEC = new Set([
+  'holderIdentity',
+  'leaseDurationSeconds',
+  'acquireTime',
+  'renewTime',
+  'leaseTransitions',
+])
+
+function retainedFields(lease: LeaseObject): RetainedFields | undefined {
+  const pick = (from: Record<string, unknown> | undefined, own: ReadonlySet<string>) => {
+    const out: Record<string, unknown> = {}
+    for (const [key, value] of Object.entries(from ?? {})) {
+      if (!own.has(key) && value !== undefined && value !== null) out[key] = value
+    }
+    return out
+  }
+  const metadata = pick(lease.metadata, OWN_METADATA)
+  const spec = pick(lease.spec, OWN_SPEC)
+  if (Object.keys(metadata).length === 0 && Object.keys(spec).length === 0) return undefined
+  return Object.freeze({ metadata: Object.freeze(metadata), spec: Object.freeze(spec) })
+}
+
+/**
+ * The lease marked free: no holder, no holder annotations, `renewTime` at `wallNow` (epoch ms) for
+ * people to read. Every other field — the uid and resourceVersion preconditions among them — is kept.
+ */
+export function freedRecord(record: LeaseRecord, wallNow: number): LeaseRecord {
+  return {
+    ...record,
+    holderIdentity: undefined,
+    acquireTime: undefined,
+    renewTime: formatMicroTime(wallNow),
+    annotations: withoutHolderAnnotations(record.annotations),
+  }
+}
+
+export function withoutHolderAnnotations(
+  annotations: Readonly<Record<string, string>>,
+): Record<string, string> {
+  const out: Record<string, string> = {}
+  for (const [key, value] of Object.entries(annotations)) {
+    if (!HOLDER_ANNOTATIONS.includes(key)) out[key] = value
+  }
+  return out
+}
+
 export function leaseToRecord(lease: LeaseObject): LeaseRecord {
   const metadata = lease.metadata ?? {}
   const spec = lease.spec ?? {}
@@ -86,6 +159,7 @@ export function leaseToRecord(lease: LeaseObject): LeaseRecord {
     labels: Object.freeze({ ...(metadata.labels ?? {}) }),
     annotations: Object.freeze({ ...(metadata.annotations ?? {}) }),
     creationTimestamp: timeString(metadata.creationTimestamp),
+    retained: retainedFields(lease),
   })
 }
 
@@ -94,12 +168,16 @@ export function leaseToRecord(lease: LeaseObject): LeaseRecord {
  * update body: the API server then applies it only if both still match.
  */
 export function recordToLease(record: LeaseDraft | LeaseRecord): LeaseObject {
-  const metadata: NonNullable<LeaseObject['metadata']> = { name: record.name, namespace: record.namespace }
+  const metadata: NonNullable<LeaseObject['metadata']> = {
+    ...record.retained?.metadata,
+    name: record.name,
+    namespace: record.namespace,
+  }
   if ('uid' in record && record.uid) metadata.uid = record.uid
   if ('resourceVersion' in record && record.resourceVersion) metadata.resourceVersion = record.resourceVersion
   if (Object.keys(record.labels).length > 0) metadata.labels = { ...record.labels }
   if (Object.keys(record.annotations).length > 0) metadata.annotations = { ...record.annotations }
-  const spec: NonNullable<LeaseObject['spec']> = {}
+  const spec: NonNullable<LeaseObject['spec']> = { ...record.retained?.spec }
   if (record.holderIdentity) spec.holderIdentity = record.holderIdentity
   if (record.leaseDurationSeconds !== undefined) spec.leaseDurationSeconds = record.leaseDurationSeconds
   if (record.acquireTime !== undefined) spec.acquireTime = record.acquireTime

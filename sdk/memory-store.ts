@@ -194,6 +194,7 @@ export function createMemoryLeaseStore(options: MemoryLeaseStoreOptions = {}): M
       labels: Object.freeze({ ...record.labels }),
       annotations: Object.freeze({ ...record.annotations }),
       creationTimestamp: creationTimestamp ?? new Date().toISOString().replace(/\.\d+Z$/, 'Z'),
+      ...(record.retained === undefined ? {} : { retained: record.retained }),
     })
     leases.set(key(record.namespace, record.name), stored)
     return stored

@@ -90,6 +90,31 @@ describe('lease converters', () => {
     expect(back).toEqual(record)
   })
 
+  it('keep fields kube-locks does not own, and leave out server-owned ones', () => {
+    const ownerReferences = [{ apiVersion: 'v1', kind: 'ConfigMap', name: 'owner', uid: 'u-9' }]
+    const lease = recordToLease(record)
+    const read = leaseToRecord({
+      ...lease,
+      metadata: {
+        ...lease.metadata,
+        ownerReferences,
+        finalizers: ['example.com/keep'],
+        managedFields: [{ manager: 'kubectl' }],
+        generation: 3,
+      },
+      spec: { ...lease.spec, preferredHolder: 'b', strategy: 'OldestEmulationVersion' },
+    })
+    expect(read.retained).toEqual({
+      metadata: { ownerReferences, finalizers: ['example.com/keep'] },
+      spec: { preferredHolder: 'b', strategy: 'OldestEmulationVersion' },
+    })
+    const written = recordToLease({ ...read, holderIdentity: 'pod-b_2_ef' })
+    expect(written.metadata).toMatchObject({ ownerReferences, finalizers: ['example.com/keep'], uid: 'u-1' })
+    expect(written.metadata).not.toHaveProperty('managedFields')
+    expect(written.metadata).not.toHaveProperty('generation')
+    expect(written.spec).toMatchObject({ holderIdentity: 'pod-b_2_ef', preferredHolder: 'b' })
+  })
+
   it('treat an empty holder as free and omit it when writing', () => {
     const lease = recordToLease({ ...record, holderIdentity: undefined })
     expect(lease.spec).not.toHaveProperty('holderIdentity')
