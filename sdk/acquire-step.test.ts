@@ -1,7 +1,13 @@
 import { describe, expect, it } from 'vitest'
 import type { AcquireState, StepContext, StepResult } from './acquire-step.ts'
 import { acquireStep, INITIAL_STATE } from './acquire-step.ts'
-import { LeaseConflictError, LockApiError, LockPermissionError, LockUnavailableError } from './errors.ts'
+import {
+  LeaseConflictError,
+  LeaseNotManagedError,
+  LockApiError,
+  LockPermissionError,
+  LockUnavailableError,
+} from './errors.ts'
 import type { LeaseDraft, LeaseRecord } from './lease-record.ts'
 import type { ScriptedCall } from './testing/scripted-store.ts'
 import { scriptedStore } from './testing/scripted-store.ts'
@@ -264,14 +270,33 @@ const cases: Case[] = [
       expect(result).toMatchObject({
         kind: 'acquired',
         sentAt: NOW - 700,
+        readBack: true,
         record: { resourceVersion: '14' },
       }),
   },
   {
-    name: 'a read showing this acquisition as holder with no write on record: deadline counts as passed',
+    name: 'a read showing this identity as holder with no write on record: someone else holds it',
     state: INITIAL_STATE,
     calls: [{ op: 'get', answer: lease({ holderIdentity: 'me_1_beef' }) }],
-    expect: (result) => expect(result).toMatchObject({ kind: 'acquired', sentAt: Number.NEGATIVE_INFINITY }),
+    expect: (result) =>
+      expect(result).toMatchObject({ kind: 'held', expiresAt: NOW + DURATION * 1000 + GRACE }),
+  },
+  {
+    name: 'a lease without the managed-by label: throws, no write',
+    state: INITIAL_STATE,
+    calls: [{ op: 'get', answer: lease({ holderIdentity: undefined, labels: { team: 'a' } }) }],
+    expect: () => {},
+    throws: LeaseNotManagedError,
+  },
+  {
+    name: 'a known unmanaged lease seen long ago: throws, no write',
+    state: {
+      view: { record: lease({ labels: {} }), firstSeenAt: 0 },
+      pendingSentAt: undefined,
+    },
+    calls: [],
+    expect: () => {},
+    throws: LeaseNotManagedError,
   },
   {
     name: 'after an unknown write, a read showing another holder: held',
@@ -316,5 +341,70 @@ describe('acquireStep', () => {
       testCase.expect(result, store.received)
     }
     expect(store.remaining, 'every scripted call was made').toBe(0)
+  })
+})
+
+describe('acquireStep requests', () => {
+  const base = {
+    namespace: 'ns',
+    leaseName: 'orders',
+    identity: 'me_1_beef',
+    leaseDurationSeconds: DURATION,
+    annotations: {},
+    graceMs: GRACE,
+    wallNow: () => Date.UTC(2030, 0, 1),
+  }
+
+  it('sends the write with the write signal, asked for right before the write', async () => {
+    const readSignal = new AbortController().signal
+    const writeSignal = new AbortController().signal
+    const signals: (AbortSignal | undefined)[] = []
+    let asked = 0
+    const store = scriptedStore([
+      { op: 'get', answer: undefined },
+      { op: 'create', answer: written('20') },
+    ])
+    const spied = {
+      ...store,
+      get: (ns: string, name: string, o?: { signal?: AbortSignal }) => {
+        signals.push(o?.signal)
+        return store.get(ns, name, o)
+      },
+      create: (draft: LeaseDraft, o?: { signal?: AbortSignal }) => {
+        signals.push(o?.signal)
+        return store.create(draft, o)
+      },
+    }
+    const result = await acquireStep(
+      {
+        ...base,
+        store: spied,
+        now: () => NOW,
+        signal: readSignal,
+        writeSignal: () => {
+          asked++
+          return writeSignal
+        },
+      },
+      INITIAL_STATE,
+    )
+    expect(result).toMatchObject({ kind: 'acquired', readBack: false })
+    expect(signals).toEqual([readSignal, writeSignal])
+    expect(asked).toBe(1)
+  })
+
+  it('a read slower than the lock stays valid: too slow, no write', async () => {
+    let now = NOW
+    const store = scriptedStore([{ op: 'get', answer: undefined }])
+    const slow = {
+      ...store,
+      get: async (ns: string, name: string) => {
+        now += 60
+        return store.get(ns, name)
+      },
+    }
+    const result = await acquireStep({ ...base, store: slow, now: () => now, validForMs: 45 }, INITIAL_STATE)
+    expect(result).toMatchObject({ kind: 'too-slow', roundTripMs: 60, state: { view: 'absent' } })
+    expect(store.remaining).toBe(0)
   })
 })

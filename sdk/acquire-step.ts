@@ -1,9 +1,9 @@
-import { HOLDER_ANNOTATIONS, MANAGED_BY_LABEL, MANAGED_BY_VALUE } from './constants.ts'
-import { LeaseConflictError, LockUnavailableError } from './errors.ts'
+import { MANAGED_BY_LABEL, MANAGED_BY_VALUE } from './constants.ts'
+import { LeaseConflictError, LeaseNotManagedError, LockUnavailableError } from './errors.ts'
 import type { LeaseObservation } from './expiry.ts'
 import { expiresAt, observe } from './expiry.ts'
 import type { LeaseDraft, LeaseRecord } from './lease-record.ts'
-import { isFree } from './lease-record.ts'
+import { isFree, isManaged, withoutHolderAnnotations } from './lease-record.ts'
 import type { LeaseStore } from './lease-store.ts'
 import { formatMicroTime } from './micro-time.ts'
 
@@ -51,11 +51,30 @@ export interface StepContext {
   readonly graceMs: number
   readonly now: () => number
   readonly wallNow: () => number
+  /** Aborts the read. */
   readonly signal?: AbortSignal | undefined
+  /**
+   * The signal for a write, asked for right before it is sent. A write is never cut short by the
+   * caller's deadline: its answer is what tells whether it applied.
+   * @default `signal`
+   */
+  readonly writeSignal?: (() => AbortSignal) | undefined
+  /**
+   * Milliseconds a lock stays valid after its acquiring write was sent (`expires` − safety margin). A
+   * read that took that long predicts a lock lost before its holder hears it was acquired.
+   * @default no limit
+   */
+  readonly validForMs?: number | undefined
 }
 
 export type StepResult =
-  | { readonly kind: 'acquired'; readonly record: LeaseRecord; readonly sentAt: number }
+  | {
+      readonly kind: 'acquired'
+      readonly record: LeaseRecord
+      readonly sentAt: number
+      /** True when a read found the lease ours (a write whose answer was lost applied). */
+      readonly readBack: boolean
+    }
   | {
       readonly kind: 'held'
       readonly state: AcquireState
@@ -66,11 +85,14 @@ export type StepResult =
   | { readonly kind: 'conflict'; readonly state: AcquireState; readonly error: LeaseConflictError }
   /** The API failed: wait (with jitter) and read again. */
   | { readonly kind: 'unavailable'; readonly state: AcquireState; readonly error: LockUnavailableError }
+  /** A read took longer than a lock stays valid: no write was sent. */
+  | { readonly kind: 'too-slow'; readonly state: AcquireState; readonly roundTripMs: number }
 
 export async function acquireStep(ctx: StepContext, state: AcquireState): Promise<StepResult> {
   let view = state.view
   if (view === 'unknown') {
     let record: LeaseRecord | undefined
+    const readAt = ctx.now()
     try {
       record = await ctx.store.get(ctx.namespace, ctx.leaseName, { signal: ctx.signal })
     } catch (error) {
@@ -78,7 +100,19 @@ export async function acquireStep(ctx: StepContext, state: AcquireState): Promis
       throw error
     }
     view = record === undefined ? 'absent' : observe(state.previous, record, ctx.now())
+    const roundTripMs = ctx.now() - readAt
+    if (ctx.validForMs !== undefined && roundTripMs >= ctx.validForMs) {
+      return { kind: 'too-slow', state: { ...state, view }, roundTripMs }
+    }
   }
+  if (view !== 'absent' && !isManaged(view.record)) {
+    throw new LeaseNotManagedError({
+      leaseName: ctx.leaseName,
+      namespace: ctx.namespace,
+      holder: view.record.holderIdentity,
+    })
+  }
+  const writeSignal = () => ctx.writeSignal?.() ?? ctx.signal
 
   if (view === 'absent') {
     const sentAt = ctx.now()
@@ -94,15 +128,15 @@ export async function acquireStep(ctx: StepContext, state: AcquireState): Promis
       labels: { [MANAGED_BY_LABEL]: MANAGED_BY_VALUE },
       annotations: { ...ctx.annotations },
     }
-    return write({ ...state, view }, sentAt, () => ctx.store.create(draft, { signal: ctx.signal }))
+    return write({ ...state, view }, sentAt, () => ctx.store.create(draft, { signal: writeSignal() }))
   }
 
   const { record } = view
-  if (record.holderIdentity === ctx.identity) {
-    // Only a write of this acquisition names it; the lease must come from a write whose answer was
-    // lost, sent no earlier than the earliest such write. Without one on record, no send time is known
-    // to be safe: the deadline counts as passed.
-    return { kind: 'acquired', record, sentAt: state.pendingSentAt ?? Number.NEGATIVE_INFINITY }
+  if (record.holderIdentity === ctx.identity && state.pendingSentAt !== undefined) {
+    // Only a write of this acquisition names it (the identity carries 128 random bits): the lease must
+    // come from a write whose answer was lost, sent no earlier than the earliest such write. Without
+    // such a write on record the match proves nothing, and the lease counts as someone else's.
+    return { kind: 'acquired', record, sentAt: state.pendingSentAt, readBack: true }
   }
   const takeOverAt = expiresAt(view, ctx.graceMs)
   if (isFree(record) || ctx.now() >= takeOverAt) {
@@ -120,7 +154,7 @@ export async function acquireStep(ctx: StepContext, state: AcquireState): Promis
     }
     // The update carries uid and resourceVersion: it applies only if the lease is still exactly what
     // was observed — in particular not renewed since it was first seen.
-    return write({ ...state, view }, sentAt, () => ctx.store.update(next, { signal: ctx.signal }))
+    return write({ ...state, view }, sentAt, () => ctx.store.update(next, { signal: writeSignal() }))
   }
   return { kind: 'held', state: { ...state, view }, observation: view, expiresAt: takeOverAt }
 }
@@ -134,7 +168,7 @@ async function write(
     // The answer proves this write produced the lease (compare-and-swap: no earlier write of ours can
     // apply after it), so the deadline counts from this send, whatever is pending.
     const record = await send()
-    return { kind: 'acquired', record, sentAt }
+    return { kind: 'acquired', record, sentAt, readBack: false }
   } catch (error) {
     if (error instanceof LeaseConflictError) {
       return { kind: 'conflict', state: forgetView(state), error }
@@ -145,14 +179,4 @@ async function write(
     }
     throw error
   }
-}
-
-export function withoutHolderAnnotations(
-  annotations: Readonly<Record<string, string>>,
-): Record<string, string> {
-  const out: Record<string, string> = {}
-  for (const [key, value] of Object.entries(annotations)) {
-    if (!HOLDER_ANNOTATIONS.includes(key)) out[key] = value
-  }
-  return out
 }

@@ -16,8 +16,9 @@ export interface LeaseObservation {
 }
 
 /**
- * Records a new read of a lease: keeps the first-seen time while the `resourceVersion` is unchanged,
- * restarts it when the lease changed.
+ * Records a new read of a lease: keeps the first-seen time while the lease is unchanged, restarts it
+ * when it changed. "Unchanged" compares the holder's fields as well as uid and resourceVersion, as
+ * client-go compares the whole record: after an etcd restore, resourceVersions can repeat.
  */
 export function observe(
   previous: LeaseObservation | undefined,
@@ -27,7 +28,11 @@ export function observe(
   if (
     previous !== undefined &&
     previous.record.uid === record.uid &&
-    previous.record.resourceVersion === record.resourceVersion
+    previous.record.resourceVersion === record.resourceVersion &&
+    previous.record.holderIdentity === record.holderIdentity &&
+    previous.record.renewTime === record.renewTime &&
+    previous.record.leaseTransitions === record.leaseTransitions &&
+    previous.record.leaseDurationSeconds === record.leaseDurationSeconds
   ) {
     return previous.record === record ? previous : { record, firstSeenAt: previous.firstSeenAt }
   }

@@ -1,9 +1,10 @@
-import { withoutHolderAnnotations } from './acquire-step.ts'
 import type { Clock, Logger } from './clock.ts'
 import { LeaseConflictError, LockError, LockLostError, LockUnavailableError } from './errors.ts'
 import type { LeaseRecord } from './lease-record.ts'
+import { freedRecord, isManaged } from './lease-record.ts'
 import type { LeaseStore } from './lease-store.ts'
 import { formatMicroTime } from './micro-time.ts'
+import { setClampedTimeout } from './timers.ts'
 import { jitter } from './watch-hub.ts'
 
 /** The handle `acquire()` returns. Holding it means holding the lock until `signal` aborts. */
@@ -72,9 +73,10 @@ export class HeldLock implements Lock {
   #deadline: number
   #deadlineTimer: ReturnType<typeof setTimeout> | undefined
   #renewTimer: ReturnType<typeof setTimeout> | undefined
+  /** Monotonic time of the next renewal; its timer may fire earlier when the delay was clamped. */
+  #renewAt = Number.POSITIVE_INFINITY
   #renewing: Promise<void> | undefined
   #released: Promise<void> | undefined
-  #taken = false
 
   constructor(ctx: HeldLockContext) {
     this.#ctx = ctx
@@ -134,8 +136,8 @@ export class HeldLock implements Lock {
       )
       return
     }
-    // Timers may fire a little early relative to the monotonic clock; re-check on every firing.
-    this.#deadlineTimer = setTimeout(() => {
+    // Timers may fire early relative to the monotonic clock (or be clamped); re-check on every firing.
+    this.#deadlineTimer = setClampedTimeout(() => {
       this.#deadlineTimer = undefined
       this.#scheduleDeadline()
     }, delay)
@@ -145,20 +147,24 @@ export class HeldLock implements Lock {
     if (this.#controller.signal.aborted) return
     // Two renewals fit in before the deadline, whatever the safety margin.
     const interval = Math.min(this.#ctx.expiresMs / 3, (this.#ctx.expiresMs - this.#ctx.safetyMarginMs) / 2)
-    const at = lastSentAt + interval
-    this.#setRenewTimer(Math.max(0, at - this.#ctx.clock.now()))
+    this.#setRenewTimer(lastSentAt + interval)
   }
 
-  #setRenewTimer(delay: number): void {
+  #setRenewTimer(at: number): void {
     if (this.#renewTimer !== undefined) clearTimeout(this.#renewTimer)
-    this.#renewTimer = setTimeout(() => {
+    this.#renewAt = at
+    this.#renewTimer = setClampedTimeout(() => {
       this.#renewTimer = undefined
+      if (this.#ctx.clock.now() < this.#renewAt - 1) {
+        this.#setRenewTimer(this.#renewAt)
+        return
+      }
       const renewing = this.#renewOnce()
       this.#renewing = renewing
       void renewing.finally(() => {
         if (this.#renewing === renewing) this.#renewing = undefined
       })
-    }, delay)
+    }, at - this.#ctx.clock.now())
   }
 
   async #renewOnce(): Promise<void> {
@@ -176,7 +182,7 @@ export class HeldLock implements Lock {
     // No answer can help after the deadline: by then the signal has fired anyway.
     const budget = Math.max(1, Math.min(this.#ctx.requestTimeoutMs, this.#deadline - sentAt))
     const abort = new AbortController()
-    const timer = setTimeout(
+    const timer = setClampedTimeout(
       () =>
         abort.abort(
           new LockUnavailableError({
@@ -198,14 +204,13 @@ export class HeldLock implements Lock {
     } catch (error) {
       if (this.#controller.signal.aborted) return
       if (error instanceof LeaseConflictError) {
-        this.#taken = true
         this.#lose(
           new LockLostError(this.name, 'taken', 'the lease was changed by someone else', { cause: error }),
         )
       } else if (error instanceof LockUnavailableError && !error.outcomeUnknown) {
         // The renewal never reached the server: the lease is unchanged, retry while time is left.
         const retryAt = clock.now() + jitter(this.#ctx.retryIntervalMs)
-        if (retryAt < this.#deadline) this.#setRenewTimer(Math.max(0, retryAt - clock.now()))
+        if (retryAt < this.#deadline) this.#setRenewTimer(retryAt)
       } else {
         const message =
           error instanceof LockError
@@ -226,33 +231,51 @@ export class HeldLock implements Lock {
     // its resourceVersion is the one the release must carry.
     await this.#renewing?.catch(() => {})
     try {
-      if (this.#taken) return
-      const record = this.#record
-      const free: LeaseRecord = {
-        ...record,
-        holderIdentity: undefined,
-        acquireTime: undefined,
-        renewTime: formatMicroTime(clock.wallNow()),
-        annotations: withoutHolderAnnotations(record.annotations),
+      await this.#free(this.#record)
+    } catch (error) {
+      if (!(error instanceof LeaseConflictError)) {
+        logger.warn?.('could not mark the lease free; it expires on its own', { ...this.#fields(), error })
+        return
       }
-      const abort = new AbortController()
-      const timer = setTimeout(
-        () => abort.abort(new DOMException('release timed out', 'TimeoutError')),
-        this.#ctx.requestTimeoutMs,
-      )
+      // Our record is stale: a renewal whose answer was lost applied, or someone wrote the lease and
+      // kept its holder (a label added). A lease that still names this acquisition is ours to free —
+      // no one else's write names it — whatever its resourceVersion now is.
       try {
-        await store.update(free, { signal: abort.signal })
-      } catch (error) {
-        if (error instanceof LeaseConflictError) {
+        const current = await this.#request(this.#ctx.requestTimeoutMs, (signal) =>
+          store.get(this.namespace, this.leaseName, { signal }),
+        )
+        if (current === undefined || current.holderIdentity !== this.holder || !isManaged(current)) {
           logger.debug?.('lease changed before release; nothing to free', this.#fields())
-        } else {
-          logger.warn?.('could not mark the lease free; it expires on its own', { ...this.#fields(), error })
+          return
         }
-      } finally {
-        clearTimeout(timer)
+        await this.#free(current)
+      } catch (retryError) {
+        logger.warn?.('could not mark the lease free; it expires on its own', {
+          ...this.#fields(),
+          error: retryError,
+        })
       }
     } finally {
       this.#ctx.onReleased(this)
+    }
+  }
+
+  async #free(record: LeaseRecord): Promise<void> {
+    const { store, clock } = this.#ctx
+    const free = freedRecord(record, clock.wallNow())
+    this.#record = await this.#request(this.#ctx.requestTimeoutMs, (signal) => store.update(free, { signal }))
+  }
+
+  async #request<T>(ms: number, run: (signal: AbortSignal) => Promise<T>): Promise<T> {
+    const abort = new AbortController()
+    const timer = setClampedTimeout(
+      () => abort.abort(new DOMException('request timed out', 'TimeoutError')),
+      ms,
+    )
+    try {
+      return await run(abort.signal)
+    } finally {
+      clearTimeout(timer)
     }
   }
 

@@ -71,12 +71,16 @@ function slugOf(name: string): string {
 }
 
 function hashOf(name: string): string {
-  const digest = createHash('sha256').update(name, 'utf8').digest()
+  return base32(createHash('sha256').update(name, 'utf8').digest().subarray(0, 20))
+}
+
+/** Lowercase RFC 4648 base32 without padding: 5 bits a character, the last one padded with zero bits. */
+export function base32(bytes: Uint8Array): string {
   let out = ''
   let buffer = 0
   let bits = 0
-  for (let i = 0; i < 20; i++) {
-    buffer = (buffer << 8) | (digest[i] as number)
+  for (const byte of bytes) {
+    buffer = (buffer << 8) | byte
     bits += 8
     while (bits >= 5) {
       bits -= 5
@@ -84,5 +88,6 @@ function hashOf(name: string): string {
     }
     buffer &= (1 << bits) - 1
   }
+  if (bits > 0) out += BASE32[(buffer << (5 - bits)) & 31]
   return out
 }

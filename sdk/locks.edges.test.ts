@@ -48,7 +48,7 @@ function slowAnswers(inner: LeaseStore, ms: number, only?: ReadonlySet<string>):
     async (...args: A): Promise<R> => {
       const options = args.at(-1) as { signal?: AbortSignal } | undefined
       // The server applies the request whatever happens to its answer.
-      const result = await run(...(args.slice(0, -1) as A), {} as A[number])
+      const result = await (run as (...all: unknown[]) => Promise<R>)(...args.slice(0, -1), {})
       if (only !== undefined && !only.has(name)) return result
       await new Promise<void>((resolve, reject) => {
         const timer = setTimeout(resolve, ms)
@@ -178,7 +178,6 @@ describe('writes cut short', () => {
       identity: 'pod-b',
       clock: fakeClock,
     })
-    opened.push(waiters)
     const waiter = track(waiters.acquire('ghost', { timeout: 1 }))
     await vi.advanceTimersByTimeAsync(990)
     void holder.release()
@@ -192,6 +191,9 @@ describe('writes cut short', () => {
       expect(waiter.status).toBe('rejected')
       expect(lease?.holderIdentity, 'no lease held by an identity nobody owns').toBeUndefined()
     }
+    const closed = waiters.close()
+    await vi.advanceTimersByTimeAsync(100)
+    await closed
   })
 
   it('close() during an acquiring write frees the lease once the write answers', async () => {

@@ -75,7 +75,7 @@ describe('acquire and release', () => {
       },
     })
     expect(lock).toMatchObject({ name: 'Orders/EU', namespace: NS, fencingToken: lease?.resourceVersion })
-    expect(lock.holder).toMatch(/^pod-a_\d+_[0-9a-f]{8}$/)
+    expect(lock.holder).toMatch(/^pod-a_\d+_[a-z2-7]{26}$/)
     expect(lock.signal.aborted).toBe(false)
 
     await lock.release()

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto'
-import type { AcquireState } from './acquire-step.ts'
+import type { AcquireState, StepContext, StepResult } from './acquire-step.ts'
 import { acquireStep, forgetView, INITIAL_STATE } from './acquire-step.ts'
 import { LOCK_NAME_ANNOTATION, NODE_ANNOTATION, POD_ANNOTATION, SERVICE_ANNOTATION } from './constants.ts'
 import { InvalidLockOptionsError, LockClosedError, LockTimeoutError, LockUnavailableError } from './errors.ts'
@@ -7,11 +7,13 @@ import type { LeaseObservation } from './expiry.ts'
 import { observe } from './expiry.ts'
 import type { Lock } from './held-lock.ts'
 import { HeldLock } from './held-lock.ts'
-import { leaseNameFor } from './lease-name.ts'
+import { base32, leaseNameFor } from './lease-name.ts'
 import type { LeaseRecord } from './lease-record.ts'
+import { freedRecord, isManaged } from './lease-record.ts'
 import type { LeaseStore } from './lease-store.ts'
 import type { AcquireOptions, ResolvedAcquireOptions, ResolvedLocksOptions } from './options.ts'
 import { resolveAcquireOptions } from './options.ts'
+import { setClampedTimeout } from './timers.ts'
 import type { HubEvent } from './watch-hub.ts'
 import { isNewer, jitter, WatchHub } from './watch-hub.ts'
 
@@ -43,7 +45,6 @@ export interface Locks extends AsyncDisposable {
   close(): Promise<void>
 }
 
-const MAX_TIMER_MS = 2 ** 31 - 1
 const MAX_OBSERVATIONS = 1000
 
 export class LockClient implements Locks {
@@ -156,9 +157,10 @@ export class LockClient implements Locks {
     const signals = [this.#closeController.signal, ...(options.signal ? [options.signal] : [])]
     const start = clock.now()
     const deadline = start + options.timeout * 1000
-    // With `timeout: 0` the one attempt still gets a full request timeout; otherwise no request
-    // outlives the deadline.
+    // With `timeout: 0` the one attempt still gets a full request timeout; otherwise no read outlives
+    // the deadline. Writes always get a full request timeout (see acquireStep's `writeSignal`).
     const requestsEnd = options.timeout === 0 ? start + requestTimeoutMs : deadline
+    const validForMs = (options.expires - options.safetyMargin) * 1000
     let ctx = {
       store: this.#store,
       namespace: this.namespace,
@@ -169,6 +171,7 @@ export class LockClient implements Locks {
       graceMs: this.#options.expiryGraceMs,
       now: () => clock.now(),
       wallNow: () => clock.wallNow(),
+      validForMs,
     }
     const wakeup = new Wakeup()
     let news: { lease: LeaseRecord | undefined; resourceVersion: string } | undefined
@@ -185,43 +188,72 @@ export class LockClient implements Locks {
     let state: AcquireState = { ...INITIAL_STATE, previous: this.#observations.get(leaseName) }
     let lastError: LockUnavailableError | undefined
     let failures = 0
+    // Attempts in a row that wrote nothing useful (lost compare-and-swaps, locks learned too late).
+    let fruitless = 0
     const timeoutError = () => {
       const view = state.view
       const holder = typeof view === 'object' ? view.record.holderIdentity : undefined
       return new LockTimeoutError({ lockName, namespace: this.namespace, holder, timeout: options.timeout })
+    }
+    const tooShortError = (roundTripMs: number) =>
+      new InvalidLockOptionsError(
+        'expires',
+        `longer than the safety margin (${options.safetyMargin} s) plus one API round trip ` +
+          `(${Math.round(roundTripMs)} ms measured): a lock this short is lost before its holder hears ` +
+          'it was acquired',
+        options.expires,
+      )
+    const backOff = async (attempt: number, baseMs: number) => {
+      const wakeAt = clock.now() + jitter(baseMs * Math.min(2 ** (attempt - 1), 8))
+      await wakeup.sleep(Math.min(wakeAt, deadline) - clock.now(), signals, false)
     }
 
     try {
       for (;;) {
         const budget = Math.min(requestTimeoutMs, requestsEnd - clock.now())
         if (budget <= 0) throw lastError ?? timeoutError()
-        const result = await this.#withRequestTimeout(budget, signals, (signal) =>
-          acquireStep({ ...ctx, signal }, state),
-        )
+        const result = await this.#step(ctx, state, budget, signals)
         if (result.kind === 'acquired') {
+          // Whatever was pending is settled: this acquisition holds the lease now.
+          state = INITIAL_STATE
           this.#observations.delete(leaseName)
           const lock = this.#hold(lockName, result.record, result.sentAt, options)
+          if (options.signal?.aborted) {
+            // The caller gave up while the write was in flight: hand the lease back.
+            await lock.release()
+            throw options.signal.reason
+          }
           if (!lock.signal.aborted) return lock
-          // Learned too late (a write whose answer was lost, found by a later read): its deadline has
-          // passed already. Hand the lease back and go on trying, rather than return a dead lock.
           await lock.release()
-          // A fresh identity: if the hand-back failed, the old lease must look like anyone else's.
+          // Past its deadline on arrival. Straight from its own write: `expires` cannot outlast a
+          // round trip, and trying again would only spin.
+          if (!result.readBack) throw tooShortError(clock.now() - result.sentAt)
+          // Learned late, from a read after a write whose answer was lost. A fresh identity: if the
+          // hand-back failed, the old lease must look like anyone else's.
+          if (options.timeout === 0) throw timeoutError()
           ctx = { ...ctx, identity: newIdentity(this.#options.identity) }
-          state = INITIAL_STATE
+          await backOff(++fruitless, retryIntervalMs / 10)
           continue
         }
         state = result.state
-        if (result.kind === 'conflict') continue
+        if (result.kind === 'too-slow') throw tooShortError(result.roundTripMs)
+        if (result.kind === 'conflict') {
+          // A lost compare-and-swap is the answer of a single attempt.
+          if (options.timeout === 0) throw timeoutError()
+          // Someone else wrote first: read again at once, but not in a tight loop.
+          if (++fruitless > 1) await backOff(fruitless - 1, retryIntervalMs / 10)
+          continue
+        }
         if (result.kind === 'unavailable') {
           lastError = result.error
           failures++
           if (options.timeout === 0 || clock.now() >= deadline) throw result.error
-          const wakeAt = clock.now() + jitter(retryIntervalMs * Math.min(2 ** (failures - 1), 8))
-          await wakeup.sleep(Math.min(wakeAt, deadline) - clock.now(), signals, false)
+          await backOff(failures, retryIntervalMs)
           continue
         }
         lastError = undefined
         failures = 0
+        fruitless = 0
         this.#remember(leaseName, result.observation)
         if (options.timeout === 0) throw timeoutError()
         if (unsubscribe === undefined) {
@@ -259,9 +291,55 @@ export class LockClient implements Locks {
           }
         }
       }
+    } catch (error) {
+      // A write whose outcome is unknown may have made this acquisition the holder: give the lease
+      // back rather than leave it held by nobody until it expires.
+      if (state.pendingSentAt !== undefined) await this.#abandon(ctx.leaseName, ctx.identity)
+      throw error
     } finally {
       unsubscribe?.()
       wakeup.dispose()
+    }
+  }
+
+  /**
+   * One acquire step: its read is bounded by `readBudgetMs` and aborted by `signals`; its write gets a
+   * full request timeout of its own and is not aborted by the caller, since only its answer tells
+   * whether it applied.
+   */
+  async #step(
+    ctx: Omit<StepContext, 'signal' | 'writeSignal'>,
+    state: AcquireState,
+    readBudgetMs: number,
+    signals: readonly AbortSignal[],
+  ): Promise<StepResult> {
+    const read = this.#requestTimer(readBudgetMs)
+    const write = this.#requestTimer(this.#options.requestTimeoutMs)
+    try {
+      return await acquireStep(
+        { ...ctx, signal: AbortSignal.any([read.start(), ...signals]), writeSignal: () => write.start() },
+        state,
+      )
+    } finally {
+      read.clear()
+      write.clear()
+    }
+  }
+
+  /** One bounded read, and the lease freed if it names `identity`. Never throws. */
+  async #abandon(leaseName: string, identity: string): Promise<void> {
+    const { requestTimeoutMs, clock, logger } = this.#options
+    const fields = { lock: leaseName, namespace: this.namespace, holder: identity }
+    const timer = this.#requestTimer(requestTimeoutMs)
+    try {
+      const record = await this.#store.get(this.namespace, leaseName, { signal: timer.start() })
+      if (record === undefined || record.holderIdentity !== identity || !isManaged(record)) return
+      await this.#store.update(freedRecord(record, clock.wallNow()), { signal: timer.start() })
+      logger.debug?.('freed a lease acquired by a write whose answer was lost', fields)
+    } catch (error) {
+      logger.warn?.('could not check for a lease left by a write whose answer was lost', { ...fields, error })
+    } finally {
+      timer.clear()
     }
   }
 
@@ -305,25 +383,27 @@ export class LockClient implements Locks {
     return lock
   }
 
-  async #withRequestTimeout<T>(
-    ms: number,
-    signals: readonly AbortSignal[],
-    run: (signal: AbortSignal) => Promise<T>,
-  ): Promise<T> {
+  /**
+   * A request timeout armed when `start()` is first called (each later call returns the same signal):
+   * it aborts with an outcome-unknown `LockUnavailableError` after `ms`.
+   */
+  #requestTimer(ms: number): { start(): AbortSignal; clear(): void } {
     const controller = new AbortController()
-    const timer = setTimeout(() => {
-      controller.abort(
-        new LockUnavailableError({
-          server: this.#store.server,
-          problem: `did not answer within ${Math.round(ms) / 1000} s`,
-          outcomeUnknown: true,
-        }),
-      )
-    }, ms)
-    try {
-      return await run(AbortSignal.any([controller.signal, ...signals]))
-    } finally {
-      clearTimeout(timer)
+    let timer: ReturnType<typeof setTimeout> | undefined
+    return {
+      start: () => {
+        timer ??= setClampedTimeout(() => {
+          controller.abort(
+            new LockUnavailableError({
+              server: this.#store.server,
+              problem: `did not answer within ${Math.round(ms) / 1000} s`,
+              outcomeUnknown: true,
+            }),
+          )
+        }, ms)
+        return controller.signal
+      },
+      clear: () => clearTimeout(timer),
     }
   }
 
@@ -338,9 +418,13 @@ export class LockClient implements Locks {
   }
 }
 
-/** `<prefix>_<pid>_<random>`: unique per acquisition, readable in the HOLDER column. */
+/**
+ * `<prefix>_<pid>_<random>`: unique per acquisition, readable in the HOLDER column. The 128 random bits
+ * (26 base32 characters) carry the uniqueness: prefixes and pids repeat across pods (pid 1 in every
+ * container, an explicit `identity`).
+ */
 export function newIdentity(prefix: string): string {
-  return `${prefix}_${process.pid}_${randomBytes(4).toString('hex')}`
+  return `${prefix}_${process.pid}_${base32(randomBytes(16))}`
 }
 
 /** A sleep that ends early on `notify()` (a notification while awake is kept for the next sleep). */
@@ -380,13 +464,10 @@ class Wakeup {
       }
       if (Number.isFinite(ms)) {
         // Long waits are cut into timer-sized pieces; the caller loops and re-checks the clock.
-        timer = setTimeout(
-          () => {
-            cleanup()
-            resolve(false)
-          },
-          Math.min(Math.max(0, ms), MAX_TIMER_MS),
-        )
+        timer = setClampedTimeout(() => {
+          cleanup()
+          resolve(false)
+        }, ms)
       }
     })
   }

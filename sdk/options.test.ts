@@ -57,9 +57,12 @@ describe('resolveLocksOptions', () => {
     [{ service: '' }, 'Expected `service` to be a non-empty string, got `` (string)'],
     [
       { requestTimeout: 0 },
-      'Expected `requestTimeout` to be a finite number of seconds >= 0.001, got `0` (number)',
+      'Expected `requestTimeout` to be a finite number of seconds >= 0.001 and <= 3600, got `0` (number)',
     ],
-    [{ expiryGrace: -1 }, 'Expected `expiryGrace` to be a finite number of seconds >= 0, got `-1` (number)'],
+    [
+      { expiryGrace: -1 },
+      'Expected `expiryGrace` to be a finite number of seconds >= 0 and <= 3600, got `-1` (number)',
+    ],
     [
       { clock: {} },
       'Expected `clock` to be an object with now() and wallNow() methods, got an object (Object)',

@@ -99,8 +99,10 @@ export interface AcquireOptions {
   readonly renew?: boolean | undefined
   /**
    * Seconds before the lease could expire for others at which the holder's `signal` fires. Covers the
-   * holder's clock running slower than the observers' clocks.
-   * @default 10 % of `expires`, at most 2
+   * holder's clock running slower than the observers' clocks: together with `expiryGrace` it tolerates
+   * a clock-rate difference of `(safetyMargin + expiryGrace) / expires`.
+   * @default 10 % of `expires`, at most 2 s — but never below 0.5 % of `expires`, so the tolerated rate
+   * difference stays at least 0.5 % for long locks
    */
   readonly safetyMargin?: number | undefined
   /** Cancels the wait (rejects with `signal.reason`); once acquired, aborting it does nothing. */
@@ -113,6 +115,7 @@ export const DEFAULTS = Object.freeze({
   renew: false,
   safetyMarginRatio: 0.1,
   maxSafetyMargin: 2,
+  minSafetyMarginRatio: 0.005,
   requestTimeout: 10,
   expiryGrace: 1,
   retryInterval: 1,
@@ -121,6 +124,37 @@ export const DEFAULTS = Object.freeze({
 
 /** Lease `leaseDurationSeconds` is an int32. */
 export const MAX_EXPIRES = 2 ** 31 - 1
+
+/** Upper bound of `requestTimeout`, `expiryGrace` and `retryInterval`, in seconds (one hour). */
+export const MAX_CLIENT_SECONDS = 3600
+
+const LOCKS_OPTION_KEYS: readonly (keyof LocksOptions)[] = [
+  'service',
+  'namespace',
+  'kubeConfig',
+  'store',
+  'identity',
+  'pod',
+  'node',
+  'logger',
+  'clock',
+  'requestTimeout',
+  'expiryGrace',
+  'retryInterval',
+]
+const ACQUIRE_OPTION_KEYS: readonly (keyof AcquireOptions)[] = [
+  'expires',
+  'timeout',
+  'renew',
+  'safetyMargin',
+  'signal',
+]
+
+/** The default safety margin for a lock of `expires` seconds. */
+export function defaultSafetyMargin(expires: number): number {
+  const capped = Math.min(expires * DEFAULTS.safetyMarginRatio, DEFAULTS.maxSafetyMargin)
+  return Math.max(capped, expires * DEFAULTS.minSafetyMarginRatio)
+}
 
 export interface ResolvedLocksOptions {
   readonly service: string | undefined
@@ -166,6 +200,7 @@ export function resolveLocksOptions(
     throw new InvalidLockOptionsError('options', 'an object', options)
   }
   const o = options ?? {}
+  rejectUnknownKeys(o, LOCKS_OPTION_KEYS, 'createLocks()')
   const env = environment.env
   const service = o.service === undefined ? undefined : validateLockName(o.service, 'service')
   const namespace =
@@ -207,9 +242,17 @@ export function resolveLocksOptions(
     logger,
     clock,
     requestTimeoutMs:
-      seconds(o.requestTimeout, DEFAULTS.requestTimeout, 'requestTimeout', { min: 0.001 }) * 1000,
-    expiryGraceMs: seconds(o.expiryGrace, DEFAULTS.expiryGrace, 'expiryGrace', { min: 0 }) * 1000,
-    retryIntervalMs: seconds(o.retryInterval, DEFAULTS.retryInterval, 'retryInterval', { min: 0.001 }) * 1000,
+      seconds(o.requestTimeout, DEFAULTS.requestTimeout, 'requestTimeout', {
+        min: 0.001,
+        max: MAX_CLIENT_SECONDS,
+      }) * 1000,
+    expiryGraceMs:
+      seconds(o.expiryGrace, DEFAULTS.expiryGrace, 'expiryGrace', { min: 0, max: MAX_CLIENT_SECONDS }) * 1000,
+    retryIntervalMs:
+      seconds(o.retryInterval, DEFAULTS.retryInterval, 'retryInterval', {
+        min: 0.001,
+        max: MAX_CLIENT_SECONDS,
+      }) * 1000,
   })
 }
 
@@ -218,13 +261,14 @@ export function resolveAcquireOptions(options: AcquireOptions | undefined): Reso
     throw new InvalidLockOptionsError('options', 'an object', options)
   }
   const o = options ?? {}
+  rejectUnknownKeys(o, ACQUIRE_OPTION_KEYS, 'acquire()/withLock()')
   const expires = seconds(o.expires, DEFAULTS.expires, 'expires', { min: 0.001, max: MAX_EXPIRES })
   const timeout = seconds(o.timeout, DEFAULTS.timeout, 'timeout', { min: 0, allowInfinity: true })
   const renew = o.renew ?? DEFAULTS.renew
   if (typeof renew !== 'boolean') throw new InvalidLockOptionsError('renew', 'a boolean', renew)
   const safetyMargin =
     o.safetyMargin === undefined
-      ? Math.min(expires * DEFAULTS.safetyMarginRatio, DEFAULTS.maxSafetyMargin)
+      ? defaultSafetyMargin(expires)
       : seconds(o.safetyMargin, 0, 'safetyMargin', { min: 0 })
   if (safetyMargin >= expires) {
     throw new InvalidLockOptionsError(
@@ -268,4 +312,49 @@ function optionalString(value: unknown, option: string): string | undefined {
 
 function nonEmpty(value: string | undefined): string | undefined {
   return value === undefined || value === '' ? undefined : value
+}
+
+/**
+ * A misspelt option is a safety bug in a lock library (`{ expire: 180 }` would take a 20 s lock), so
+ * every options object is checked for keys it does not know. Keys whose value is `undefined` count as
+ * absent, like everywhere else.
+ */
+export function rejectUnknownKeys(options: object, accepted: readonly string[], where: string): void {
+  for (const [key, value] of Object.entries(options)) {
+    if (value === undefined || accepted.includes(key)) continue
+    const nearest = nearestName(key, accepted)
+    const hint = nearest === undefined ? '' : `; did you mean \`${nearest}\`?`
+    throw new InvalidLockOptionsError(
+      key,
+      `absent: unknown option \`${key}\` of ${where}${hint} (accepted: ${accepted.join(', ')})`,
+      value,
+    )
+  }
+}
+
+/** The accepted name closest to `name` by edit distance, if it is close enough to be a typo. */
+export function nearestName(name: string, accepted: readonly string[]): string | undefined {
+  let best: string | undefined
+  let bestDistance = Number.POSITIVE_INFINITY
+  for (const candidate of accepted) {
+    const distance = editDistance(name.toLowerCase(), candidate.toLowerCase())
+    if (distance < bestDistance) {
+      best = candidate
+      bestDistance = distance
+    }
+  }
+  return bestDistance <= Math.max(2, Math.floor(name.length / 3)) ? best : undefined
+}
+
+function editDistance(a: string, b: string): number {
+  let previous = Array.from({ length: b.length + 1 }, (_, j) => j)
+  for (let i = 1; i <= a.length; i++) {
+    const current = [i]
+    for (let j = 1; j <= b.length; j++) {
+      const substitution = (previous[j - 1] as number) + (a[i - 1] === b[j - 1] ? 0 : 1)
+      current.push(Math.min((previous[j] as number) + 1, (current[j - 1] as number) + 1, substitution))
+    }
+    previous = current
+  }
+  return previous[b.length] as number
 }
