@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest'
 import {
+  freedRecord,
   type LeaseRecord,
   LOCK_NAME_ANNOTATION,
   MANAGED_BY_LABEL,
@@ -8,7 +9,7 @@ import {
   POD_ANNOTATION,
   SERVICE_ANNOTATION,
 } from '../sdk/index.ts'
-import { type Decision, freed, observe, reconcile } from './reconcile.ts'
+import { type Decision, observe, reconcile } from './reconcile.ts'
 
 const settings = { graceMs: 2_000, retentionMs: 300_000 }
 const WALL = Date.UTC(2030, 0, 2, 3, 4, 5, 678) + 0.25
@@ -165,11 +166,11 @@ describe('reconcile', () => {
 
   it('keeps foreign annotations and labels when freeing', () => {
     const record = lease({ annotations: { ...lease().annotations, 'example.com/owner': 'team-a' } })
-    expect(freed(record, WALL).annotations).toEqual({
+    expect(freedRecord(record, WALL).annotations).toEqual({
       [LOCK_NAME_ANNOTATION]: 'orders',
       'example.com/owner': 'team-a',
     })
-    expect(freed(record, WALL).labels).toEqual(record.labels)
+    expect(freedRecord(record, WALL).labels).toEqual(record.labels)
   })
 })
 

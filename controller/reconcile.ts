@@ -1,7 +1,6 @@
 import {
   expiresAt,
-  formatMicroTime,
-  HOLDER_ANNOTATIONS,
+  freedRecord,
   isFree,
   isManaged,
   type LeaseObservation,
@@ -74,21 +73,6 @@ export function reconcile(
   if (expiry === Number.POSITIVE_INFINITY) {
     return { kind: 'ignore', why: 'held without a positive leaseDurationSeconds, so it never expires' }
   }
-  if (now >= expiry) return { kind: 'free', update: freed(record, wallNow), unchangedMs }
+  if (now >= expiry) return { kind: 'free', update: freedRecord(record, wallNow), unchangedMs }
   return { kind: 'wait', state: 'held', requeueAfterMs: expiry - now }
-}
-
-/** The lease as a release by its holder would leave it: no holder, no holder annotations. */
-export function freed(record: LeaseRecord, wallNow: number): LeaseRecord {
-  const annotations: Record<string, string> = {}
-  for (const [key, value] of Object.entries(record.annotations)) {
-    if (!HOLDER_ANNOTATIONS.includes(key)) annotations[key] = value
-  }
-  return {
-    ...record,
-    holderIdentity: undefined,
-    acquireTime: undefined,
-    renewTime: formatMicroTime(wallNow),
-    annotations,
-  }
 }

@@ -45,8 +45,8 @@ export {
   MAX_LOCK_NAME_BYTES,
   validateLockName,
 } from './lease-name.ts'
-export type { LeaseDraft, LeaseObject, LeaseRecord } from './lease-record.ts'
-export { isFree, isManaged, leaseToRecord, recordToLease } from './lease-record.ts'
+export type { LeaseDraft, LeaseObject, LeaseRecord, RetainedFields } from './lease-record.ts'
+export { freedRecord, isFree, isManaged, leaseToRecord, recordToLease } from './lease-record.ts'
 export type {
   LeaseEvent,
   LeaseList,
