@@ -1,4 +1,6 @@
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { createServer, type IncomingMessage } from 'node:http'
+import type { AddressInfo } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { ApiException, KubeConfig } from '@kubernetes/client-node'
@@ -14,6 +16,7 @@ import {
   WatchExpiredError,
 } from './errors.ts'
 import { createKubernetesLeaseStore, kubeConfigNamespace, translateError } from './kubernetes-store.ts'
+import { STALL_MARGIN_SECONDS } from './watch-hub.ts'
 
 const ctx = (
   verb: 'get' | 'create' | 'update' | 'delete' | 'list' | 'watch',
@@ -146,5 +149,63 @@ describe('in-cluster configuration', () => {
       if (saved.port === undefined) delete process.env.KUBERNETES_SERVICE_PORT
       rmSync(root, { recursive: true, force: true })
     }
+  })
+})
+
+function kubeConfigFor(server: string): KubeConfig {
+  const kubeConfig = new KubeConfig()
+  kubeConfig.loadFromOptions({
+    clusters: [{ name: 'c', server, skipTLSVerify: true }],
+    users: [{ name: 'u', token: 't' }],
+    contexts: [{ name: 'x', cluster: 'c', user: 'u' }],
+    currentContext: 'x',
+  })
+  return kubeConfig
+}
+
+describe('watch', () => {
+  it('advertises the server-side watch timeout the hub bounds a silent watch by', () => {
+    const kubeConfig = kubeConfigFor('https://10.0.0.1:443')
+    expect(createKubernetesLeaseStore(kubeConfig).watchTimeoutSeconds).toBe(15)
+    expect(createKubernetesLeaseStore(kubeConfig, { watchTimeoutSeconds: 40 }).watchTimeoutSeconds).toBe(40)
+    expect(() => createKubernetesLeaseStore(kubeConfig, { watchTimeoutSeconds: 0 })).toThrow(
+      'Expected `watchTimeoutSeconds` to be an integer number of seconds from 1 to 3600, got `0` (number)',
+    )
+  })
+
+  it('asks for bookmarks and the server-side timeout, and resolves when the server ends the stream', async () => {
+    const requests: IncomingMessage[] = []
+    const server = createServer((request, response) => {
+      requests.push(request)
+      response.writeHead(200, { 'content-type': 'application/json' })
+      response.end(
+        `${JSON.stringify({ type: 'BOOKMARK', object: { kind: 'Lease', metadata: { resourceVersion: '42' } } })}\n`,
+      )
+    })
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+    const { port } = server.address() as AddressInfo
+    const store = createKubernetesLeaseStore(kubeConfigFor(`http://127.0.0.1:${port}`))
+    try {
+      const events: unknown[] = []
+      await store.watch(
+        'shop',
+        { resourceVersion: '7', labelSelector: 'a=b', signal: AbortSignal.timeout(10_000) },
+        (event) => events.push(event),
+      )
+      expect(events).toEqual([{ type: 'BOOKMARK', resourceVersion: '42' }])
+      const url = new URL(requests[0]?.url ?? '', 'http://x')
+      expect(url.pathname).toBe('/apis/coordination.k8s.io/v1/namespaces/shop/leases')
+      expect(Object.fromEntries(url.searchParams)).toEqual({
+        watch: 'true',
+        resourceVersion: '7',
+        allowWatchBookmarks: 'true',
+        labelSelector: 'a=b',
+        timeoutSeconds: '15',
+      })
+    } finally {
+      await store.close?.()
+      await new Promise((resolve) => server.close(resolve))
+    }
+    expect(STALL_MARGIN_SECONDS).toBeGreaterThan(0)
   })
 })

@@ -13,6 +13,7 @@ import {
 } from '@kubernetes/client-node'
 import { LEASE_RESOURCE } from './constants.ts'
 import {
+  InvalidLockOptionsError,
   LeaseConflictError,
   LeaseNotFoundError,
   LockApiError,
@@ -32,6 +33,7 @@ import type {
   RequestOptions,
   WatchOptions,
 } from './lease-store.ts'
+import { STALL_MARGIN_SECONDS } from './watch-hub.ts'
 
 export type { KubeConfig }
 
@@ -51,12 +53,18 @@ export function kubeConfigNamespace(kubeConfig: KubeConfig): string | undefined 
 
 export interface KubernetesLeaseStoreOptions {
   /**
-   * Server-side watch duration in seconds; the store then resumes from the last `resourceVersion`. Kept
-   * below the client's 30 s inactivity timeout so a quiet watch ends cleanly instead of failing.
-   * @default 25
+   * Server-side watch duration in seconds (`timeoutSeconds`): the server ends every watch after it, and
+   * the lock client resumes from the last `resourceVersion` at the cost of one request. It also bounds
+   * how long a stalled watch (open, silent: a half-open connection) counts as healthy: silence for
+   * longer than this plus 5 s is taken for a stall, and waiters poll until a new watch works. Kubernetes
+   * sends bookmarks only about once a minute, so silence alone cannot tell a quiet watch from a dead one
+   * any sooner. An integer from 1 to 3600.
+   * @default 15
    */
   readonly watchTimeoutSeconds?: number
 }
+
+const DEFAULT_WATCH_TIMEOUT_SECONDS = 15
 
 type Verb = 'get' | 'create' | 'update' | 'delete' | 'list' | 'watch'
 type Dispatcher = ReturnType<RequestContext['getDispatcher']>
@@ -91,7 +99,14 @@ export function createKubernetesLeaseStore(
     )
   }
   const api = kubeConfig.makeApiClient(CoordinationV1Api)
-  const watchTimeoutSeconds = options.watchTimeoutSeconds ?? 25
+  const watchTimeoutSeconds = options.watchTimeoutSeconds ?? DEFAULT_WATCH_TIMEOUT_SECONDS
+  if (!Number.isInteger(watchTimeoutSeconds) || watchTimeoutSeconds < 1 || watchTimeoutSeconds > 3600) {
+    throw new InvalidLockOptionsError(
+      'watchTimeoutSeconds',
+      'an integer number of seconds from 1 to 3600',
+      watchTimeoutSeconds,
+    )
+  }
   // The client builds a new connection pool for every request; reuse the first one so requests share
   // kept-alive connections (a handover then costs one round trip, not a TLS handshake as well).
   let dispatcher: Dispatcher
@@ -135,6 +150,7 @@ export function createKubernetesLeaseStore(
 
   const store: LeaseStore = {
     server,
+    watchTimeoutSeconds,
 
     async get(namespace, name, options) {
       try {
@@ -244,7 +260,13 @@ function watchLeases(
       labelSelector: options.labelSelector,
       timeoutSeconds: watchTimeoutSeconds,
     }
-    new Watch(kubeConfig)
+    const watch = new Watch(kubeConfig)
+    // The client's own inactivity timeout (30 s, a field its typings mark private) becomes the hub's
+    // stall bound, so that callers of `watch` without a hub get the same one, and a longer
+    // `watchTimeoutSeconds` is not cut short by it.
+    ;(watch as unknown as { requestTimeoutMs: number }).requestTimeoutMs =
+      (watchTimeoutSeconds + STALL_MARGIN_SECONDS) * 1000
+    watch
       .watch(
         path,
         query,

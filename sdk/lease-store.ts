@@ -21,6 +21,14 @@ export interface LeaseStore {
   /** Where the leases live, for messages: the API server URL, or `memory`. */
   readonly server: string
 
+  /**
+   * The longest a healthy watch of this store stays open: the server ends it after this many seconds
+   * (the store's `watch` then resolves), and resuming costs one request. A watch silent for longer than
+   * this plus a margin is taken for a stalled connection (see `WatchHub`). `undefined`: a watch may stay
+   * open and silent for as long as nothing changes, and silence is never taken for a stall.
+   */
+  readonly watchTimeoutSeconds?: number | undefined
+
   /** A consistent read (never from a cache). `undefined` if the lease does not exist. */
   get(namespace: string, name: string, options?: RequestOptions): Promise<LeaseRecord | undefined>
 

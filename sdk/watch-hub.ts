@@ -4,16 +4,44 @@ import { WatchExpiredError } from './errors.ts'
 import type { LeaseRecord } from './lease-record.ts'
 import type { LeaseEvent, LeaseStore } from './lease-store.ts'
 import { compareResourceVersions } from './resource-version.ts'
+import { setClampedTimeout } from './timers.ts'
 
 /**
  * One watch per namespace serves every waiter of a `Locks` instance: waiters subscribe by lease name
  * and are told about changes to that lease. The hub runs while it has subscribers.
  *
+ * A late subscriber misses nothing: a waiter reads a lease, finds it held, and only then subscribes, so
+ * a release delivered in between would be lost. While it runs, the hub keeps the newest version it has
+ * seen of every lease (and, for a bounded number of deleted leases, the resourceVersion of the
+ * deletion) and replays it to each new subscriber on a microtask. A subscriber compares resourceVersions
+ * (`isNewer`), so a replay of what it already knows is harmless. Before the first list of a run there
+ * is nothing to replay: that list announces every subscribed lease.
+ *
  * Resilience: a stream the server ends is resumed from the last resourceVersion (nothing is missed, so
  * the hub stays healthy); 410 Gone leads to a fresh list, whose items are announced to subscribers as
  * changes; any other failure marks the hub unhealthy — waiters then poll — and it retries with
- * jittered backoff.
+ * jittered backoff. Two more ways a watch goes wrong without failing:
+ * - It stalls: the stream stays open and delivers nothing (a half-open TCP connection). A store whose
+ *   server ends every watch after `store.watchTimeoutSeconds` (the Kubernetes store asks for 15 s) lets
+ *   the hub bound this: a watch silent for `watchTimeoutSeconds + STALL_MARGIN_SECONDS` (20 s) since it
+ *   opened or since its last event is aborted, the hub counts as unhealthy (waiters poll) and watches
+ *   again. Silence is never taken for a stall from a store that sets no `watchTimeoutSeconds`.
+ * - It flaps: the server answers and ends the stream at once, over and over. One such end is resumed at
+ *   once (a server restart looks like this); from the second in a row the hub backs off (jittered,
+ *   doubling from `retryIntervalMs`, at most 8×) and counts as unhealthy. A watch that delivered an event
+ *   or stayed open for `SHORT_WATCH_MS` ends the streak.
+ * After a stall or a streak of short watches the hub stays unhealthy until a watch proves itself: it
+ * delivers an event, or the server ends it normally after it lived long.
  */
+
+/** How much longer than the server's watch timeout a watch may stay silent before it counts as stalled. */
+export const STALL_MARGIN_SECONDS = 5
+
+/** A watch that ends sooner than this without an event counts as ended at once. */
+export const SHORT_WATCH_MS = 1000
+
+/** Deleted leases whose deletion the hub remembers for late subscribers; the oldest are forgotten first. */
+export const MAX_TOMBSTONES = 1000
 
 export type HubEvent =
   | {
@@ -31,13 +59,24 @@ export interface WatchHubOptions {
   readonly logger: Logger
   readonly retryIntervalMs: number
   readonly random?: () => number
+  /** Monotonic milliseconds, to tell a watch that ended at once from one that lived. */
+  readonly now?: () => number
+  /** @default {@link MAX_TOMBSTONES} */
+  readonly maxTombstones?: number
 }
+
+type LeaseNews = Extract<HubEvent, { type: 'lease' }>
 
 export class WatchHub {
   readonly #store: LeaseStore
   readonly #namespace: string
   readonly #options: WatchHubOptions
   readonly #listeners = new Map<string, Set<HubListener>>()
+  /** The newest version seen of each lease that exists, while the hub runs and has listed. */
+  readonly #leases = new Map<string, LeaseRecord>()
+  /** Deleted leases → resourceVersion of the deletion (or of the list that no longer had them), oldest first. */
+  readonly #tombstones = new Map<string, string>()
+  #listed = false
   #healthy = false
   #failed = false
   #run: { controller: AbortController; task: Promise<void> } | undefined
@@ -57,8 +96,8 @@ export class WatchHub {
   }
 
   /**
-   * True after a list or watch failed, until the hub is healthy again. Not while it first connects:
-   * the first list announces the leases' state, so nothing is missed then.
+   * True after a list or watch failed, stalled or kept ending at once, until the hub is healthy again.
+   * Not while it first connects: the first list announces the leases' state, so nothing is missed then.
    */
   get failing(): boolean {
     return this.#run !== undefined && !this.#healthy && this.#failed
@@ -70,7 +109,15 @@ export class WatchHub {
     return count
   }
 
-  /** Subscribes to changes of one lease; returns the unsubscribe function. Starts the hub if idle. */
+  /** Leases and deletions remembered for late subscribers (bounded: see {@link MAX_TOMBSTONES}). */
+  get knownLeaseCount(): number {
+    return this.#leases.size + this.#tombstones.size
+  }
+
+  /**
+   * Subscribes to changes of one lease; returns the unsubscribe function. Starts the hub if idle. If
+   * the running hub has seen the lease, the listener is told its newest version on a microtask.
+   */
   subscribe(leaseName: string, listener: HubListener): () => void {
     let set = this.#listeners.get(leaseName)
     if (set === undefined) {
@@ -80,6 +127,15 @@ export class WatchHub {
     set.add(listener)
     if (this.#run === undefined) this.#start()
     let subscribed = true
+    const run = this.#run
+    if (this.#listed) {
+      queueMicrotask(() => {
+        // Read at delivery, so a change emitted meanwhile is not followed by an older replay.
+        if (!subscribed || this.#run !== run || !this.#listed) return
+        const known = this.#known(leaseName)
+        if (known !== undefined) listener(known)
+      })
+    }
     return () => {
       if (!subscribed) return
       subscribed = false
@@ -100,6 +156,7 @@ export class WatchHub {
     const run = this.#run
     if (run === undefined) return
     this.#run = undefined
+    this.#forget()
     run.controller.abort()
     this.#cancelSleep()
     await run.task
@@ -109,6 +166,7 @@ export class WatchHub {
 
   #start(): void {
     this.#failed = false
+    this.#forget()
     const controller = new AbortController()
     const run = { controller, task: Promise.resolve() }
     const task = this.#loop(controller.signal).catch((error: unknown) => {
@@ -121,24 +179,46 @@ export class WatchHub {
   }
 
   async #loop(signal: AbortSignal): Promise<void> {
+    const now = this.#options.now ?? (() => performance.now())
     let resourceVersion: string | undefined
+    /** Failed, stalled or short watches in a row: they set the backoff. */
     let failures = 0
+    /** Watches in a row that the server ended at once without an event. */
+    let shortWatches = 0
+    /** Set by a stall or a streak of short watches: not healthy until a watch proves itself. */
+    let suspect = false
+    const backoff = (attempt: number) =>
+      jitter(
+        this.#options.retryIntervalMs * Math.min(2 ** (attempt - 1), 8),
+        this.#options.random ?? Math.random,
+      )
     while (!signal.aborted) {
+      let watch: WatchAttempt | undefined
       try {
         if (resourceVersion === undefined) {
           const list = await this.#store.list(this.#namespace, { labelSelector: MANAGED_BY_SELECTOR, signal })
           resourceVersion = list.resourceVersion
+          this.#remember(list.items, list.resourceVersion)
           this.#announceList(list.items, list.resourceVersion)
         }
-        this.#setHealthy(true)
+        if (!suspect) this.#setHealthy(true)
+        watch = new WatchAttempt(signal, now(), this.#stallMs())
+        const attempt = watch
         const onEvent = (event: LeaseEvent) => {
-          if (signal.aborted) return
+          if (signal.aborted || attempt.stalled) return
+          attempt.delivered()
           failures = 0
+          shortWatches = 0
+          if (suspect) {
+            suspect = false
+            this.#setHealthy(true)
+          }
           if (event.type === 'BOOKMARK') {
             resourceVersion = event.resourceVersion
             return
           }
           resourceVersion = event.lease.resourceVersion
+          this.#apply(event)
           this.#emit(event.lease.name, {
             type: 'lease',
             lease: event.type === 'DELETED' ? undefined : event.lease,
@@ -147,10 +227,44 @@ export class WatchHub {
         }
         await this.#store.watch(
           this.#namespace,
-          { resourceVersion, labelSelector: MANAGED_BY_SELECTOR, signal },
+          { resourceVersion, labelSelector: MANAGED_BY_SELECTOR, signal: attempt.signal },
           onEvent,
         )
+        attempt.dispose()
+        if (signal.aborted) break
+        if (attempt.stalled) {
+          // Nothing was missed that a watch from the same resourceVersion will not deliver.
+          this.#options.logger.debug?.('lease watch stalled; watching again', {
+            namespace: this.#namespace,
+            silentSeconds: this.#stallMs() / 1000,
+          })
+          suspect = true
+          this.#setHealthy(false)
+          failures++
+          await this.#sleep(backoff(failures))
+          continue
+        }
+        if (attempt.hadEvents || now() - attempt.openedAt >= SHORT_WATCH_MS) {
+          shortWatches = 0
+          if (suspect) {
+            suspect = false
+            this.#setHealthy(true)
+          }
+          continue
+        }
+        shortWatches++
+        // One stream ended at once is resumed at once; a server that keeps doing it is backed off.
+        if (shortWatches >= 2) {
+          suspect = true
+          this.#setHealthy(false)
+          this.#options.logger.debug?.('lease watch keeps ending at once; backing off', {
+            namespace: this.#namespace,
+            shortWatches,
+          })
+          await this.#sleep(backoff(shortWatches - 1))
+        }
       } catch (error) {
+        watch?.dispose()
         if (signal.aborted) break
         this.#setHealthy(false)
         if (error instanceof WatchExpiredError) {
@@ -159,10 +273,69 @@ export class WatchHub {
         }
         failures++
         this.#options.logger.debug?.('lease watch failed; retrying', { namespace: this.#namespace, error })
-        const base = this.#options.retryIntervalMs * Math.min(2 ** (failures - 1), 8)
-        await this.#sleep(jitter(base, this.#options.random ?? Math.random))
+        await this.#sleep(backoff(failures))
       }
     }
+  }
+
+  /** Milliseconds of silence after which a watch counts as stalled; infinite if the store sets no bound. */
+  #stallMs(): number {
+    const timeout = this.#store.watchTimeoutSeconds
+    if (timeout === undefined || !(timeout > 0)) return Number.POSITIVE_INFINITY
+    return (timeout + STALL_MARGIN_SECONDS) * 1000
+  }
+
+  /** What a new subscriber of `leaseName` is told: its newest version seen, or its deletion. */
+  #known(leaseName: string): LeaseNews | undefined {
+    const lease = this.#leases.get(leaseName)
+    if (lease !== undefined) return { type: 'lease', lease, resourceVersion: lease.resourceVersion }
+    const deletedAt = this.#tombstones.get(leaseName)
+    if (deletedAt !== undefined) return { type: 'lease', lease: undefined, resourceVersion: deletedAt }
+    return undefined
+  }
+
+  #apply(event: Exclude<LeaseEvent, { type: 'BOOKMARK' }>): void {
+    const { name, resourceVersion } = event.lease
+    if (event.type === 'DELETED') {
+      this.#leases.delete(name)
+      this.#bury(name, resourceVersion)
+    } else {
+      this.#tombstones.delete(name)
+      this.#leases.set(name, event.lease)
+    }
+  }
+
+  /** A fresh list replaces what was known; a lease it no longer has was deleted by the list's version. */
+  #remember(items: readonly LeaseRecord[], listVersion: string): void {
+    const listed = new Set(items.map((item) => item.name))
+    for (const name of [...this.#leases.keys()]) {
+      if (!listed.has(name)) {
+        this.#leases.delete(name)
+        this.#bury(name, listVersion)
+      }
+    }
+    for (const item of items) {
+      this.#tombstones.delete(item.name)
+      this.#leases.set(item.name, item)
+    }
+    this.#listed = true
+  }
+
+  #bury(name: string, resourceVersion: string): void {
+    this.#tombstones.delete(name)
+    this.#tombstones.set(name, resourceVersion)
+    const max = this.#options.maxTombstones ?? MAX_TOMBSTONES
+    while (this.#tombstones.size > max) {
+      const oldest = this.#tombstones.keys().next().value
+      if (oldest === undefined) break
+      this.#tombstones.delete(oldest)
+    }
+  }
+
+  #forget(): void {
+    this.#leases.clear()
+    this.#tombstones.clear()
+    this.#listed = false
   }
 
   #announceList(items: readonly LeaseRecord[], listVersion: string): void {
@@ -191,14 +364,11 @@ export class WatchHub {
   #sleep(ms: number): Promise<void> {
     return new Promise((resolve) => {
       this.#wakeSleep = resolve
-      this.#sleepTimer = setTimeout(
-        () => {
-          this.#sleepTimer = undefined
-          this.#wakeSleep = undefined
-          resolve()
-        },
-        Math.max(0, ms),
-      )
+      this.#sleepTimer = setClampedTimeout(() => {
+        this.#sleepTimer = undefined
+        this.#wakeSleep = undefined
+        resolve()
+      }, ms)
     })
   }
 
@@ -208,6 +378,44 @@ export class WatchHub {
     const wake = this.#wakeSleep
     this.#wakeSleep = undefined
     wake?.()
+  }
+}
+
+/** One watch request: its own abort signal, and the stall timer that aborts it after a silence. */
+class WatchAttempt {
+  readonly openedAt: number
+  readonly signal: AbortSignal
+  hadEvents = false
+  stalled = false
+  readonly #controller = new AbortController()
+  readonly #stallMs: number
+  #timer: ReturnType<typeof setTimeout> | undefined
+
+  constructor(runSignal: AbortSignal, openedAt: number, stallMs: number) {
+    this.openedAt = openedAt
+    this.signal = AbortSignal.any([runSignal, this.#controller.signal])
+    this.#stallMs = stallMs
+    this.#arm()
+  }
+
+  delivered(): void {
+    this.hadEvents = true
+    this.#arm()
+  }
+
+  dispose(): void {
+    if (this.#timer !== undefined) clearTimeout(this.#timer)
+    this.#timer = undefined
+  }
+
+  #arm(): void {
+    this.dispose()
+    if (!Number.isFinite(this.#stallMs)) return
+    this.#timer = setClampedTimeout(() => {
+      this.#timer = undefined
+      this.stalled = true
+      this.#controller.abort()
+    }, this.#stallMs)
   }
 }
 
