@@ -15,7 +15,7 @@ import { createEventSink, createLeaseSource } from './kubernetes.ts'
 import { createLockLeaderElector } from './leader-election.ts'
 import { createJsonLogger, isLogLevel, LOG_LEVELS, type LogLevel } from './logger.ts'
 import { createMetrics } from './metrics.ts'
-import { DEFAULTS, parseNamespaces, parseSeconds } from './options.ts'
+import { checkEnvironment, DEFAULTS, parseNamespaces, parseSeconds } from './options.ts'
 
 interface Flags {
   readonly namespaces: string[]
@@ -109,11 +109,17 @@ function program(): Command {
 }
 
 async function main(argv: readonly string[]): Promise<number> {
-  const flags = program()
-    .parse([...argv])
-    .opts<Flags>()
+  const command = program()
+  const flags = command.parse([...argv]).opts<Flags>()
+  // A misspelt variable is a usage error like a misspelt flag; see checkEnvironment for the others.
+  const accepted = command.options.flatMap((option) => (option.envVar === undefined ? [] : [option.envVar]))
+  const environment = checkEnvironment(process.env, accepted)
+  if (environment.errors.length > 0) command.error(environment.errors.map((e) => `error: ${e}`).join('\n'))
   const logLevel = isLogLevel(flags.logLevel) ? flags.logLevel : 'info'
   const logger = createJsonLogger(logLevel)
+  for (const variable of environment.warnings) {
+    logger.warn('ignoring an environment variable the controller does not read', { variable })
+  }
 
   let kubeConfig: KubeConfig
   try {

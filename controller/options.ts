@@ -1,4 +1,4 @@
-import { type Clock, systemClock } from '../sdk/index.ts'
+import { type Clock, InvalidLockOptionsError, systemClock } from '../sdk/index.ts'
 
 /**
  * Options of the controller. Times are in seconds, like the SDK's `expires`. Every default lives in
@@ -36,6 +36,16 @@ export interface ControllerOptions {
   readonly clock?: Clock | undefined
 }
 
+/** The keys of {@link ControllerOptions}; any other key is rejected (a typo would silently be ignored). */
+export const CONTROLLER_OPTION_KEYS = Object.freeze([
+  'namespaces',
+  'retention',
+  'grace',
+  'workers',
+  'requestTimeout',
+  'clock',
+] as const satisfies readonly (keyof ControllerOptions)[])
+
 export const DEFAULTS = Object.freeze({
   namespaces: Object.freeze([] as string[]),
   retention: 300,
@@ -72,6 +82,10 @@ export class InvalidControllerOptionError extends Error {
 
 /** Applies {@link DEFAULTS} and validates. Never mutates `options`. */
 export function resolveControllerOptions(options: ControllerOptions = {}): ResolvedControllerOptions {
+  if (typeof options !== 'object' || options === null) {
+    throw new InvalidLockOptionsError('options', 'an object', options)
+  }
+  rejectUnknownKeys(options, CONTROLLER_OPTION_KEYS, 'the controller options')
   const namespaces = options.namespaces ?? DEFAULTS.namespaces
   if (!Array.isArray(namespaces)) {
     throw new InvalidControllerOptionError('namespaces', 'an array of namespace names', namespaces)
@@ -102,6 +116,84 @@ export function resolveControllerOptions(options: ControllerOptions = {}): Resol
       seconds(options.requestTimeout, DEFAULTS.requestTimeout, 'requestTimeout', 0.001) * 1000,
     clock,
   })
+}
+
+/**
+ * Throws `InvalidLockOptionsError` for the first key of `options` that is not in `accepted`, naming it,
+ * the nearest accepted name (if it looks like a typo: `retension` → `retention`) and all accepted
+ * names. A key whose value is `undefined` counts as absent.
+ */
+export function rejectUnknownKeys(options: object, accepted: readonly string[], where: string): void {
+  for (const [key, value] of Object.entries(options)) {
+    if (value === undefined || accepted.includes(key)) continue
+    const nearest = nearestName(key, accepted)
+    const hint = nearest === undefined ? '' : `; did you mean \`${nearest}\`?`
+    throw new InvalidLockOptionsError(
+      key,
+      `absent: unknown option \`${key}\` of ${where}${hint} (accepted: ${accepted.join(', ')})`,
+      value,
+    )
+  }
+}
+
+/** The prefix of the controller's environment variables (`KUBE_LOCKS_RETENTION`, …). */
+export const ENV_PREFIX = 'KUBE_LOCKS_'
+
+/**
+ * Checks the environment for `KUBE_LOCKS_*` variables the controller does not read. A near miss of an
+ * accepted name is an error — `KUBE_LOCKS_RETENSION=600` would otherwise keep the default retention,
+ * and `KUBE_LOCKS_NAMESPACE=shop` would manage every namespace. Any other unknown name is only a
+ * warning: the prefix is shared with other kube-locks programs (`locks run` sets `KUBE_LOCKS_NAME`,
+ * `KUBE_LOCKS_FENCING_TOKEN`, … for its command), and a pod's environment may come from a shared
+ * ConfigMap, so a controller must not refuse to start over a variable meant for someone else.
+ */
+export function checkEnvironment(
+  env: Readonly<Record<string, string | undefined>>,
+  accepted: readonly string[],
+): { readonly errors: readonly string[]; readonly warnings: readonly string[] } {
+  const errors: string[] = []
+  const warnings: string[] = []
+  const suffixes = accepted.map((name) => name.slice(ENV_PREFIX.length))
+  for (const name of Object.keys(env)) {
+    if (!name.startsWith(ENV_PREFIX) || accepted.includes(name)) continue
+    const nearest = nearestName(name.slice(ENV_PREFIX.length), suffixes)
+    if (nearest === undefined) {
+      warnings.push(name)
+      continue
+    }
+    errors.push(
+      `unknown environment variable ${name}; did you mean ${ENV_PREFIX}${nearest}? ` +
+        `(accepted: ${accepted.join(', ')})`,
+    )
+  }
+  return { errors, warnings }
+}
+
+/** The accepted name closest to `name` by edit distance, if it is close enough to be a typo. */
+function nearestName(name: string, accepted: readonly string[]): string | undefined {
+  let best: string | undefined
+  let bestDistance = Number.POSITIVE_INFINITY
+  for (const candidate of accepted) {
+    const distance = editDistance(name.toLowerCase(), candidate.toLowerCase())
+    if (distance < bestDistance) {
+      best = candidate
+      bestDistance = distance
+    }
+  }
+  return bestDistance <= Math.max(2, Math.floor(name.length / 3)) ? best : undefined
+}
+
+function editDistance(a: string, b: string): number {
+  let previous = Array.from({ length: b.length + 1 }, (_, j) => j)
+  for (let i = 1; i <= a.length; i++) {
+    const current = [i]
+    for (let j = 1; j <= b.length; j++) {
+      const substitution = (previous[j - 1] as number) + (a[i - 1] === b[j - 1] ? 0 : 1)
+      current.push(Math.min((previous[j] as number) + 1, (current[j - 1] as number) + 1, substitution))
+    }
+    previous = current
+  }
+  return previous[b.length] as number
 }
 
 /** Parses a number of seconds given as text (a flag or an environment variable). */
