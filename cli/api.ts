@@ -170,17 +170,21 @@ export class ApiClient {
    */
   async watch(
     namespace: string | undefined,
-    query: { labelSelector: string; resourceVersion: string; timeoutSeconds: number },
+    query: {
+      labelSelector?: string | undefined
+      fieldSelector?: string | undefined
+      resourceVersion: string
+      timeoutSeconds: number
+    },
     onEvent: (event: WatchEvent) => void,
     signal: AbortSignal,
   ): Promise<void> {
-    const params = new URLSearchParams({
-      watch: 'true',
-      labelSelector: query.labelSelector,
-      resourceVersion: query.resourceVersion,
-      allowWatchBookmarks: 'true',
-      timeoutSeconds: String(query.timeoutSeconds),
-    })
+    const params = new URLSearchParams({ watch: 'true' })
+    if (query.labelSelector !== undefined) params.set('labelSelector', query.labelSelector)
+    if (query.fieldSelector !== undefined) params.set('fieldSelector', query.fieldSelector)
+    params.set('resourceVersion', query.resourceVersion)
+    params.set('allowWatchBookmarks', 'true')
+    params.set('timeoutSeconds', String(query.timeoutSeconds))
     const path = `${leasesPath(namespace)}?${params}`
     if (signal.aborted) return
     let response: IncomingMessage

@@ -32,6 +32,7 @@ process.exitCode = await runCli(process.argv.slice(2), {
   env: process.env,
   home: homedir() || undefined,
   now: () => Date.now(),
+  monotonic: () => performance.now(),
   signal: controller.signal,
   signals: process,
   // kubectl runs plugins by their file name, kubectl-locks.

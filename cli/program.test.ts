@@ -35,7 +35,12 @@ current-context: dev
 async function cli(
   args: string[],
   env: Record<string, string | undefined> = {},
-  options: { signal?: AbortSignal; onStdout?: (stdout: string) => void } = {},
+  options: {
+    signal?: AbortSignal
+    onStdout?: (stdout: string) => void
+    now?: () => number
+    monotonic?: () => number
+  } = {},
 ) {
   let stdout = ''
   let stderr = ''
@@ -49,7 +54,8 @@ async function cli(
     },
     env: { KUBECONFIG: undefined, ...env },
     home: join(dir, 'no-home'),
-    now: () => Date.parse('2030-01-01T00:00:00Z'),
+    now: options.now ?? (() => Date.parse('2030-01-01T00:00:00Z')),
+    monotonic: options.monotonic ?? (() => performance.now()),
     signal: options.signal ?? new AbortController().signal,
     signals: process,
   }
@@ -386,6 +392,129 @@ describe('release', () => {
       expect(put?.metadata).toMatchObject({ uid: 'u-1', resourceVersion: '5' })
       expect(put?.metadata).toHaveProperty('annotations', { 'kube-locks.io/name': 'nightly' })
       expect(put?.spec).toEqual({ leaseDurationSeconds: 20, renewTime: '2030-01-01T00:00:00.000000Z' })
+    } finally {
+      server.closeAllConnections()
+      await new Promise((resolve) => server.close(resolve))
+    }
+  })
+})
+
+describe('release judges expiry on its own monotonic clock', () => {
+  // The operator's wall clock runs 40 s ahead of the holder's: by the times written in the lease, the
+  // lock looks 20 s past its expiry, yet its holder renewed it just now and is valid for 20 s more.
+  const wallNow = Date.parse('2030-01-01T00:00:00Z')
+  const renewTime = '2029-12-31T23:59:20.000000Z'
+
+  function heldLease(resourceVersion: string, holder: string | undefined) {
+    return {
+      metadata: {
+        name: 'nightly',
+        namespace: 'shop',
+        uid: 'u-1',
+        resourceVersion,
+        labels: { 'app.kubernetes.io/managed-by': 'kube-locks' },
+        annotations: { 'kube-locks.io/name': 'nightly' },
+      },
+      spec: { holderIdentity: holder, leaseDurationSeconds: 20, renewTime },
+    }
+  }
+
+  /** A server that answers GET with `lease` and records every other request. */
+  async function serve(lease: object, run: (url: string) => Promise<void>) {
+    const writes: string[] = []
+    const server = createServer((req, res) => {
+      res.setHeader('content-type', 'application/json')
+      if (req.method !== 'GET') {
+        writes.push(`${req.method} ${req.url}`)
+        res.writeHead(500)
+        res.end(JSON.stringify({ kind: 'Status', code: 500, message: 'must not write' }))
+        return
+      }
+      res.end(JSON.stringify(lease))
+    })
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+    try {
+      const address = server.address()
+      await run(`http://127.0.0.1:${typeof address === 'object' && address ? address.port : 0}`)
+    } finally {
+      server.closeAllConnections()
+      await new Promise((resolve) => server.close(resolve))
+    }
+    return writes
+  }
+
+  it('with --timeout 0 refuses at once, says how long the lease must be seen unchanged, and writes nothing', async () => {
+    const writes = await serve(heldLease('5', 'p-1_1_x'), async (url) => {
+      const result = await cli(
+        ['release', 'nightly', '--timeout', '0'],
+        { KUBECONFIG: kubeconfig(url, 'skewed') },
+        {
+          now: () => wallNow,
+        },
+      )
+      expect(result.code).toBe(ExitCode.failure)
+      expect(result.stdout).toBe('')
+      expect(result.stderr).toBe(
+        'error: lock `nightly` in namespace `shop` is still held by `p-1_1_x` after --timeout 0 s; nothing was changed: pass --force to release it anyway (a holder that still runs keeps running beside the next holder), --holder p-1_1_x to release it only while that holder has it, or --timeout 22 or more to wait until it counts as expired (22 s unchanged)\n',
+      )
+    })
+    expect(writes).toEqual([])
+  })
+
+  it('never writes a lease without the managed-by label, even with --force', async () => {
+    const foreign = heldLease('5', 'kube-scheduler-1')
+    const lease = { ...foreign, metadata: { ...foreign.metadata, name: 'kube-scheduler', labels: {} } }
+    const writes = await serve(lease, async (url) => {
+      for (const flags of [['--force'], ['--holder', 'kube-scheduler-1'], []]) {
+        const result = await cli(['release', 'kube-scheduler', ...flags], {
+          KUBECONFIG: kubeconfig(url, 'foreign'),
+        })
+        expect(result.code).toBe(ExitCode.failure)
+        expect(result.stderr).toBe(
+          'error: lease `shop/kube-scheduler` is not a kube-locks lock (it lacks the label app.kubernetes.io/managed-by=kube-locks); locks leaves it alone: use kubectl for it\n',
+        )
+      }
+    })
+    expect(writes).toEqual([])
+  })
+
+  it('does not free a valid holder’s lock whose renewTime looks long past; the holder’s own release ends the wait', async () => {
+    const requests: string[] = []
+    const server = createServer((req, res) => {
+      const url = new URL(req.url ?? '/', 'http://x')
+      requests.push(`${req.method} ${url.searchParams.get('watch') ? 'watch' : url.pathname}`)
+      res.setHeader('content-type', 'application/json')
+      if (req.method === 'GET' && url.searchParams.get('watch')) {
+        // The holder finishes and releases its lock while `release` waits.
+        res.end(`${JSON.stringify({ type: 'MODIFIED', object: heldLease('6', undefined) })}\n`)
+        return
+      }
+      if (req.method === 'GET') {
+        res.end(JSON.stringify(heldLease('5', 'p-1_1_x')))
+        return
+      }
+      res.writeHead(500)
+      res.end(JSON.stringify({ kind: 'Status', code: 500, message: 'release must not write' }))
+    })
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+    try {
+      const address = server.address()
+      const url = `http://127.0.0.1:${typeof address === 'object' && address ? address.port : 0}`
+      const result = await cli(
+        ['release', 'nightly'],
+        { KUBECONFIG: kubeconfig(url, 'skewed') },
+        {
+          now: () => wallNow,
+        },
+      )
+      expect(requests.filter((request) => !request.startsWith('GET'))).toEqual([])
+      expect(result.stderr).toContain(
+        'is held by `p-1_1_x`: waiting until this machine has seen its lease unchanged for 22 s',
+      )
+      expect(result.stdout).toBe(
+        'lock "nightly" in namespace `shop` is free: its holder released it while release waited; nothing was changed\n',
+      )
+      expect(result.code).toBe(ExitCode.ok)
     } finally {
       server.closeAllConnections()
       await new Promise((resolve) => server.close(resolve))

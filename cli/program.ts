@@ -2,8 +2,6 @@ import { constants } from 'node:os'
 import { Command, CommanderError, Option } from 'commander'
 import {
   createLocks,
-  formatMicroTime,
-  HOLDER_ANNOTATIONS,
   isDns1123Subdomain,
   LOCK_NAME_ANNOTATION,
   LockError,
@@ -25,7 +23,8 @@ import { ExitCode } from './exit-codes.ts'
 import { GC_DEFAULTS, gcPlan } from './gc-plan.ts'
 import { type ClusterFlags, loadKubeConfig, namespaceOf } from './kubeconfig.ts'
 import { formatItems, type Item, OUTPUT_FORMATS, type OutputFormat, WatchPrinter } from './output.ts'
-import { type AnnotationKeys, cell, expiresIn, expiryOf, isHeld, renderTable } from './rows.ts'
+import { freedLease, releaseOnceExpired } from './release.ts'
+import { type AnnotationKeys, cell, isHeld, renderTable } from './rows.ts'
 import { RUN_ENV, supervise } from './run.ts'
 
 export const KEYS: AnnotationKeys = Object.freeze({
@@ -41,8 +40,10 @@ export interface CliContext {
   readonly stderr: (text: string) => void
   readonly env: Readonly<Record<string, string | undefined>>
   readonly home: string | undefined
-  /** Wall-clock epoch milliseconds. */
+  /** Wall-clock epoch milliseconds: shown and written, never the basis of a safety decision. */
   readonly now: () => number
+  /** Monotonic milliseconds: what `release` judges expiry by. @default `performance.now()` */
+  readonly monotonic?: () => number
   /** Aborts, with the signal's name as reason, when the process is asked to stop (SIGINT, SIGTERM…). */
   readonly signal: AbortSignal
   /** Source of the signals `run` forwards to its command. */
@@ -60,6 +61,8 @@ const PROGRAM = 'locks'
 const LEASE_PREFIXES = ['lease.coordination.k8s.io/', 'leases.coordination.k8s.io/', 'leases/', 'lease/']
 const DEFAULT_CHUNK_SIZE = 500
 const DEFAULT_GRACE = 10
+/** Seconds `release` waits for a held lock to expire: enough for the default lease (20 s + grace 2 s), twice. */
+const DEFAULT_RELEASE_TIMEOUT = 60
 const WATCH_TIMEOUT_SECONDS = 300
 
 function secondsOption(flag: string, limits: Parameters<typeof parseSeconds>[1]) {
@@ -277,6 +280,17 @@ interface ReleaseFlags extends CommonFlags {
   readonly force?: boolean
   readonly holder?: string
   readonly grace: number
+  readonly timeout: number
+}
+
+/** Seconds, as help texts and messages write them: `22`, `0.5`. */
+function seconds(ms: number): string {
+  return String(Number((ms / 1000).toFixed(3)))
+}
+
+/** An ISO time without milliseconds, `ms` from now by this machine's wall clock. */
+function wallTimeIn(ctx: CliContext, ms: number): string {
+  return new Date(ctx.now() + ms).toISOString().replace(/\.\d+Z$/, 'Z')
 }
 
 async function releaseCommand(ctx: CliContext, name: string, flags: ReleaseFlags): Promise<number> {
@@ -289,42 +303,99 @@ async function releaseCommand(ctx: CliContext, name: string, flags: ReleaseFlags
     return ExitCode.ok
   }
   const holder = view.holderIdentity as string
-  const now = ctx.now()
-  const expiry = expiryOf(view)
-  const expired = expiry !== undefined && now - expiry > flags.grace * 1000
   if (flags.holder !== undefined && flags.holder !== holder) {
     throw new CliError(
       `lock \`${lockName}\` ${where} is held by \`${holder}\`, not \`${flags.holder}\`; nothing was changed: check --holder, or see \`locks get ${name}\``,
     )
   }
-  if (flags.holder === undefined && !flags.force && !expired) {
-    throw new CliError(
-      `lock \`${lockName}\` ${where} is held by \`${holder}\` (expires in ${expiresIn(view, now)}); nothing was changed: pass --force to release it anyway (the holder may still be working), or --holder ${holder} to release it only while that holder has it`,
+  const report = (freed: LeaseJson, how: string) => {
+    ctx.stdout(
+      `lock "${cell(lockName)}" ${where} released: ${how} (lease ${view.name}, resourceVersion ${json.metadata?.resourceVersion ?? '?'} -> ${freed.metadata?.resourceVersion ?? '?'})\n`,
     )
+    return ExitCode.ok
   }
-  const metadata = { ...json.metadata }
-  const annotations = { ...(metadata.annotations ?? {}) }
-  for (const key of HOLDER_ANNOTATIONS) delete annotations[key]
-  const spec = { ...json.spec }
-  delete spec.holderIdentity
-  delete spec.acquireTime
-  spec.renewTime = formatMicroTime(now)
-  // uid and resourceVersion stay in metadata: the server applies the write only if both still match.
-  const freed = await session.api.replace(
-    { ...json, metadata: { ...metadata, annotations }, spec },
-    ctx.signal,
-  )
-  if (freed === undefined) {
-    throw new CliError(
-      `lock \`${lockName}\` ${where} changed while it was being released (renewed, taken over, released or deleted by someone else); nothing was changed: run \`locks get ${name}\` to see its state, then try again`,
-    )
+  if (flags.force || flags.holder !== undefined) {
+    // The operator's explicit order: no judgement of expiry, one write under the preconditions read.
+    const freed = await session.api.replace(freedLease(json, ctx.now()), ctx.signal)
+    if (freed === undefined) {
+      throw new CliError(
+        `lock \`${lockName}\` ${where} changed while it was being released (renewed, taken over, released or deleted by someone else); nothing was changed: run \`locks get ${name}\` to see its state, then try again`,
+      )
+    }
+    return report(freed, `it was held by "${cell(holder)}"`)
   }
-  const how =
-    expired && !flags.force ? `its lease had ${expiresIn(view, now)}` : `it was held by "${cell(holder)}"`
-  ctx.stdout(
-    `lock "${cell(lockName)}" ${where} released: ${how} (lease ${view.name}, resourceVersion ${view.resourceVersion} -> ${freed.metadata?.resourceVersion ?? '?'})\n`,
-  )
-  return ExitCode.ok
+
+  const graceMs = flags.grace * 1000
+  const timeoutMs = flags.timeout * 1000
+  const outcome = await releaseOnceExpired(json, {
+    api: session.api,
+    monotonic: ctx.monotonic ?? (() => performance.now()),
+    wallNow: ctx.now,
+    graceMs,
+    timeoutMs,
+    signal: ctx.signal,
+    onWait: (wait) => {
+      const heldBy = wait.lease.spec?.holderIdentity ?? ''
+      const change = `(resourceVersion ${wait.previous?.metadata?.resourceVersion} -> ${wait.lease.metadata?.resourceVersion})`
+      const what =
+        wait.previous === undefined
+          ? `is held by \`${heldBy}\`: waiting`
+          : wait.previous.spec?.holderIdentity === heldBy
+            ? `was renewed by \`${heldBy}\` ${change}: waiting again`
+            : `is now held by \`${heldBy}\` ${change}: waiting again`
+      const rule = `${seconds(wait.neededMs)} s (its duration ${seconds(wait.neededMs - graceMs)} s + grace ${seconds(graceMs)} s)`
+      const until =
+        wait.expiresInMs <= wait.givesUpInMs
+          ? `, that is until ${wallTimeIn(ctx, wait.expiresInMs)} by this machine's clock; a renewal starts the wait again; --timeout ends it at ${wallTimeIn(ctx, wait.givesUpInMs)}`
+          : `; that is past --timeout (${seconds(timeoutMs)} s), so it waits only for the holder to release it, until ${wallTimeIn(ctx, wait.givesUpInMs)}`
+      ctx.stderr(
+        `lock \`${lockName}\` ${where} ${what} until this machine has seen its lease unchanged for ${rule}${until}\n`,
+      )
+    },
+  }).catch((error: unknown) => {
+    if (ctx.signal.aborted) throw ctx.signal.reason
+    throw error
+  })
+  switch (outcome.kind) {
+    case 'freed':
+      return report(
+        outcome.freed,
+        `its lease was seen unchanged for ${seconds(outcome.neededMs)} s (duration ${seconds(outcome.neededMs - graceMs)} s + grace ${seconds(graceMs)} s)`,
+      )
+    case 'free':
+      ctx.stdout(`lock "${cell(lockName)}" ${where} is already free\n`)
+      return ExitCode.ok
+    case 'released':
+      ctx.stdout(
+        `lock "${cell(lockName)}" ${where} is free: its holder released it while release waited; nothing was changed\n`,
+      )
+      return ExitCode.ok
+    case 'deleted':
+      ctx.stdout(`lock "${cell(lockName)}" ${where} was deleted while release waited; nothing was changed\n`)
+      return ExitCode.ok
+    case 'not-managed':
+      throw new CliError(
+        `lease \`${view.namespace}/${view.name}\` lost the label ${MANAGED_BY_SELECTOR} while release waited; it is no longer a kube-locks lock, and nothing was changed: use kubectl for it`,
+      )
+    case 'never-expires':
+      throw new CliError(
+        `lock \`${lockName}\` ${where} is held by \`${holder}\` and its lease has no leaseDurationSeconds, so it never expires; nothing was changed: pass --force to release it anyway (a holder that still runs keeps running beside the next holder)`,
+      )
+    case 'timed-out': {
+      const current = outcome.lease.spec?.holderIdentity ?? holder
+      const renewed =
+        outcome.changes === 0
+          ? ''
+          : ` (it changed ${outcome.changes} time${outcome.changes === 1 ? '' : 's'} meanwhile: its holder is likely still running)`
+      const longer =
+        outcome.neededMs > timeoutMs
+          ? `, or --timeout ${Math.ceil(outcome.neededMs / 1000)} or more to wait until it counts as expired (${seconds(outcome.neededMs)} s unchanged)`
+          : ', or a longer --timeout'
+      throw new CliError(
+        `lock \`${lockName}\` ${where} is still held by \`${current}\` after --timeout ${seconds(timeoutMs)} s${renewed}; nothing was changed: pass --force to release it anyway (a holder that still runs keeps running beside the next holder), --holder ${current} to release it only while that holder has it${longer}`,
+      )
+    }
+  }
 }
 
 interface RunFlags extends CommonFlags {
@@ -535,25 +606,45 @@ Exit codes: 0 ok, 1 runtime failure, 2 usage error; \`locks run\` also ${ExitCod
       .argument('<name>', 'lock name, or lease name')
       .description('mark a lock free, under a resourceVersion precondition'),
   )
-    .option('--force', 'release it even though someone holds it and its lease has not expired')
-    .option('--holder <identity>', 'release it only while this holder identity holds it')
+    .option(
+      '--force',
+      'release it now, whoever holds it: a holder that is still running keeps running beside the next holder',
+    )
+    .option(
+      '--holder <identity>',
+      'release it now, but only while this holder identity holds it (the same risk as --force, for that holder)',
+    )
     .addOption(
       new Option(
         '--grace <seconds>',
-        'a lease this long past its expiry counts as expired: no --force needed',
+        'how long beyond its duration this machine must see the lease unchanged before it counts as expired',
       )
         .argParser(secondsOption('--grace', { min: 0 }))
         .default(GC_DEFAULTS.grace),
     )
+    .addOption(
+      new Option(
+        '--timeout <seconds>',
+        'how long to wait for a held lock to expire or come free; 0 does not wait, `inf` waits forever',
+      )
+        .argParser(secondsOption('--timeout', { min: 0, allowInfinity: true }))
+        .default(DEFAULT_RELEASE_TIMEOUT),
+    )
     .addHelpText(
       'after',
       `${examples([
-        '# refuses while someone holds it and the lease is still valid',
+        '# waits until this machine has seen the lease unchanged for its duration + grace, then frees it',
         'locks release nightly-report',
+        '# refuses at once while someone holds it',
+        'locks release nightly-report --timeout 0',
         'locks release nightly-report --holder worker-7_4711_x2f9',
         'locks release nightly-report --force',
       ])}
-A holder that still runs learns of the release only when it next renews; use --force only when it is gone.
+Without --force or --holder, a held lock is freed only once this machine's own monotonic clock has seen
+its lease unchanged (no renewal, no handover) for the lease's duration plus --grace; the times written in
+the lease come from another machine's clock and are not trusted. A renewal starts the wait again. After
+--timeout it gives up and changes nothing (exit 1).
+A holder that still runs learns of --force or --holder only when it next renews; use them only when it is gone.
 `,
     )
     .action(action((name: string, flags: ReleaseFlags) => releaseCommand(ctx, name, flags)))

@@ -1,6 +1,7 @@
 /**
  * `locks release` against the real API server: refuses to take a valid lock from its holder unless
- * told to, frees it under a resourceVersion precondition, and says what it did.
+ * told to, frees a lock nobody renews once it has seen it unchanged for its duration plus grace, always
+ * under a resourceVersion precondition, and says what it did.
  */
 import type { KubeConfig } from '@kubernetes/client-node'
 import { beforeEach, describe, expect, it } from 'vitest'
@@ -12,8 +13,8 @@ import {
   MANAGED_BY_VALUE,
   SERVICE_ANNOTATION,
 } from '../../sdk/index.ts'
-import { locks } from './cli-helpers.ts'
-import { adminKubeConfig, apiRequest, createNamespace } from './support.ts'
+import { CliProcess, locks } from './cli-helpers.ts'
+import { adminKubeConfig, apiRequest, createNamespace, waitFor } from './support.ts'
 
 let namespace: string
 let config: KubeConfig
@@ -26,7 +27,12 @@ interface Lease {
 const path = (name = '') =>
   `/apis/coordination.k8s.io/v1/namespaces/${namespace}/leases${name ? `/${name}` : ''}`
 
-async function createHeld(lockName: string, holder: string, renewedSecondsAgo: number): Promise<Lease> {
+async function createHeld(
+  lockName: string,
+  holder: string,
+  renewedSecondsAgo: number,
+  leaseDurationSeconds = 30,
+): Promise<Lease> {
   const renewTime = formatMicroTime(Date.now() - renewedSecondsAgo * 1000)
   const body = {
     apiVersion: 'coordination.k8s.io/v1',
@@ -38,7 +44,7 @@ async function createHeld(lockName: string, holder: string, renewedSecondsAgo: n
     },
     spec: {
       holderIdentity: holder,
-      leaseDurationSeconds: 30,
+      leaseDurationSeconds,
       acquireTime: renewTime,
       renewTime,
       leaseTransitions: 4,
@@ -63,13 +69,11 @@ beforeEach(async () => {
 describe('locks release', () => {
   it('refuses while the holder has a valid lease, and changes nothing', async () => {
     const created = await createHeld('orders/EU', 'billing-0_7_ab', 0)
-    const result = await locks(['release', 'orders/EU', '-n', namespace])
+    const result = await locks(['release', 'orders/EU', '-n', namespace, '--timeout', '0'])
     expect(result.code).toBe(1)
     expect(result.stdout).toBe('')
-    expect(result.stderr).toMatch(
-      new RegExp(
-        `^error: lock \`orders/EU\` in namespace \`${namespace}\` is held by \`billing-0_7_ab\` \\(expires in \\d+s\\); nothing was changed: pass --force to release it anyway \\(the holder may still be working\\), or --holder billing-0_7_ab to release it only while that holder has it\\n$`,
-      ),
+    expect(result.stderr).toBe(
+      `error: lock \`orders/EU\` in namespace \`${namespace}\` is still held by \`billing-0_7_ab\` after --timeout 0 s; nothing was changed: pass --force to release it anyway (a holder that still runs keeps running beside the next holder), --holder billing-0_7_ab to release it only while that holder has it, or --timeout 32 or more to wait until it counts as expired (32 s unchanged)\n`,
     )
     const other = await locks(['release', 'orders/EU', '-n', namespace, '--holder', 'someone-else'])
     expect(other.code).toBe(1)
@@ -102,13 +106,42 @@ describe('locks release', () => {
     expect((await read('nightly')).spec.holderIdentity).toBeUndefined()
   })
 
-  it('frees an expired lock without --force and says it had expired', async () => {
-    await createHeld('stale', 'gone-1_1_ef', 120)
-    const result = await locks(['release', 'stale', '-n', namespace])
+  it('frees a lock nobody renews, without --force, once it has seen the lease unchanged for duration + grace', async () => {
+    // renewTime two minutes ago says nothing: only what this machine sees counts.
+    const created = await createHeld('stale', 'gone-1_1_ef', 120, 2)
+    const started = performance.now()
+    const result = await locks(['release', 'stale', '-n', namespace, '--grace', '0.5'])
+    expect(performance.now() - started).toBeGreaterThanOrEqual(2_500)
     expect(result.code).toBe(0)
-    expect(result.stdout).toMatch(
-      /^lock "stale" in namespace `\S+` released: its lease had expired \d+s ago \(lease stale,/,
+    expect(result.stderr).toMatch(
+      new RegExp(
+        `^lock \`stale\` in namespace \`${namespace}\` is held by \`gone-1_1_ef\`: waiting until this machine has seen its lease unchanged for 2.5 s \\(its duration 2 s \\+ grace 0.5 s\\), that is until \\S+ by this machine's clock; a renewal starts the wait again; --timeout ends it at \\S+\\n$`,
+      ),
     )
+    const after = await read('stale')
+    expect(result.stdout).toBe(
+      `lock "stale" in namespace \`${namespace}\` released: its lease was seen unchanged for 2.5 s (duration 2 s + grace 0.5 s) (lease stale, resourceVersion ${created.metadata.resourceVersion} -> ${after.metadata.resourceVersion})\n`,
+    )
+    expect(after.spec.holderIdentity).toBeUndefined()
+  })
+
+  it('waits for a holder that releases its lock meanwhile, and then has nothing to do', async () => {
+    const created = await createHeld('handover', 'worker-1_1_ab', 0)
+    const release = new CliProcess(['release', 'handover', '-n', namespace])
+    await waitFor('release to wait', () => release.stderr.includes('waiting until'))
+    const freed = await apiRequest(
+      'PUT',
+      path(leaseNameFor('handover')),
+      { ...created, spec: { ...created.spec, holderIdentity: undefined, acquireTime: undefined } },
+      config,
+    )
+    expect(freed.status).toBe(200)
+    const result = await release.done
+    expect(result.code).toBe(0)
+    expect(result.stdout).toBe(
+      `lock "handover" in namespace \`${namespace}\` is free: its holder released it while release waited; nothing was changed\n`,
+    )
+    expect((await read('handover')).metadata.resourceVersion).toBe(freed.body.metadata?.resourceVersion)
   })
 
   it('says when the lock is already free and when there is no such lock', async () => {
