@@ -9,7 +9,6 @@ import {
   DEFAULTS,
   parseNamespaces,
   parseSeconds,
-  rejectUnknownKeys,
   resolveControllerOptions,
 } from './options.ts'
 
@@ -91,12 +90,6 @@ describe('unknown option keys', () => {
         ...({ typo: undefined } as object),
       }),
     ).not.toThrow()
-  })
-
-  it('is a small function of its own, usable for any options object', () => {
-    expect(() => rejectUnknownKeys({ namspaces: [] }, ['namespaces'], 'test')).toThrow(
-      'did you mean `namespaces`?',
-    )
   })
 })
 

@@ -1,4 +1,10 @@
-import { type Clock, InvalidLockOptionsError, systemClock } from '../sdk/index.ts'
+import {
+  type Clock,
+  InvalidLockOptionsError,
+  nearestName,
+  rejectUnknownKeys,
+  systemClock,
+} from '../sdk/index.ts'
 
 /**
  * Options of the controller. Times are in seconds, like the SDK's `expires`. Every default lives in
@@ -118,24 +124,6 @@ export function resolveControllerOptions(options: ControllerOptions = {}): Resol
   })
 }
 
-/**
- * Throws `InvalidLockOptionsError` for the first key of `options` that is not in `accepted`, naming it,
- * the nearest accepted name (if it looks like a typo: `retension` → `retention`) and all accepted
- * names. A key whose value is `undefined` counts as absent.
- */
-export function rejectUnknownKeys(options: object, accepted: readonly string[], where: string): void {
-  for (const [key, value] of Object.entries(options)) {
-    if (value === undefined || accepted.includes(key)) continue
-    const nearest = nearestName(key, accepted)
-    const hint = nearest === undefined ? '' : `; did you mean \`${nearest}\`?`
-    throw new InvalidLockOptionsError(
-      key,
-      `absent: unknown option \`${key}\` of ${where}${hint} (accepted: ${accepted.join(', ')})`,
-      value,
-    )
-  }
-}
-
 /** The prefix of the controller's environment variables (`KUBE_LOCKS_RETENTION`, …). */
 export const ENV_PREFIX = 'KUBE_LOCKS_'
 
@@ -167,33 +155,6 @@ export function checkEnvironment(
     )
   }
   return { errors, warnings }
-}
-
-/** The accepted name closest to `name` by edit distance, if it is close enough to be a typo. */
-function nearestName(name: string, accepted: readonly string[]): string | undefined {
-  let best: string | undefined
-  let bestDistance = Number.POSITIVE_INFINITY
-  for (const candidate of accepted) {
-    const distance = editDistance(name.toLowerCase(), candidate.toLowerCase())
-    if (distance < bestDistance) {
-      best = candidate
-      bestDistance = distance
-    }
-  }
-  return bestDistance <= Math.max(2, Math.floor(name.length / 3)) ? best : undefined
-}
-
-function editDistance(a: string, b: string): number {
-  let previous = Array.from({ length: b.length + 1 }, (_, j) => j)
-  for (let i = 1; i <= a.length; i++) {
-    const current = [i]
-    for (let j = 1; j <= b.length; j++) {
-      const substitution = (previous[j - 1] as number) + (a[i - 1] === b[j - 1] ? 0 : 1)
-      current.push(Math.min((previous[j] as number) + 1, (current[j - 1] as number) + 1, substitution))
-    }
-    previous = current
-  }
-  return previous[b.length] as number
 }
 
 /** Parses a number of seconds given as text (a flag or an environment variable). */

@@ -60,6 +60,6 @@ export type { FaultPhase, MemoryLeaseStore, MemoryStoreOperation } from './memor
 export { createMemoryLeaseStore } from './memory-store.ts'
 export { formatMicroTime, parseMicroTime } from './micro-time.ts'
 export type { AcquireOptions, LocksOptions } from './options.ts'
-export { DEFAULTS, defaultSafetyMargin, MAX_EXPIRES } from './options.ts'
+export { DEFAULTS, defaultSafetyMargin, MAX_EXPIRES, nearestName, rejectUnknownKeys } from './options.ts'
 export { compareResourceVersions, isResourceVersion } from './resource-version.ts'
 export { clampDelay, MAX_TIMER_MS, setClampedTimeout } from './timers.ts'

@@ -1,7 +1,13 @@
 import { describe, expect, it } from 'vitest'
 import { InvalidLockOptionsError } from './errors.ts'
 import type { Environment } from './options.ts'
-import { DEFAULTS, resolveAcquireOptions, resolveLocksOptions } from './options.ts'
+import {
+  DEFAULTS,
+  nearestName,
+  rejectUnknownKeys,
+  resolveAcquireOptions,
+  resolveLocksOptions,
+} from './options.ts'
 
 const env = (vars: Record<string, string> = {}, kubeConfigNamespace?: string): Environment => ({
   env: vars,
@@ -115,5 +121,26 @@ describe('resolveAcquireOptions', () => {
     [{ signal: {} }, 'Expected `signal` to be an AbortSignal, got an object (Object)'],
   ])('rejects %j', (options, message) => {
     expect(() => resolveAcquireOptions(options as never)).toThrow(message)
+  })
+})
+
+describe('rejectUnknownKeys', () => {
+  it('names the unknown key, the nearest accepted one and all accepted ones', () => {
+    expect(() => rejectUnknownKeys({ namspaces: [] }, ['namespaces', 'grace'], 'test')).toThrow(
+      'unknown option `namspaces` of test; did you mean `namespaces`? (accepted: namespaces, grace)',
+    )
+  })
+
+  it('suggests nothing for a key that is no near miss, and ignores undefined values', () => {
+    expect(() => rejectUnknownKeys({ colour: 'red' }, ['namespaces'], 'test')).toThrow(
+      /unknown option `colour` of test \(accepted: namespaces\)/,
+    )
+    expect(() => rejectUnknownKeys({ other: undefined }, ['namespaces'], 'test')).not.toThrow()
+  })
+
+  it('finds near misses by edit distance', () => {
+    expect(nearestName('expire', ['expires', 'timeout'])).toBe('expires')
+    expect(nearestName('retension', ['retention', 'grace'])).toBe('retention')
+    expect(nearestName('zzz', ['expires', 'timeout'])).toBeUndefined()
   })
 })
