@@ -224,7 +224,7 @@ export class HeldLock implements Lock {
   }
 
   async #release(): Promise<void> {
-    const { store, clock, logger } = this.#ctx
+    const { store, logger } = this.#ctx
     // The signal fires before the lease is marked free, so no one else can run while the holder does.
     this.#lose(new DOMException(`lock \`${this.name}\` was released`, 'AbortError'))
     // A renewal in flight is awaited (it is bounded by its own timeout), not aborted: if it applied,
