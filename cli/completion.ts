@@ -13,7 +13,9 @@ function wordsOf(program: Command): CommandWords[] {
   return program.commands.map((command) => ({
     names: [command.name(), ...command.aliases()],
     flags: [
-      ...command.options.flatMap((option) => [option.short, option.long].filter((f): f is string => !!f)),
+      ...command.options
+        .filter((option) => !option.hidden)
+        .flatMap((option) => [option.short, option.long].filter((f): f is string => !!f)),
       '--help',
     ],
   }))

@@ -76,11 +76,47 @@ describe('usage errors exit 2 and say what is wrong', () => {
     [['gc'], 'add --dry-run'],
     [['completion', 'fish'], 'unknown shell `fish`'],
     [['get'], "missing required argument 'name'"],
+    [['list', '--namespce', 'x'], "unknown option '--namespce'\n(Did you mean --namespace?)"],
+    [['run', '--expire', '5', '--', 'true'], "unknown option '--expire'\n(Did you mean --expires?)"],
+    [['run', 'x', '--expire', '5', '--', 'true'], "unknown option '--expire'"],
+    [['release', 'x', '--forse'], "unknown option '--forse'\n(Did you mean --force?)"],
+    [
+      ['run', 'x', '--expires', '5', '--kill-after', '10', '--', 'true'],
+      'error: --kill-after 10 s plus the safety margin 0.5 s must be less than --expires 5 s, so that the command is killed before anyone else can take the lock: pass --kill-after below 4.5, or --expires above 11.111\n',
+    ],
+    [['run', 'x', '--kill-after', '-1', '--', 'true'], '--kill-after: expected a number of seconds >= 0'],
+    [
+      ['run', 'x', '--grace', '1', '--kill-after', '1', '--', 'true'],
+      '--grace is the old name of --kill-after',
+    ],
+    [['release', 'x', '--timeout', 'soon'], '--timeout: expected a number of seconds >= 0'],
   ])('%j', async (args, message) => {
     const result = await cli(args)
     expect(result.code).toBe(ExitCode.usage)
     expect(result.stdout).toBe('')
     expect(result.stderr).toContain(message)
+  })
+})
+
+describe('run --grace', () => {
+  it('still works as the deprecated name of --kill-after, and says so', async () => {
+    const result = await cli(['run', 'x', '--grace', '1', '--', 'true'])
+    // It gets as far as connecting: no cluster is configured here.
+    expect(result.code).toBe(ExitCode.failure)
+    expect(result.stderr.split('\n')[0]).toBe(
+      'warning: --grace is deprecated and will be removed: use --kill-after, which means the same',
+    )
+    expect(result.stderr).toContain('error: no cluster configured')
+  })
+
+  it('is hidden from help and completion', async () => {
+    const help = await cli(['run', '--help'])
+    expect(help.stdout).toContain('--kill-after <seconds>')
+    expect(help.stdout).not.toContain('--grace')
+    const completion = await cli(['completion', 'bash'])
+    const runLine = completion.stdout.split('\n').find((line) => line.includes('run) flags='))
+    expect(runLine).toContain('--kill-after')
+    expect(runLine).not.toContain('--grace')
   })
 })
 

@@ -25,7 +25,7 @@ import { type ClusterFlags, loadKubeConfig, namespaceOf } from './kubeconfig.ts'
 import { formatItems, type Item, OUTPUT_FORMATS, type OutputFormat, WatchPrinter } from './output.ts'
 import { freedLease, releaseOnceExpired } from './release.ts'
 import { type AnnotationKeys, cell, isHeld, renderTable } from './rows.ts'
-import { RUN_ENV, supervise } from './run.ts'
+import { KILL_AFTER_DEFAULTS, RUN_ENV, runTiming, supervise } from './run.ts'
 
 export const KEYS: AnnotationKeys = Object.freeze({
   name: LOCK_NAME_ANNOTATION,
@@ -60,7 +60,6 @@ interface CommonFlags extends ClusterFlags {
 const PROGRAM = 'locks'
 const LEASE_PREFIXES = ['lease.coordination.k8s.io/', 'leases.coordination.k8s.io/', 'leases/', 'lease/']
 const DEFAULT_CHUNK_SIZE = 500
-const DEFAULT_GRACE = 10
 /** Seconds `release` waits for a held lock to expire: enough for the default lease (20 s + grace 2 s), twice. */
 const DEFAULT_RELEASE_TIMEOUT = 60
 const WATCH_TIMEOUT_SECONDS = 300
@@ -402,7 +401,9 @@ interface RunFlags extends CommonFlags {
   readonly expires?: number
   readonly timeout?: number
   readonly renew?: boolean
-  readonly grace: number
+  readonly killAfter?: number
+  /** The old name of `killAfter`. */
+  readonly grace?: number
   readonly identity?: string
   readonly service?: string
 }
@@ -412,6 +413,13 @@ async function runCommand(ctx: CliContext, name: string, command: readonly strin
   if (program === undefined) {
     throw new UsageError('no command given: put it after `--`, as in `locks run NAME -- CMD [ARGS...]`')
   }
+  if (flags.grace !== undefined && flags.killAfter !== undefined) {
+    throw new UsageError('--grace is the old name of --kill-after: give only --kill-after')
+  }
+  if (flags.grace !== undefined) {
+    ctx.stderr('warning: --grace is deprecated and will be removed: use --kill-after, which means the same\n')
+  }
+  const timing = runTiming({ expires: flags.expires, killAfter: flags.killAfter ?? flags.grace })
   const session = new Session(ctx, flags)
   const locks = createLocks({
     kubeConfig: session.config,
@@ -424,9 +432,11 @@ async function runCommand(ctx: CliContext, name: string, command: readonly strin
     let lock: Awaited<ReturnType<typeof locks.acquire>>
     try {
       lock = await locks.acquire(name, {
-        expires: flags.expires,
+        expires: timing.expires,
         timeout: flags.timeout,
         renew: flags.renew === true,
+        // The signal fires killAfter early, so that SIGKILL lands before anyone else may take the lock.
+        safetyMargin: timing.safetyMargin,
         signal: ctx.signal,
       })
     } catch (error) {
@@ -446,7 +456,7 @@ async function runCommand(ctx: CliContext, name: string, command: readonly strin
       command: program,
       args,
       env: { ...ctx.env },
-      graceMs: flags.grace * 1000,
+      killAfterMs: timing.killAfter * 1000,
       signals: ctx.signals,
       warn: (line) => ctx.stderr(`error: ${line}\n`),
     })
@@ -671,11 +681,14 @@ A holder that still runs learns of --force or --holder only when it next renews;
     .option('--renew', 'renew the lock while the command runs (else it expires after --expires)')
     .addOption(
       new Option(
-        '--grace <seconds>',
-        'if the lock is lost: seconds between SIGTERM and SIGKILL to the command',
-      )
+        '--kill-after <seconds>',
+        `if the lock is lost: seconds between SIGTERM and SIGKILL to the command; SIGTERM comes this much before the lock's end, so that SIGKILL lands before anyone else can take it (default: ${KILL_AFTER_DEFAULTS.seconds}, at most ${KILL_AFTER_DEFAULTS.shareOfExpires * 100} % of --expires)`,
+      ).argParser(secondsOption('--kill-after', { min: 0 })),
+    )
+    .addOption(
+      new Option('--grace <seconds>', 'deprecated: the old name of --kill-after')
         .argParser(secondsOption('--grace', { min: 0 }))
-        .default(DEFAULT_GRACE),
+        .hideHelp(),
     )
     .option('--identity <prefix>', "holder identity prefix (default: $POD_NAME, else the host's name)")
     .option('--service <name>', 'service name recorded on the lease (kube-locks.io/service)')
@@ -689,7 +702,9 @@ A holder that still runs learns of --force or --holder only when it next renews;
       ])}
 The command runs in its own process group with these variables set: ${Object.values(RUN_ENV).join(', ')}.
 Signals sent to locks (INT, TERM, HUP, QUIT, USR1, USR2, WINCH) are forwarded to the group. If the lock is
-lost, the group gets SIGTERM, then SIGKILL after --grace seconds, and locks exits ${ExitCode.lost}.
+lost, the group gets SIGTERM, then SIGKILL after --kill-after seconds, and locks exits ${ExitCode.lost}. SIGTERM
+comes --kill-after seconds before the lock's end (without --renew: --expires minus the safety margin and
+--kill-after after it was acquired), so that nothing of the group runs once someone else can take the lock.
 Exit status: the command's own (128+N if killed by signal N); ${ExitCode.notAcquired} if the lock was not acquired in time;
 ${ExitCode.lost} if the lock was lost; 126 if the command cannot run; 127 if not found; 1 on other failures; 2 on usage errors.
 `,

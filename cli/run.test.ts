@@ -4,13 +4,17 @@ import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'nod
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterEach, describe, expect, it, vi } from 'vitest'
+import { createLocks, createMemoryLeaseStore, DEFAULTS, LockUnavailableError } from '../sdk/index.ts'
+import { UsageError } from './errors.ts'
 import { ExitCode } from './exit-codes.ts'
 import {
   exitStatus,
   FORWARDED_SIGNALS,
   type HeldLock,
   RUN_ENV,
+  runTiming,
   type SuperviseOptions,
+  sdkDefaultSafetyMargin,
   supervise,
 } from './run.ts'
 
@@ -52,7 +56,7 @@ function options(script: string, overrides: Partial<SuperviseOptions> = {}) {
     command: process.execPath,
     args: ['-e', script],
     env: { PATH: process.env.PATH },
-    graceMs: 5_000,
+    killAfterMs: 5_000,
     stdio: ['ignore', 'pipe', 'inherit'],
     signals: signals as unknown as SuperviseOptions['signals'],
     warn: (line) => warnings.push(line),
@@ -161,7 +165,7 @@ describe('supervise', () => {
       console.log(String(grandchild.pid))
       setInterval(() => {}, 1000)
     `
-    const { opts, child } = options(script, { graceMs: 300 })
+    const { opts, child } = options(script, { killAfterMs: 300 })
     const code = supervise(lock, opts)
     const running = await child
     const grandchild = Number(await firstLine(running))
@@ -181,7 +185,7 @@ describe('supervise', () => {
       console.log(String(grandchild.pid))
       setInterval(() => {}, 1000)
     `
-    const { opts, child } = options(script, { graceMs: 300 })
+    const { opts, child } = options(script, { killAfterMs: 300 })
     const code = supervise(lock, opts)
     const running = await child
     const grandchild = Number(await firstLine(running))
@@ -208,5 +212,169 @@ describe('supervise', () => {
     } finally {
       rmSync(dir, { recursive: true, force: true })
     }
+  })
+})
+
+describe('runTiming', () => {
+  it.each([
+    // expires, --kill-after, → kill-after, SDK safety margin asked for
+    [undefined, undefined, 5, 2 + 5],
+    [20, 10, 10, 2 + 10],
+    [5, undefined, 1.25, 0.5 + 1.25],
+    [120, undefined, 10, 2 + 10],
+    [5, 0, 0, 0.5],
+  ])(
+    'expires %s, --kill-after %s: SIGKILL after %s s, margin %s s',
+    (expires, killAfter, after, safetyMargin) => {
+      const timing = runTiming({ expires, killAfter })
+      expect(timing.killAfter).toBe(after)
+      expect(timing.safetyMargin).toBeCloseTo(safetyMargin, 9)
+      // The margin is the SDK's own default for these expires.
+      expect(timing.margin).toBe(sdkDefaultSafetyMargin(expires ?? DEFAULTS.expires))
+      expect(timing.safetyMargin - timing.killAfter).toBeCloseTo(timing.margin, 9)
+    },
+  )
+
+  it('refuses a kill-after that does not fit inside expires with the margin, naming both and the fix', () => {
+    expect(() => runTiming({ expires: 5, killAfter: 10 })).toThrow(UsageError)
+    expect(() => runTiming({ expires: 5, killAfter: 10 })).toThrow(
+      '--kill-after 10 s plus the safety margin 0.5 s must be less than --expires 5 s, so that the command is killed before anyone else can take the lock: pass --kill-after below 4.5, or --expires above 11.111',
+    )
+    expect(() => runTiming({ expires: 20, killAfter: 18 })).toThrow(
+      'pass --kill-after below 18, or --expires above 20',
+    )
+    // The smallest expires it suggests is indeed enough.
+    expect(runTiming({ expires: 11.112, killAfter: 10 }).safetyMargin).toBeLessThan(11.112)
+  })
+})
+
+describe('supervise with an SDK lock: SIGKILL lands no later than the lock could pass on', () => {
+  afterEach(() => {
+    vi.useRealTimers()
+  })
+
+  /** A command that ignores SIGTERM; only SIGKILL ends it. Records when each signal reached it. */
+  function stubbornChild() {
+    const child = Object.assign(new EventEmitter(), {
+      pid: 4242,
+      exitCode: null as number | null,
+      signalCode: null as NodeJS.Signals | null,
+    })
+    const received: { signal: NodeJS.Signals | 0; at: number }[] = []
+    const killGroup = (pid: number, signal: NodeJS.Signals | 0) => {
+      expect(pid).toBe(4242)
+      if (child.signalCode !== null) return false
+      if (signal !== 0) received.push({ signal, at: Date.now() })
+      if (signal === 'SIGKILL') {
+        child.signalCode = 'SIGKILL'
+        queueMicrotask(() => child.emit('exit', null, 'SIGKILL'))
+      }
+      return true
+    }
+    const spawn = (() => child) as unknown as SuperviseOptions['spawn']
+    return { received, killGroup, spawn }
+  }
+
+  async function holdAndSupervise(flags: { expires: number; killAfter?: number; renew?: boolean }) {
+    vi.useFakeTimers()
+    const start = Date.now()
+    const store = createMemoryLeaseStore()
+    const clock = { now: () => Date.now() - start, wallNow: () => Date.now() }
+    const locks = createLocks({ store, clock, namespace: 'shop', identity: 'me', retryInterval: 0.2 })
+    const timing = runTiming(flags)
+    const lock = await locks.acquire('job', {
+      expires: timing.expires,
+      renew: flags.renew === true,
+      timeout: 0,
+      safetyMargin: timing.safetyMargin,
+    })
+    const child = stubbornChild()
+    const warnings: string[] = []
+    const code = supervise(lock, {
+      command: 'job',
+      args: [],
+      env: {},
+      killAfterMs: timing.killAfter * 1000,
+      signals: new EventEmitter() as unknown as SuperviseOptions['signals'],
+      warn: (line) => warnings.push(line),
+      spawn: child.spawn,
+      killGroup: child.killGroup,
+    })
+    return {
+      store,
+      clock,
+      timing,
+      code,
+      warnings,
+      received: child.received,
+      start,
+      close: () => locks.close(),
+    }
+  }
+
+  it('without renewal: SIGTERM kill-after before the lock’s end, SIGKILL at it', async () => {
+    const run = await holdAndSupervise({ expires: 5 })
+    // The acquiring write was sent at 0 on the monotonic clock; others may take the lock after 5 s minus
+    // the default margin (their own observation adds the expiry grace on top).
+    const end = (run.timing.expires - run.timing.margin) * 1000
+    await vi.advanceTimersByTimeAsync(end)
+    await expect(run.code).resolves.toBe(ExitCode.lost)
+    expect(run.received.map(({ signal, at }) => [signal, at - run.start])).toEqual([
+      ['SIGTERM', end - 1_250],
+      ['SIGKILL', end],
+    ])
+    expect(run.warnings[0]).toMatch(/SIGTERM, then SIGKILL after 1.25 s$/)
+    await run.close()
+  })
+
+  it('with the default expires and kill-after: SIGKILL at 18 s, where SIGTERM used to be sent', async () => {
+    const run = await holdAndSupervise({ expires: DEFAULTS.expires })
+    await vi.advanceTimersByTimeAsync(20_000)
+    await expect(run.code).resolves.toBe(ExitCode.lost)
+    expect(run.received.map(({ signal, at }) => [signal, at - run.start])).toEqual([
+      ['SIGTERM', 13_000],
+      ['SIGKILL', 18_000],
+    ])
+    await run.close()
+  })
+
+  it('when a renewal fails early: SIGKILL kill-after later, still before the lock’s end', async () => {
+    const run = await holdAndSupervise({ expires: 9, killAfter: 2, renew: true })
+    // The first renewal's answer is lost: the outcome is unknown, and the lock is lost at once.
+    run.store.failNext(
+      'update',
+      () => new LockUnavailableError({ server: 'memory', problem: 'reset', outcomeUnknown: true }),
+      { phase: 'after' },
+    )
+    await vi.advanceTimersByTimeAsync(20_000)
+    await expect(run.code).resolves.toBe(ExitCode.lost)
+    const renewals = run.store.calls.filter((call) => call.operation === 'update')
+    expect(renewals.length).toBeGreaterThan(0)
+    const [term, kill] = run.received
+    expect(term?.signal).toBe('SIGTERM')
+    expect(kill?.signal).toBe('SIGKILL')
+    expect((kill?.at ?? 0) - (term?.at ?? 0)).toBe(2_000)
+    // Lost at the first renewal, well before its end counted from the acquisition sent at 0.
+    expect((term?.at ?? 0) - run.start).toBeLessThan(4_000)
+    expect((kill?.at ?? Number.POSITIVE_INFINITY) - run.start).toBeLessThanOrEqual(
+      (9 - run.timing.margin) * 1000,
+    )
+    await run.close()
+  })
+
+  it('when renewals hang (the API server cut off): SIGKILL at the end of the last successful renewal', async () => {
+    const run = await holdAndSupervise({ expires: 6, killAfter: 1, renew: true })
+    // Let the first renewal through (every expires / 3 = 2 s), then hold every later one unanswered.
+    await vi.advanceTimersByTimeAsync(2_000)
+    expect(run.store.calls.filter((call) => call.operation === 'update')).toHaveLength(1)
+    const renewedAt = Date.now() - run.start
+    run.store.pause('update')
+    await vi.advanceTimersByTimeAsync(30_000)
+    await expect(run.code).resolves.toBe(ExitCode.lost)
+    const kill = run.received.find(({ signal }) => signal === 'SIGKILL')
+    expect((kill?.at ?? Number.POSITIVE_INFINITY) - run.start).toBeLessThanOrEqual(
+      renewedAt + (6 - run.timing.margin) * 1000,
+    )
+    await run.close()
   })
 })

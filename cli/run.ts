@@ -1,5 +1,7 @@
 import { type ChildProcess, spawn as nodeSpawn, type SpawnOptions } from 'node:child_process'
 import { constants } from 'node:os'
+import { DEFAULTS, setClampedTimeout } from '../sdk/index.ts'
+import { UsageError } from './errors.ts'
 import { ExitCode } from './exit-codes.ts'
 
 /** Environment variables `locks run` gives the command. */
@@ -46,8 +48,12 @@ export interface SuperviseOptions {
   readonly command: string
   readonly args: readonly string[]
   readonly env: NodeJS.ProcessEnv
-  /** Milliseconds between SIGTERM and SIGKILL when the lock is lost. */
-  readonly graceMs: number
+  /**
+   * Milliseconds between SIGTERM and SIGKILL when the lock is lost. The lock must signal its loss at
+   * least this long before anyone else can take it (see {@link runTiming}), so that SIGKILL lands no
+   * later than that.
+   */
+  readonly killAfterMs: number
   /** Where the command's stdio goes. @default 'inherit' */
   readonly stdio?: SpawnOptions['stdio']
   /** Emits the signals to forward; `process` in the CLI. */
@@ -57,6 +63,66 @@ export interface SuperviseOptions {
   /** Called once the command runs, with its process. */
   readonly onStart?: ((child: ChildProcess) => void) | undefined
   readonly spawn?: typeof nodeSpawn
+  /** Sends `signal` to process group `pid`; false once the group is gone. Tests inject a fake. */
+  readonly killGroup?: ((pid: number, signal: NodeJS.Signals | 0) => boolean) | undefined
+}
+
+/**
+ * Seconds between SIGTERM and SIGKILL when `--kill-after` is not given: 10, or a quarter of `expires`
+ * if that is less, so that short locks still leave the command most of their time.
+ */
+export const KILL_AFTER_DEFAULTS = Object.freeze({ seconds: 10, shareOfExpires: 0.25 })
+
+/**
+ * The safety margin the SDK applies by default to a lock of `expires` seconds: its signal fires that
+ * long before others may take the lock. Read from the SDK's DEFAULTS rather than restated.
+ */
+export function sdkDefaultSafetyMargin(expires: number): number {
+  return Math.min(expires * DEFAULTS.safetyMarginRatio, DEFAULTS.maxSafetyMargin)
+}
+
+export interface RunTiming {
+  readonly expires: number
+  /** Seconds between SIGTERM and SIGKILL. */
+  readonly killAfter: number
+  /** The SDK's default margin for `expires`. */
+  readonly margin: number
+  /**
+   * What `run` asks the SDK for: the default margin plus `killAfter`. The lock's signal — and with it
+   * SIGTERM — then fires `killAfter` before the point where the default margin would, so SIGKILL lands
+   * no later than `sendTime + expires − margin`, before anyone else can take the lock.
+   */
+  readonly safetyMargin: number
+}
+
+/**
+ * The timing of `locks run` for `--expires` and `--kill-after` (each `undefined` when not given).
+ * Throws a {@link UsageError} when the kill-after and the margin do not fit inside `expires`.
+ */
+export function runTiming(options: {
+  expires?: number | undefined
+  killAfter?: number | undefined
+}): RunTiming {
+  const expires = options.expires ?? DEFAULTS.expires
+  const margin = sdkDefaultSafetyMargin(expires)
+  const killAfter =
+    options.killAfter ?? Math.min(KILL_AFTER_DEFAULTS.seconds, expires * KILL_AFTER_DEFAULTS.shareOfExpires)
+  if (killAfter + margin >= expires) {
+    const fmt = (n: number) => String(Number(n.toFixed(3)))
+    throw new UsageError(
+      `--kill-after ${fmt(killAfter)} s plus the safety margin ${fmt(margin)} s must be less than --expires ${fmt(expires)} s, so that the command is killed before anyone else can take the lock: pass --kill-after below ${fmt(expires - margin)}, or --expires above ${fmt(expiresFitting(killAfter))}`,
+    )
+  }
+  return Object.freeze({ expires, killAfter, margin, safetyMargin: margin + killAfter })
+}
+
+/** The `expires` above which `killAfter` plus the default margin fits (for the usage error). */
+function expiresFitting(killAfter: number): number {
+  // The boundary solves e = killAfter + margin(e); the margin grows more slowly than e, so iterating
+  // from killAfter converges to it from below.
+  let expires = killAfter
+  for (let i = 0; i < 60; i++) expires = killAfter + sdkDefaultSafetyMargin(expires)
+  return expires
 }
 
 export function lockEnvironment(lock: HeldLock, env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
@@ -77,7 +143,7 @@ export function exitStatus(code: number | null, signal: NodeJS.Signals | null): 
   return ExitCode.signalBase + (number ?? 0)
 }
 
-function killGroup(pid: number, signal: NodeJS.Signals | 0): boolean {
+function signalGroup(pid: number, signal: NodeJS.Signals | 0): boolean {
   try {
     process.kill(-pid, signal)
     return true
@@ -90,11 +156,12 @@ function killGroup(pid: number, signal: NodeJS.Signals | 0): boolean {
 /**
  * Runs the command in a process group of its own while `lock` is held, and resolves with the exit code
  * for `locks run`: the command's own, or {@link ExitCode.lost} if the lock was lost while it ran (then
- * the group got SIGTERM and, if anything of it was left after the grace, SIGKILL). The lock is released
+ * the group got SIGTERM and, if anything of it was left after `killAfterMs`, SIGKILL). The lock is released
  * when the command ends.
  */
 export async function supervise(lock: HeldLock, options: SuperviseOptions): Promise<number> {
   const spawn = options.spawn ?? nodeSpawn
+  const killGroup = options.killGroup ?? signalGroup
   let child: ChildProcess
   try {
     child = spawn(options.command, [...options.args], {
@@ -108,8 +175,8 @@ export async function supervise(lock: HeldLock, options: SuperviseOptions): Prom
   }
 
   let lost = false
-  let graceTimer: ReturnType<typeof setTimeout> | undefined
-  let graceOver: Promise<void> | undefined
+  let killTimer: ReturnType<typeof setTimeout> | undefined
+  let killed: Promise<void> | undefined
   const forward = (signal: NodeJS.Signals) => {
     if (child.pid !== undefined) killGroup(child.pid, signal)
   }
@@ -121,16 +188,18 @@ export async function supervise(lock: HeldLock, options: SuperviseOptions): Prom
       lock.signal.reason instanceof Error ? lock.signal.reason.message : String(lock.signal.reason)
     const pid = child.pid
     options.warn(
-      `${reason}; stopping the command (process group ${pid}) with SIGTERM, then SIGKILL after ${options.graceMs / 1000} s`,
+      `${reason}; stopping the command (process group ${pid}) with SIGTERM, then SIGKILL after ${options.killAfterMs / 1000} s`,
     )
     if (pid === undefined) return
     killGroup(pid, 'SIGTERM')
-    graceOver = new Promise((resolve) => {
-      graceTimer = setTimeout(() => {
-        graceTimer = undefined
+    // The lock signalled its loss at least killAfter before anyone else may take it (an early loss, a
+    // failed renewal, only sooner): SIGKILL at killAfter from now lands no later than that.
+    killed = new Promise((resolve) => {
+      killTimer = setClampedTimeout(() => {
+        killTimer = undefined
         killGroup(pid, 'SIGKILL')
         resolve()
-      }, options.graceMs)
+      }, options.killAfterMs)
     })
   }
 
@@ -152,15 +221,15 @@ export async function supervise(lock: HeldLock, options: SuperviseOptions): Prom
     }
     if (lost) {
       // The leader is gone; anything left in its group still runs without the lock.
-      if (child.pid !== undefined && killGroup(child.pid, 0)) await graceOver
+      if (child.pid !== undefined && killGroup(child.pid, 0)) await killed
       return ExitCode.lost
     }
     return exitStatus(result.code, result.signal)
   } finally {
     for (const signal of FORWARDED_SIGNALS) options.signals.off(signal, forward)
     lock.signal.removeEventListener('abort', onLost)
-    if (graceTimer !== undefined) {
-      clearTimeout(graceTimer)
+    if (killTimer !== undefined) {
+      clearTimeout(killTimer)
       if (child.pid !== undefined) killGroup(child.pid, 'SIGKILL')
     }
     await lock.release()

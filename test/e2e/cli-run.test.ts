@@ -98,7 +98,7 @@ describe('locks run', () => {
     expect(await holderOf('busy')).toBe(held.holder)
   })
 
-  it('stops a command that outlives its lock: SIGTERM, then SIGKILL after the grace; exits 76', async () => {
+  it('stops a command that outlives its lock: SIGTERM, then SIGKILL after --kill-after; exits 76', async () => {
     const started = performance.now()
     // The shell and its child ignore SIGTERM, so only SIGKILL ends them.
     const cli = new CliProcess([
@@ -108,8 +108,8 @@ describe('locks run', () => {
       namespace,
       '--expires',
       '2',
-      '--grace',
-      '1',
+      '--kill-after',
+      '0.5',
       '--',
       'sh',
       '-c',
@@ -121,10 +121,11 @@ describe('locks run', () => {
     const elapsed = performance.now() - started
     expect(result.code).toBe(76)
     expect(result.stderr).toMatch(
-      /^error: lock `short` is lost: .*; stopping the command \(process group \d+\) with SIGTERM, then SIGKILL after 1 s\n$/,
+      /^error: lock `short` is lost: .*; stopping the command \(process group \d+\) with SIGTERM, then SIGKILL after 0.5 s\n$/,
     )
-    // Lost at expires minus the safety margin, killed a grace later; far from the command's 60 s.
-    expect(elapsed).toBeGreaterThan(2_000)
+    // SIGTERM at expires minus the safety margin minus --kill-after, SIGKILL --kill-after later, at
+    // 2 s − 0.2 s after the acquisition; far from the command's 60 s.
+    expect(elapsed).toBeGreaterThan(1_800)
     expect(elapsed).toBeLessThan(20_000)
     expect(runs(sleeper)).toBe(false)
   })
