@@ -1,67 +1,36 @@
-import { constants } from 'node:os'
 import { Command, CommanderError, Option } from 'commander'
 import {
   createLocks,
-  isDns1123Subdomain,
   LOCK_NAME_ANNOTATION,
   LockError,
   LockTimeoutError,
-  leaseNameFor,
   leaseToRecord,
-  MANAGED_BY_LABEL,
-  MANAGED_BY_SELECTOR,
-  MANAGED_BY_VALUE,
-  NODE_ANNOTATION,
-  POD_ANNOTATION,
-  SERVICE_ANNOTATION,
 } from '../sdk/index.ts'
-import { ApiClient, type LeaseJson, WatchExpired } from './api.ts'
+import { WatchExpired } from './api.ts'
 import { completionScript, SHELLS } from './completion.ts'
 import { parseSeconds } from './duration.ts'
 import { CliError, oneLine, UsageError } from './errors.ts'
 import { ExitCode } from './exit-codes.ts'
 import { GC_DEFAULTS, gcPlan } from './gc-plan.ts'
-import { type ClusterFlags, loadKubeConfig, namespaceOf } from './kubeconfig.ts'
 import { formatItems, type Item, OUTPUT_FORMATS, type OutputFormat, WatchPrinter } from './output.ts'
-import { freedLease, releaseOnceExpired } from './release.ts'
-import { type AnnotationKeys, cell, isHeld, renderTable } from './rows.ts'
+import { DEFAULT_RELEASE_TIMEOUT, type ReleaseFlags, releaseCommand } from './release.ts'
+import { cell, renderTable } from './rows.ts'
 import { KILL_AFTER_DEFAULTS, RUN_ENV, runTiming, supervise } from './run.ts'
+import {
+  type CliContext,
+  type CommonFlags,
+  findLock,
+  interrupted,
+  itemOf,
+  KEYS,
+  labelSelector,
+  Session,
+} from './session.ts'
 
-export const KEYS: AnnotationKeys = Object.freeze({
-  name: LOCK_NAME_ANNOTATION,
-  service: SERVICE_ANNOTATION,
-  pod: POD_ANNOTATION,
-  node: NODE_ANNOTATION,
-})
-
-/** What the CLI reads from and writes to the world; `main.ts` wires it to the process. */
-export interface CliContext {
-  readonly stdout: (text: string) => void
-  readonly stderr: (text: string) => void
-  readonly env: Readonly<Record<string, string | undefined>>
-  readonly home: string | undefined
-  /** Wall-clock epoch milliseconds: shown and written, never the basis of a safety decision. */
-  readonly now: () => number
-  /** Monotonic milliseconds: what `release` judges expiry by. @default `performance.now()` */
-  readonly monotonic?: () => number
-  /** Aborts, with the signal's name as reason, when the process is asked to stop (SIGINT, SIGTERM…). */
-  readonly signal: AbortSignal
-  /** Source of the signals `run` forwards to its command. */
-  readonly signals: Pick<NodeJS.Process, 'on' | 'off'>
-  /** How the user invoked the CLI, for help texts: `locks` or, as a kubectl plugin, `kubectl locks`. */
-  readonly programName?: string
-}
-
-interface CommonFlags extends ClusterFlags {
-  readonly requestTimeout: number
-  readonly verbose?: boolean
-}
+export { type CliContext, candidateLeaseNames, KEYS } from './session.ts'
 
 const PROGRAM = 'locks'
-const LEASE_PREFIXES = ['lease.coordination.k8s.io/', 'leases.coordination.k8s.io/', 'leases/', 'lease/']
 const DEFAULT_CHUNK_SIZE = 500
-/** Seconds `release` waits for a held lock to expire: enough for the default lease (20 s + grace 2 s), twice. */
-const DEFAULT_RELEASE_TIMEOUT = 60
 const WATCH_TIMEOUT_SECONDS = 300
 
 function secondsOption(flag: string, limits: Parameters<typeof parseSeconds>[1]) {
@@ -102,86 +71,6 @@ function withClusterOptions(command: Command): Command {
 
 function examples(lines: readonly string[]): string {
   return `\nExamples:\n${lines.map((line) => (line.startsWith('#') ? `  ${line}` : `  $ ${line}`)).join('\n')}\n`
-}
-
-class Session {
-  readonly ctx: CliContext
-  readonly flags: CommonFlags
-  #api: ApiClient | undefined
-  #config: ReturnType<typeof loadKubeConfig> | undefined
-
-  constructor(ctx: CliContext, flags: CommonFlags) {
-    this.ctx = ctx
-    this.flags = flags
-  }
-
-  get config() {
-    this.#config ??= loadKubeConfig(this.flags, { env: this.ctx.env, home: this.ctx.home })
-    return this.#config
-  }
-
-  get namespace(): string {
-    const namespace = namespaceOf(this.config, this.flags.namespace)
-    if (namespace.length > 63 || !/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/.test(namespace)) {
-      throw new UsageError(
-        `\`${namespace}\` is not a namespace name: lowercase letters, digits and '-', at most 63 characters`,
-      )
-    }
-    return namespace
-  }
-
-  get api(): ApiClient {
-    this.#api ??= new ApiClient(this.config, {
-      requestTimeout: this.flags.requestTimeout,
-      trace: this.flags.verbose ? (line) => this.ctx.stderr(`${line}\n`) : undefined,
-    })
-    return this.#api
-  }
-}
-
-function itemOf(json: LeaseJson): Item {
-  return { json, view: leaseToRecord(json) }
-}
-
-function isManaged(lease: LeaseJson): boolean {
-  return lease.metadata?.labels?.[MANAGED_BY_LABEL] === MANAGED_BY_VALUE
-}
-
-/** The lease names a command-line name may refer to: as a lock name first, then as a lease name. */
-export function candidateLeaseNames(name: string): string[] {
-  for (const prefix of LEASE_PREFIXES) {
-    if (name.startsWith(prefix)) return [name.slice(prefix.length)]
-  }
-  const names = [leaseNameFor(name)]
-  if (isDns1123Subdomain(name) && !names.includes(name)) names.push(name)
-  return names
-}
-
-async function findLock(session: Session, name: string): Promise<Item> {
-  const namespace = session.namespace
-  if (name === '') throw new UsageError('the lock name is empty: give the name of a lock (see `locks list`)')
-  for (const leaseName of candidateLeaseNames(name)) {
-    const lease = await session.api.get(namespace, leaseName, session.ctx.signal)
-    if (lease === undefined) continue
-    if (!isManaged(lease)) {
-      throw new CliError(
-        `lease \`${namespace}/${leaseName}\` is not a kube-locks lock (it lacks the label ${MANAGED_BY_SELECTOR}); locks leaves it alone: use kubectl for it`,
-      )
-    }
-    return itemOf(lease)
-  }
-  throw new CliError(
-    `lock \`${name}\` not found in namespace \`${namespace}\`: check the name and the namespace (-n), or see \`locks list -A\``,
-  )
-}
-
-function labelSelector(extra: string | undefined): string {
-  return extra === undefined || extra.trim() === '' ? MANAGED_BY_SELECTOR : `${MANAGED_BY_SELECTOR},${extra}`
-}
-
-function interrupted(signal: AbortSignal): number {
-  const name = typeof signal.reason === 'string' ? signal.reason : 'SIGINT'
-  return ExitCode.signalBase + (constants.signals[name as NodeJS.Signals] ?? constants.signals.SIGINT)
 }
 
 interface ListFlags extends CommonFlags {
@@ -273,128 +162,6 @@ async function getCommand(ctx: CliContext, name: string, flags: GetFlags): Promi
     ),
   )
   return ExitCode.ok
-}
-
-interface ReleaseFlags extends CommonFlags {
-  readonly force?: boolean
-  readonly holder?: string
-  readonly grace: number
-  readonly timeout: number
-}
-
-/** Seconds, as help texts and messages write them: `22`, `0.5`. */
-function seconds(ms: number): string {
-  return String(Number((ms / 1000).toFixed(3)))
-}
-
-/** An ISO time without milliseconds, `ms` from now by this machine's wall clock. */
-function wallTimeIn(ctx: CliContext, ms: number): string {
-  return new Date(ctx.now() + ms).toISOString().replace(/\.\d+Z$/, 'Z')
-}
-
-async function releaseCommand(ctx: CliContext, name: string, flags: ReleaseFlags): Promise<number> {
-  const session = new Session(ctx, flags)
-  const { json, view } = await findLock(session, name)
-  const lockName = view.annotations[LOCK_NAME_ANNOTATION] ?? view.name
-  const where = `in namespace \`${view.namespace}\``
-  if (!isHeld(view)) {
-    ctx.stdout(`lock "${cell(lockName)}" ${where} is already free\n`)
-    return ExitCode.ok
-  }
-  const holder = view.holderIdentity as string
-  if (flags.holder !== undefined && flags.holder !== holder) {
-    throw new CliError(
-      `lock \`${lockName}\` ${where} is held by \`${holder}\`, not \`${flags.holder}\`; nothing was changed: check --holder, or see \`locks get ${name}\``,
-    )
-  }
-  const report = (freed: LeaseJson, how: string) => {
-    ctx.stdout(
-      `lock "${cell(lockName)}" ${where} released: ${how} (lease ${view.name}, resourceVersion ${json.metadata?.resourceVersion ?? '?'} -> ${freed.metadata?.resourceVersion ?? '?'})\n`,
-    )
-    return ExitCode.ok
-  }
-  if (flags.force || flags.holder !== undefined) {
-    // The operator's explicit order: no judgement of expiry, one write under the preconditions read.
-    const freed = await session.api.replace(freedLease(json, ctx.now()), ctx.signal)
-    if (freed === undefined) {
-      throw new CliError(
-        `lock \`${lockName}\` ${where} changed while it was being released (renewed, taken over, released or deleted by someone else); nothing was changed: run \`locks get ${name}\` to see its state, then try again`,
-      )
-    }
-    return report(freed, `it was held by "${cell(holder)}"`)
-  }
-
-  const graceMs = flags.grace * 1000
-  const timeoutMs = flags.timeout * 1000
-  const outcome = await releaseOnceExpired(json, {
-    api: session.api,
-    monotonic: ctx.monotonic ?? (() => performance.now()),
-    wallNow: ctx.now,
-    graceMs,
-    timeoutMs,
-    signal: ctx.signal,
-    onWait: (wait) => {
-      const heldBy = wait.lease.spec?.holderIdentity ?? ''
-      const change = `(resourceVersion ${wait.previous?.metadata?.resourceVersion} -> ${wait.lease.metadata?.resourceVersion})`
-      const what =
-        wait.previous === undefined
-          ? `is held by \`${heldBy}\`: waiting`
-          : wait.previous.spec?.holderIdentity === heldBy
-            ? `was renewed by \`${heldBy}\` ${change}: waiting again`
-            : `is now held by \`${heldBy}\` ${change}: waiting again`
-      const rule = `${seconds(wait.neededMs)} s (its duration ${seconds(wait.neededMs - graceMs)} s + grace ${seconds(graceMs)} s)`
-      const until =
-        wait.expiresInMs <= wait.givesUpInMs
-          ? `, that is until ${wallTimeIn(ctx, wait.expiresInMs)} by this machine's clock; a renewal starts the wait again; --timeout ends it at ${wallTimeIn(ctx, wait.givesUpInMs)}`
-          : `; that is past --timeout (${seconds(timeoutMs)} s), so it waits only for the holder to release it, until ${wallTimeIn(ctx, wait.givesUpInMs)}`
-      ctx.stderr(
-        `lock \`${lockName}\` ${where} ${what} until this machine has seen its lease unchanged for ${rule}${until}\n`,
-      )
-    },
-  }).catch((error: unknown) => {
-    if (ctx.signal.aborted) throw ctx.signal.reason
-    throw error
-  })
-  switch (outcome.kind) {
-    case 'freed':
-      return report(
-        outcome.freed,
-        `its lease was seen unchanged for ${seconds(outcome.neededMs)} s (duration ${seconds(outcome.neededMs - graceMs)} s + grace ${seconds(graceMs)} s)`,
-      )
-    case 'free':
-      ctx.stdout(`lock "${cell(lockName)}" ${where} is already free\n`)
-      return ExitCode.ok
-    case 'released':
-      ctx.stdout(
-        `lock "${cell(lockName)}" ${where} is free: its holder released it while release waited; nothing was changed\n`,
-      )
-      return ExitCode.ok
-    case 'deleted':
-      ctx.stdout(`lock "${cell(lockName)}" ${where} was deleted while release waited; nothing was changed\n`)
-      return ExitCode.ok
-    case 'not-managed':
-      throw new CliError(
-        `lease \`${view.namespace}/${view.name}\` lost the label ${MANAGED_BY_SELECTOR} while release waited; it is no longer a kube-locks lock, and nothing was changed: use kubectl for it`,
-      )
-    case 'never-expires':
-      throw new CliError(
-        `lock \`${lockName}\` ${where} is held by \`${holder}\` and its lease has no leaseDurationSeconds, so it never expires; nothing was changed: pass --force to release it anyway (a holder that still runs keeps running beside the next holder)`,
-      )
-    case 'timed-out': {
-      const current = outcome.lease.spec?.holderIdentity ?? holder
-      const renewed =
-        outcome.changes === 0
-          ? ''
-          : ` (it changed ${outcome.changes} time${outcome.changes === 1 ? '' : 's'} meanwhile: its holder is likely still running)`
-      const longer =
-        outcome.neededMs > timeoutMs
-          ? `, or --timeout ${Math.ceil(outcome.neededMs / 1000)} or more to wait until it counts as expired (${seconds(outcome.neededMs)} s unchanged)`
-          : ', or a longer --timeout'
-      throw new CliError(
-        `lock \`${lockName}\` ${where} is still held by \`${current}\` after --timeout ${seconds(timeoutMs)} s${renewed}; nothing was changed: pass --force to release it anyway (a holder that still runs keeps running beside the next holder), --holder ${current} to release it only while that holder has it${longer}`,
-      )
-    }
-  }
 }
 
 interface RunFlags extends CommonFlags {

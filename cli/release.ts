@@ -5,12 +5,18 @@ import {
   isFree,
   isManaged,
   type LeaseObservation,
+  LOCK_NAME_ANNOTATION,
   leaseToRecord,
+  MANAGED_BY_SELECTOR,
   observe,
   setClampedTimeout,
 } from '../sdk/index.ts'
 import type { LeaseJson, WatchEvent } from './api.ts'
 import { WatchExpired } from './api.ts'
+import { CliError } from './errors.ts'
+import { ExitCode } from './exit-codes.ts'
+import { cell, isHeld } from './rows.ts'
+import { type CliContext, type CommonFlags, findLock, Session } from './session.ts'
 
 /**
  * How `locks release` (without `--force`) decides that a held lock may be freed: like every client
@@ -253,4 +259,129 @@ async function nextChange(
     signal.removeEventListener('abort', onAbort)
   }
   return changed === undefined ? 'unchanged' : changed.lease
+}
+
+/** Seconds `release` waits for a held lock to expire: enough for the default lease (20 s + grace 2 s), twice. */
+export const DEFAULT_RELEASE_TIMEOUT = 60
+
+export interface ReleaseFlags extends CommonFlags {
+  readonly force?: boolean
+  readonly holder?: string
+  readonly grace: number
+  readonly timeout: number
+}
+
+/** Seconds, as help texts and messages write them: `22`, `0.5`. */
+function seconds(ms: number): string {
+  return String(Number((ms / 1000).toFixed(3)))
+}
+
+/** An ISO time without milliseconds, `ms` from now by this machine's wall clock. */
+function wallTimeIn(ctx: CliContext, ms: number): string {
+  return new Date(ctx.now() + ms).toISOString().replace(/\.\d+Z$/, 'Z')
+}
+
+export async function releaseCommand(ctx: CliContext, name: string, flags: ReleaseFlags): Promise<number> {
+  const session = new Session(ctx, flags)
+  const { json, view } = await findLock(session, name)
+  const lockName = view.annotations[LOCK_NAME_ANNOTATION] ?? view.name
+  const where = `in namespace \`${view.namespace}\``
+  if (!isHeld(view)) {
+    ctx.stdout(`lock "${cell(lockName)}" ${where} is already free\n`)
+    return ExitCode.ok
+  }
+  const holder = view.holderIdentity as string
+  if (flags.holder !== undefined && flags.holder !== holder) {
+    throw new CliError(
+      `lock \`${lockName}\` ${where} is held by \`${holder}\`, not \`${flags.holder}\`; nothing was changed: check --holder, or see \`locks get ${name}\``,
+    )
+  }
+  const report = (freed: LeaseJson, how: string) => {
+    ctx.stdout(
+      `lock "${cell(lockName)}" ${where} released: ${how} (lease ${view.name}, resourceVersion ${json.metadata?.resourceVersion ?? '?'} -> ${freed.metadata?.resourceVersion ?? '?'})\n`,
+    )
+    return ExitCode.ok
+  }
+  if (flags.force || flags.holder !== undefined) {
+    // The operator's explicit order: no judgement of expiry, one write under the preconditions read.
+    const freed = await session.api.replace(freedLease(json, ctx.now()), ctx.signal)
+    if (freed === undefined) {
+      throw new CliError(
+        `lock \`${lockName}\` ${where} changed while it was being released (renewed, taken over, released or deleted by someone else); nothing was changed: run \`locks get ${name}\` to see its state, then try again`,
+      )
+    }
+    return report(freed, `it was held by "${cell(holder)}"`)
+  }
+
+  const graceMs = flags.grace * 1000
+  const timeoutMs = flags.timeout * 1000
+  const outcome = await releaseOnceExpired(json, {
+    api: session.api,
+    monotonic: ctx.monotonic ?? (() => performance.now()),
+    wallNow: ctx.now,
+    graceMs,
+    timeoutMs,
+    signal: ctx.signal,
+    onWait: (wait) => {
+      const heldBy = wait.lease.spec?.holderIdentity ?? ''
+      const change = `(resourceVersion ${wait.previous?.metadata?.resourceVersion} -> ${wait.lease.metadata?.resourceVersion})`
+      const what =
+        wait.previous === undefined
+          ? `is held by \`${heldBy}\`: waiting`
+          : wait.previous.spec?.holderIdentity === heldBy
+            ? `was renewed by \`${heldBy}\` ${change}: waiting again`
+            : `is now held by \`${heldBy}\` ${change}: waiting again`
+      const rule = `${seconds(wait.neededMs)} s (its duration ${seconds(wait.neededMs - graceMs)} s + grace ${seconds(graceMs)} s)`
+      const until =
+        wait.expiresInMs <= wait.givesUpInMs
+          ? `, that is until ${wallTimeIn(ctx, wait.expiresInMs)} by this machine's clock; a renewal starts the wait again; --timeout ends it at ${wallTimeIn(ctx, wait.givesUpInMs)}`
+          : `; that is past --timeout (${seconds(timeoutMs)} s), so it waits only for the holder to release it, until ${wallTimeIn(ctx, wait.givesUpInMs)}`
+      ctx.stderr(
+        `lock \`${lockName}\` ${where} ${what} until this machine has seen its lease unchanged for ${rule}${until}\n`,
+      )
+    },
+  }).catch((error: unknown) => {
+    if (ctx.signal.aborted) throw ctx.signal.reason
+    throw error
+  })
+  switch (outcome.kind) {
+    case 'freed':
+      return report(
+        outcome.freed,
+        `its lease was seen unchanged for ${seconds(outcome.neededMs)} s (duration ${seconds(outcome.neededMs - graceMs)} s + grace ${seconds(graceMs)} s)`,
+      )
+    case 'free':
+      ctx.stdout(`lock "${cell(lockName)}" ${where} is already free\n`)
+      return ExitCode.ok
+    case 'released':
+      ctx.stdout(
+        `lock "${cell(lockName)}" ${where} is free: its holder released it while release waited; nothing was changed\n`,
+      )
+      return ExitCode.ok
+    case 'deleted':
+      ctx.stdout(`lock "${cell(lockName)}" ${where} was deleted while release waited; nothing was changed\n`)
+      return ExitCode.ok
+    case 'not-managed':
+      throw new CliError(
+        `lease \`${view.namespace}/${view.name}\` lost the label ${MANAGED_BY_SELECTOR} while release waited; it is no longer a kube-locks lock, and nothing was changed: use kubectl for it`,
+      )
+    case 'never-expires':
+      throw new CliError(
+        `lock \`${lockName}\` ${where} is held by \`${holder}\` and its lease has no leaseDurationSeconds, so it never expires; nothing was changed: pass --force to release it anyway (a holder that still runs keeps running beside the next holder)`,
+      )
+    case 'timed-out': {
+      const current = outcome.lease.spec?.holderIdentity ?? holder
+      const renewed =
+        outcome.changes === 0
+          ? ''
+          : ` (it changed ${outcome.changes} time${outcome.changes === 1 ? '' : 's'} meanwhile: its holder is likely still running)`
+      const longer =
+        outcome.neededMs > timeoutMs
+          ? `, or --timeout ${Math.ceil(outcome.neededMs / 1000)} or more to wait until it counts as expired (${seconds(outcome.neededMs)} s unchanged)`
+          : ', or a longer --timeout'
+      throw new CliError(
+        `lock \`${lockName}\` ${where} is still held by \`${current}\` after --timeout ${seconds(timeoutMs)} s${renewed}; nothing was changed: pass --force to release it anyway (a holder that still runs keeps running beside the next holder), --holder ${current} to release it only while that holder has it${longer}`,
+      )
+    }
+  }
 }

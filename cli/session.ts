@@ -1,0 +1,133 @@
+import { constants } from 'node:os'
+import {
+  isDns1123Subdomain,
+  LOCK_NAME_ANNOTATION,
+  leaseNameFor,
+  leaseToRecord,
+  MANAGED_BY_LABEL,
+  MANAGED_BY_SELECTOR,
+  MANAGED_BY_VALUE,
+  NODE_ANNOTATION,
+  POD_ANNOTATION,
+  SERVICE_ANNOTATION,
+} from '../sdk/index.ts'
+import { ApiClient, type LeaseJson } from './api.ts'
+import { CliError, UsageError } from './errors.ts'
+import { ExitCode } from './exit-codes.ts'
+import { type ClusterFlags, loadKubeConfig, namespaceOf } from './kubeconfig.ts'
+import type { Item } from './output.ts'
+import type { AnnotationKeys } from './rows.ts'
+
+/** What every command shares: the CLI's view of the world, its cluster connection, and finding a lock. */
+
+const LEASE_PREFIXES = ['lease.coordination.k8s.io/', 'leases.coordination.k8s.io/', 'leases/', 'lease/']
+
+export const KEYS: AnnotationKeys = Object.freeze({
+  name: LOCK_NAME_ANNOTATION,
+  service: SERVICE_ANNOTATION,
+  pod: POD_ANNOTATION,
+  node: NODE_ANNOTATION,
+})
+
+/** What the CLI reads from and writes to the world; `main.ts` wires it to the process. */
+export interface CliContext {
+  readonly stdout: (text: string) => void
+  readonly stderr: (text: string) => void
+  readonly env: Readonly<Record<string, string | undefined>>
+  readonly home: string | undefined
+  /** Wall-clock epoch milliseconds: shown and written, never the basis of a safety decision. */
+  readonly now: () => number
+  /** Monotonic milliseconds: what `release` judges expiry by. @default `performance.now()` */
+  readonly monotonic?: () => number
+  /** Aborts, with the signal's name as reason, when the process is asked to stop (SIGINT, SIGTERM…). */
+  readonly signal: AbortSignal
+  /** Source of the signals `run` forwards to its command. */
+  readonly signals: Pick<NodeJS.Process, 'on' | 'off'>
+  /** How the user invoked the CLI, for help texts: `locks` or, as a kubectl plugin, `kubectl locks`. */
+  readonly programName?: string
+}
+
+export interface CommonFlags extends ClusterFlags {
+  readonly requestTimeout: number
+  readonly verbose?: boolean
+}
+
+export class Session {
+  readonly ctx: CliContext
+  readonly flags: CommonFlags
+  #api: ApiClient | undefined
+  #config: ReturnType<typeof loadKubeConfig> | undefined
+
+  constructor(ctx: CliContext, flags: CommonFlags) {
+    this.ctx = ctx
+    this.flags = flags
+  }
+
+  get config() {
+    this.#config ??= loadKubeConfig(this.flags, { env: this.ctx.env, home: this.ctx.home })
+    return this.#config
+  }
+
+  get namespace(): string {
+    const namespace = namespaceOf(this.config, this.flags.namespace)
+    if (namespace.length > 63 || !/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/.test(namespace)) {
+      throw new UsageError(
+        `\`${namespace}\` is not a namespace name: lowercase letters, digits and '-', at most 63 characters`,
+      )
+    }
+    return namespace
+  }
+
+  get api(): ApiClient {
+    this.#api ??= new ApiClient(this.config, {
+      requestTimeout: this.flags.requestTimeout,
+      trace: this.flags.verbose ? (line) => this.ctx.stderr(`${line}\n`) : undefined,
+    })
+    return this.#api
+  }
+}
+
+export function itemOf(json: LeaseJson): Item {
+  return { json, view: leaseToRecord(json) }
+}
+
+function isManagedLease(lease: LeaseJson): boolean {
+  return lease.metadata?.labels?.[MANAGED_BY_LABEL] === MANAGED_BY_VALUE
+}
+
+/** The lease names a command-line name may refer to: as a lock name first, then as a lease name. */
+export function candidateLeaseNames(name: string): string[] {
+  for (const prefix of LEASE_PREFIXES) {
+    if (name.startsWith(prefix)) return [name.slice(prefix.length)]
+  }
+  const names = [leaseNameFor(name)]
+  if (isDns1123Subdomain(name) && !names.includes(name)) names.push(name)
+  return names
+}
+
+export async function findLock(session: Session, name: string): Promise<Item> {
+  const namespace = session.namespace
+  if (name === '') throw new UsageError('the lock name is empty: give the name of a lock (see `locks list`)')
+  for (const leaseName of candidateLeaseNames(name)) {
+    const lease = await session.api.get(namespace, leaseName, session.ctx.signal)
+    if (lease === undefined) continue
+    if (!isManagedLease(lease)) {
+      throw new CliError(
+        `lease \`${namespace}/${leaseName}\` is not a kube-locks lock (it lacks the label ${MANAGED_BY_SELECTOR}); locks leaves it alone: use kubectl for it`,
+      )
+    }
+    return itemOf(lease)
+  }
+  throw new CliError(
+    `lock \`${name}\` not found in namespace \`${namespace}\`: check the name and the namespace (-n), or see \`locks list -A\``,
+  )
+}
+
+export function labelSelector(extra: string | undefined): string {
+  return extra === undefined || extra.trim() === '' ? MANAGED_BY_SELECTOR : `${MANAGED_BY_SELECTOR},${extra}`
+}
+
+export function interrupted(signal: AbortSignal): number {
+  const name = typeof signal.reason === 'string' ? signal.reason : 'SIGINT'
+  return ExitCode.signalBase + (constants.signals[name as NodeJS.Signals] ?? constants.signals.SIGINT)
+}
