@@ -1,7 +1,6 @@
 import {
   expiresAt,
-  formatMicroTime,
-  HOLDER_ANNOTATIONS,
+  freedRecord,
   isFree,
   isManaged,
   type LeaseObservation,
@@ -9,6 +8,7 @@ import {
   leaseToRecord,
   MANAGED_BY_SELECTOR,
   observe,
+  recordToLease,
   setClampedTimeout,
 } from '../sdk/index.ts'
 import type { LeaseJson, WatchEvent } from './api.ts'
@@ -91,17 +91,12 @@ export type ReleaseOutcome =
       readonly neededMs: number
     }
 
-/** The lease as `release` writes it: no holder, no holder annotations, `renewTime` now; all else kept. */
+/**
+ * The lease as `release` writes it: the SDK's own "free" transform (no holder, no holder annotations,
+ * `renewTime` now), every other field kept; uid and resourceVersion stay as preconditions.
+ */
 export function freedLease(lease: LeaseJson, wallNow: number): LeaseJson {
-  const metadata = { ...lease.metadata }
-  const annotations = { ...(metadata.annotations ?? {}) }
-  for (const key of HOLDER_ANNOTATIONS) delete annotations[key]
-  const spec = { ...lease.spec }
-  delete spec.holderIdentity
-  delete spec.acquireTime
-  spec.renewTime = formatMicroTime(wallNow)
-  // uid and resourceVersion stay in metadata: the server applies the write only if both still match.
-  return { ...lease, metadata: { ...metadata, annotations }, spec }
+  return recordToLease(freedRecord(leaseToRecord(lease), wallNow)) as LeaseJson
 }
 
 /**

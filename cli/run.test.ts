@@ -4,7 +4,13 @@ import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'nod
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterEach, describe, expect, it, vi } from 'vitest'
-import { createLocks, createMemoryLeaseStore, DEFAULTS, LockUnavailableError } from '../sdk/index.ts'
+import {
+  createLocks,
+  createMemoryLeaseStore,
+  DEFAULTS,
+  defaultSafetyMargin,
+  LockUnavailableError,
+} from '../sdk/index.ts'
 import { UsageError } from './errors.ts'
 import { ExitCode } from './exit-codes.ts'
 import {
@@ -14,7 +20,6 @@ import {
   RUN_ENV,
   runTiming,
   type SuperviseOptions,
-  sdkDefaultSafetyMargin,
   supervise,
 } from './run.ts'
 
@@ -230,7 +235,7 @@ describe('runTiming', () => {
       expect(timing.killAfter).toBe(after)
       expect(timing.safetyMargin).toBeCloseTo(safetyMargin, 9)
       // The margin is the SDK's own default for these expires.
-      expect(timing.margin).toBe(sdkDefaultSafetyMargin(expires ?? DEFAULTS.expires))
+      expect(timing.margin).toBe(defaultSafetyMargin(expires ?? DEFAULTS.expires))
       expect(timing.safetyMargin - timing.killAfter).toBeCloseTo(timing.margin, 9)
     },
   )

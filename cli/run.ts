@@ -1,6 +1,6 @@
 import { type ChildProcess, spawn as nodeSpawn, type SpawnOptions } from 'node:child_process'
 import { constants } from 'node:os'
-import { DEFAULTS, setClampedTimeout } from '../sdk/index.ts'
+import { DEFAULTS, defaultSafetyMargin, setClampedTimeout } from '../sdk/index.ts'
 import { UsageError } from './errors.ts'
 import { ExitCode } from './exit-codes.ts'
 
@@ -73,14 +73,6 @@ export interface SuperviseOptions {
  */
 export const KILL_AFTER_DEFAULTS = Object.freeze({ seconds: 10, shareOfExpires: 0.25 })
 
-/**
- * The safety margin the SDK applies by default to a lock of `expires` seconds: its signal fires that
- * long before others may take the lock. Read from the SDK's DEFAULTS rather than restated.
- */
-export function sdkDefaultSafetyMargin(expires: number): number {
-  return Math.min(expires * DEFAULTS.safetyMarginRatio, DEFAULTS.maxSafetyMargin)
-}
-
 export interface RunTiming {
   readonly expires: number
   /** Seconds between SIGTERM and SIGKILL. */
@@ -104,7 +96,7 @@ export function runTiming(options: {
   killAfter?: number | undefined
 }): RunTiming {
   const expires = options.expires ?? DEFAULTS.expires
-  const margin = sdkDefaultSafetyMargin(expires)
+  const margin = defaultSafetyMargin(expires)
   const killAfter =
     options.killAfter ?? Math.min(KILL_AFTER_DEFAULTS.seconds, expires * KILL_AFTER_DEFAULTS.shareOfExpires)
   if (killAfter + margin >= expires) {
@@ -121,7 +113,7 @@ function expiresFitting(killAfter: number): number {
   // The boundary solves e = killAfter + margin(e); the margin grows more slowly than e, so iterating
   // from killAfter converges to it from below.
   let expires = killAfter
-  for (let i = 0; i < 60; i++) expires = killAfter + sdkDefaultSafetyMargin(expires)
+  for (let i = 0; i < 60; i++) expires = killAfter + defaultSafetyMargin(expires)
   return expires
 }
 
