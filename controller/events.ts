@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto'
 import type { EventsV1Event } from '@kubernetes/client-node'
 import { V1MicroTime } from '@kubernetes/client-node'
-import type { Logger } from '../sdk/index.ts'
+import { type Logger, setClampedTimeout } from '../sdk/index.ts'
 import type { ControllerMetrics } from './metrics.ts'
 
 export const EVENT_REASONS = ['LockExpired', 'LockReclaimed', 'LockGarbageCollected'] as const
@@ -149,7 +149,7 @@ export class EventRecorder {
   #schedule(state: SeriesState): void {
     if (state.timer !== undefined || state.writing || this.#stopped) return
     const delay = Math.max(0, state.lastWrite + this.#options.minIntervalMs - this.#options.now())
-    state.timer = setTimeout(() => {
+    state.timer = setClampedTimeout(() => {
       state.timer = undefined
       this.#flush(state)
     }, delay)

@@ -1,4 +1,4 @@
-import type { Locks, Logger } from '../sdk/index.ts'
+import { type Locks, type Logger, setClampedTimeout } from '../sdk/index.ts'
 
 /**
  * Chooses the one replica that acts. While `run` is active the elector campaigns; when it becomes the
@@ -106,7 +106,7 @@ export function sleep(ms: number, signal: AbortSignal): Promise<void> {
       signal.removeEventListener('abort', done)
       resolve()
     }
-    const timer = setTimeout(done, ms)
+    const timer = setClampedTimeout(done, ms)
     signal.addEventListener('abort', done, { once: true })
   })
 }

@@ -1,3 +1,5 @@
+import { setClampedTimeout } from '../sdk/index.ts'
+
 /**
  * A deduplicating work queue with delayed re-adds, after client-go's workqueue: a key is handed to at
  * most one worker at a time; a key added while a worker holds it runs again once that worker is done;
@@ -56,16 +58,13 @@ export class WorkQueue {
     const pending = this.#delayed.get(key)
     if (pending !== undefined && pending.due <= due) return
     if (pending !== undefined) clearTimeout(pending.timer)
-    // Node caps timers at 2^31-1 ms; a later deadline simply re-arms when this one fires.
-    const timer = setTimeout(
-      () => {
-        this.#delayed.delete(key)
-        const remaining = due - this.#now()
-        if (remaining > 1) this.addAfter(key, remaining)
-        else this.add(key)
-      },
-      Math.min(delayMs, 2 ** 31 - 1),
-    )
+    // A clamped timer fires early for a later deadline, and simply re-arms.
+    const timer = setClampedTimeout(() => {
+      this.#delayed.delete(key)
+      const remaining = due - this.#now()
+      if (remaining > 1) this.addAfter(key, remaining)
+      else this.add(key)
+    }, delayMs)
     this.#delayed.set(key, { due, timer })
   }
 
