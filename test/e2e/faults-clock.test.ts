@@ -4,6 +4,7 @@ import {
   killControllers,
   namespacedArgs,
 } from '../../controller/testing/controller-process.ts'
+import { expectControllerLeading } from '../faults/controller-health.ts'
 import { FaultRun, recordSummary, scaled } from '../faults/coordinator.ts'
 import { createNamespace, kubeconfigPath } from './support.ts'
 
@@ -37,6 +38,7 @@ describe('faults: clocks', () => {
         `faults-clock-${namespace}`,
         namespacedArgs(kubeconfigPath(), namespace, '--grace', '1', '--retention', '5'),
       )
+      await expectControllerLeading(controller)
       const plan = {
         locks: ['tick', 'tock'],
         // Holds longer than a round trip: a waiter that trusted a renewTime 5 minutes in the past would
@@ -60,6 +62,7 @@ describe('faults: clocks', () => {
       )
       r.fault(skews.length - 2)
       await Promise.all(workers.map((w) => w.next('done', () => true, scaled(150_000, 900_000))))
+      await expectControllerLeading(controller)
       const result = r.assertSafe('clocks: skewed wall clocks and rates')
       expect(result.holds).toBe(8 * plan.rounds)
       // No hold was lost to the controller: it judges expiry on its own clock, whatever renewTime says.
@@ -99,5 +102,25 @@ describe('faults: clocks', () => {
       test: 'clocks: planted violation (clock at a quarter speed)',
       plantedViolations: kinds.size,
     })
+  })
+
+  it('an SDK whose signal fires after sendTime + expires − margin is caught: late-signal', async () => {
+    // A planted bug: the SDK runs with a safety margin of 0 while the options ask for the default
+    // (0.3 s at `expires` 3), so its signal fires 300 ms after the documented bound. No one else takes
+    // the lock: only the bound itself can show it.
+    const namespace = await createNamespace('faults-late-signal')
+    const r = new FaultRun({ kubeconfig: kubeconfigPath(), namespace, retryInterval: 0.2, requestTimeout: 5 })
+    run = r
+    const holder = await r.spawn('late', { plantSdkSafetyMargin: 0 })
+    holder.send({ type: 'acquire', lock: 'late', options: { expires: 3, timeout: 30 } })
+    await holder.next('acquired')
+    await holder.next('probe', () => true, 30_000)
+    await holder.next('aborted', () => true, 30_000)
+    const violations = r.check().violations
+    expect(violations.map((v) => v.kind)).toEqual(['late-signal'])
+    expect(violations[0]).toMatchObject({ never: false })
+    const lateMs = violations[0]?.kind === 'late-signal' ? violations[0].lateMs : 0
+    expect(lateMs).toBeGreaterThan(250)
+    recordSummary({ test: 'clocks: planted violation (signal 300 ms late)', plantedViolations: 1 })
   })
 })

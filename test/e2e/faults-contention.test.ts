@@ -7,6 +7,7 @@ import {
   killControllers,
   namespacedArgs,
 } from '../../controller/testing/controller-process.ts'
+import { expectControllerLeading } from '../faults/controller-health.ts'
 import { FaultRun, scaled, type Worker } from '../faults/coordinator.ts'
 import { TcpProxy } from '../faults/tcp-proxy.ts'
 import { adminKubeConfig, createNamespace, kubeconfigPath } from './support.ts'
@@ -72,10 +73,11 @@ describe('faults: contention', () => {
       proxy = p
       dir = mkdtempSync(join(tmpdir(), 'kube-locks-faults-set-'))
       const proxied = p.kubeconfigFor(kubeconfigPath(), join(dir, 'kubeconfig'))
-      new ControllerProcess(
+      const controller = new ControllerProcess(
         `faults-set-${namespace}`,
         namespacedArgs(kubeconfigPath(), namespace, '--grace', '1', '--retention', '2'),
       )
+      await expectControllerLeading(controller)
       const plan = {
         locks: ['alpha', 'beta', 'gamma'],
         acquire: { expires: 2, timeout: 60 },
@@ -97,17 +99,17 @@ describe('faults: contention', () => {
       const modes = ['pass', 'latency', 'blackhole', 'reset'] as const
       p.latencyMs = 100
       while (performance.now() < end) {
-        await new Promise((resolve) => setTimeout(resolve, 200 + Math.random() * 500))
-        const dice = Math.random()
+        await new Promise((resolve) => setTimeout(resolve, 200 + r.random() * 500))
+        const dice = r.random()
         if (dice < 0.3) {
           // Unknown outcomes included: in `reset` mode the proxied worker's acquiring writes apply but
           // their answers are lost.
-          p.mode = modes[Math.floor(Math.random() * modes.length)] ?? 'pass'
+          p.mode = modes[Math.floor(r.random() * modes.length)] ?? 'pass'
           r.fault()
           counts.network++
           continue
         }
-        const index = Math.floor(Math.random() * live.length)
+        const index = Math.floor(r.random() * live.length)
         const victim = live[index] as Worker
         if (dice < 0.5) {
           live.splice(index, 1)
@@ -125,13 +127,14 @@ describe('faults: contention', () => {
           r.fault()
           counts.pause++
           // Often long enough for its lease to expire and be taken over while it is stopped.
-          await new Promise((resolve) => setTimeout(resolve, 300 + Math.random() * 2500))
+          await new Promise((resolve) => setTimeout(resolve, 300 + r.random() * 2500))
           victim.resume()
         }
       }
       p.mode = 'pass'
       await Promise.all(starting)
       await Promise.all(live.map((w) => w.stop(90_000)))
+      await expectControllerLeading(controller)
       const result = r.assertSafe('contention: set of locks with kills, pauses and network faults')
       expect(counts.kill + counts.pause + counts.network).toBeGreaterThanOrEqual(5)
       expect(result.committed).toBeGreaterThan(20)

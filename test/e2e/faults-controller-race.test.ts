@@ -4,6 +4,7 @@ import {
   killControllers,
   namespacedArgs,
 } from '../../controller/testing/controller-process.ts'
+import { expectControllerLeading } from '../faults/controller-health.ts'
 import { FaultRun, recordSummary, scaled } from '../faults/coordinator.ts'
 import { createNamespace, kubeconfigPath } from './support.ts'
 
@@ -46,7 +47,7 @@ describe('faults: controller races', () => {
           'debug',
         ),
       )
-      await controller.waitForLog('listed leases', () => true, 60_000)
+      await expectControllerLeading(controller)
       const plan = {
         locks: ['r0', 'r1', 'r2', 'r3'],
         // Held across several renewals, longer than `expires`.
@@ -60,16 +61,18 @@ describe('faults: controller races', () => {
       const until = performance.now() + scaled(10_000, 300_000)
       let pauses = 0
       while (performance.now() < until) {
-        await new Promise((resolve) => setTimeout(resolve, 1_000 + Math.random() * 1_000))
+        await new Promise((resolve) => setTimeout(resolve, 1_000 + r.random() * 1_000))
         // A paused controller wakes up with a stale view: every lease looks unchanged for longer than
         // its duration. Its writes must fail their preconditions, not free renewed leases.
         controller.child.kill('SIGSTOP')
         r.fault()
         pauses++
-        await new Promise((resolve) => setTimeout(resolve, 2_500 + Math.random() * 1_500))
+        await new Promise((resolve) => setTimeout(resolve, 2_500 + r.random() * 1_500))
         controller.child.kill('SIGCONT')
       }
       await Promise.all(workers.map((w) => w.stop(120_000)))
+      // Still (or again) the ready leader after being stopped again and again.
+      await expectControllerLeading(controller)
       expect(pauses).toBeGreaterThan(0)
       const result = r.assertSafe('controller races: reclaim and GC against renewals')
       const losses = r.holds().filter((h) => h.endedBy !== 'AbortError')

@@ -5,7 +5,9 @@ import {
   namespacedArgs,
 } from '../../controller/testing/controller-process.ts'
 import { createKubernetesLeaseStore, type LeaseStore, leaseNameFor } from '../../sdk/index.ts'
+import { expectControllerLeading } from '../faults/controller-health.ts'
 import { FaultRun } from '../faults/coordinator.ts'
+import { toLocal } from '../faults/timebase.ts'
 import { adminKubeConfig, createNamespace, kubeconfigPath, waitFor } from './support.ts'
 
 // A holder that crashes, and a holder that is paused past its lease and then
@@ -83,6 +85,7 @@ describe('faults: crashed and paused holders', () => {
     await holder.kill()
     r.fault()
     const controller = controllerIn(namespace, '--retention', '600')
+    await expectControllerLeading(controller)
     const waiter = await r.spawn('late-waiter')
     waiter.send({ type: 'acquire', lock: 'k', options: { expires, timeout: 60 } })
     const asked = (await waiter.next('acquiring')).at
@@ -96,6 +99,7 @@ describe('faults: crashed and paused holders', () => {
     expect(reclaimed).toBeDefined()
     // By the client rule alone the late waiter would watch a full duration + grace from its first read.
     expect(acquired.at - Math.max(asked, reclaimedAt)).toBeLessThanOrEqual(ROUND_TRIP_MS)
+    await expectControllerLeading(controller)
     await waiter.stop()
     r.assertSafe('kill: controller reclaims for a late waiter')
   })
@@ -142,28 +146,34 @@ describe('faults: crashed and paused holders', () => {
     const { r, namespace, leases } = await setUp('faults-stop-late')
     const holder = await r.spawn('holder')
     holder.send({ type: 'acquire', lock: 'late', options: { expires: 3, timeout: 30, renew: true } })
-    await holder.next('acquired')
+    const acquired = await holder.next('acquired')
     holder.pause()
     r.fault()
-    // A renewal in flight when the process stopped may still land; read the lease after that.
-    await new Promise((resolve) => setTimeout(resolve, 500))
-    const before = await leases.get(namespace, leaseNameFor('late'))
-    // Past the deadline (expires − margin = 2.7 s after the last renewal) but before anyone could take
-    // the lease over, so a late renewal would still apply.
-    await new Promise((resolve) => setTimeout(resolve, 3_000))
+    const stoppedAt = holder.stoppedSince ?? performance.now()
+    // Every write it sent went out before the stop, so its deadline is at most `validFor` after it.
+    // Wait until then (on this clock, a bounded wait, not a guess), but not so long that anyone could
+    // take the lease over: a late renewal would still apply.
+    const deadline = stoppedAt + acquired.report.validForMs
+    await new Promise((resolve) => setTimeout(resolve, Math.max(0, deadline - performance.now()) + 50))
     const from = holder.received.length
     holder.resume()
     const aborted = await holder.next('aborted', () => true, 30_000, from)
     expect(aborted.report.error.code).toBe('LOCK_LOST')
-    // Its deadline had passed: it may not extend the lease any more. A renewal sent anyway lands (the
-    // lease is unchanged since), and leaves the lease held for another full duration by a holder that
-    // has been told it lost it. Read before the holder releases (a release may free it either way).
-    await new Promise((resolve) => setTimeout(resolve, 1_000))
+    // Every timer that was overdue at SIGCONT has run, and every write sent until then has settled.
+    await holder.settle()
+    const writes = holder.received
+      .map((m) => m.report)
+      .filter((m) => m.type === 'store-write' && m.holder === acquired.report.holder)
+    const late = writes.filter((w) => w.type === 'store-write' && toLocal(w.writeSent) >= stoppedAt)
+    expect(late, 'writes sent after SIGCONT').toEqual([])
+    // The lease is as the holder's last applied write left it. Read before the holder releases (a
+    // release may free it either way).
+    const applied = writes.filter((w) => w.type === 'store-write' && w.outcome === 'applied').at(-1)
     const after = await leases.get(namespace, leaseNameFor('late'))
     expect(
       after?.resourceVersion,
-      `late renewal applied: holder ${after?.holderIdentity}, renewTime ${before?.renewTime} → ${after?.renewTime}; the holder was told: ${aborted.report.error.message}`,
-    ).toBe(before?.resourceVersion)
+      `late renewal applied: holder ${after?.holderIdentity}, renewTime ${after?.renewTime}; the holder was told: ${aborted.report.error.message}`,
+    ).toBe(applied?.type === 'store-write' ? applied.resourceVersion : undefined)
     await holder.stop()
     r.assertSafe('stop: no late renewal')
   })
@@ -179,11 +189,13 @@ describe('faults: crashed and paused holders', () => {
     holder.pause()
     r.fault()
     const controller = controllerIn(namespace, '--retention', '1')
+    await expectControllerLeading(controller)
     await waitFor(
       'the controller to delete the paused holder’s lease',
       async () => (await leases.get(namespace, leaseNameFor('q'))) === undefined,
       { timeoutMs: 60_000, intervalMs: 100 },
     )
+    await expectControllerLeading(controller)
     await controller.stop()
     const from = holder.received.length
     holder.resume()

@@ -2,15 +2,26 @@ import type { History, Hold, Violation, Write } from './history.ts'
 
 export interface CheckOptions {
   /**
-   * Allowance, in ms, for the error of putting the workers' times on one timebase. Two holds count as
-   * overlapping only when one began more than this before the other ended, and tokens as out of order
-   * only when the hold with the larger token began more than this before the other; an overlap shorter
-   * than this is missed. A hold's start is when its holder learned it had the lock, after the acquiring
-   * write; its end is when its signal fired (or its deadline bound, or its process died), not earlier
-   * than the end of its validity: both err towards reporting a violation, never towards hiding one.
-   * @default 25
+   * Allowance, in ms, for the error of putting the workers' times on one timebase (see
+   * `overlapToleranceMs` in timebase.ts: twice the measured error of the offset, about a microsecond).
+   * Two holds count as overlapping only when one began more than this before the other ended, and tokens
+   * as out of order only when the hold with the larger token began more than this before the other. A
+   * hold's start is when its holder learned it had the lock, after the acquiring write; its end is when
+   * its signal fired or its process died (see `judgeHold`): both err towards reporting a violation.
    */
-  readonly toleranceMs?: number
+  readonly toleranceMs: number
+  /**
+   * The least time, in ms, allowed between the holder's probe (its own timer at the documented bound,
+   * which found the signal not yet aborted) and the signal: one more event-loop turn (the SDK's deadline
+   * timer may run a moment early, re-check and re-arm). The allowance is the larger of this and the
+   * probe's own measured lag. @default 50
+   */
+  readonly signalTurnMs?: number
+  /**
+   * How long after `due`, in ms, a hold may stay open with neither its signal nor its probe reported
+   * before its signal counts as never fired (reports in flight, a starved worker). @default 2000
+   */
+  readonly unansweredMs?: number
   /** Monotonic time at which open holds are considered to end. @default Infinity */
   readonly now?: number
 }
@@ -25,14 +36,18 @@ export interface CheckResult {
 
 /**
  * Judges a history: mutual exclusion of valid holds per lock, strictly increasing fencing tokens in the
- * order holds began, and no lost update on the fenced resource (a write that interleaved with another,
- * a valid holder's write refused by the fencing check, or a final counter that disagrees with the
- * writes that committed).
+ * order holds began, signals that fire by their documented bound, writes made only while the hold lasted,
+ * and no lost update on the fenced resource (a write that interleaved with another, a valid holder's
+ * write refused by the fencing check, or a final counter that disagrees with the writes that committed).
  */
-export function checkHistory(history: History, options: CheckOptions = {}): CheckResult {
-  const toleranceMs = options.toleranceMs ?? 25
+export function checkHistory(history: History, options: CheckOptions): CheckResult {
+  const { toleranceMs } = options
   const now = options.now ?? Number.POSITIVE_INFINITY
   const violations: Violation[] = []
+  for (const hold of history.holds) {
+    const late = lateSignal(hold, now, options)
+    if (late) violations.push({ kind: 'late-signal', lock: hold.lock, hold, ...late })
+  }
   const byLock = groupBy(history.holds, (hold) => hold.lock)
   for (const [lock, holds] of byLock) {
     const byStart = [...holds].sort((a, b) => a.start - b.start)
@@ -60,6 +75,15 @@ export function checkHistory(history: History, options: CheckOptions = {}): Chec
   let fenced = 0
   const committedByLock = new Map<string, number>()
   for (const write of history.writes) {
+    if (!write.late && write.checkedAt !== undefined) {
+      const hold = history.holds.find(
+        (h) => h.worker === write.worker && h.lock === write.lock && h.token === write.token,
+      )
+      const end = hold?.end ?? now
+      if (hold && write.checkedAt > end + toleranceMs) {
+        violations.push({ kind: 'unheld-write', lock: write.lock, write, hold })
+      }
+    }
     if (write.outcome === 'committed') {
       committed++
       committedByLock.set(write.lock, (committedByLock.get(write.lock) ?? 0) + 1)
@@ -84,6 +108,40 @@ export function checkHistory(history: History, options: CheckOptions = {}): Chec
   return { violations, holds: history.holds.length, writes: history.writes.length, committed, fenced }
 }
 
+/**
+ * Whether a hold's signal came too late: after its probe (the holder's timer at `due` that found it
+ * not yet aborted) by more than one event-loop turn, or not at all.
+ */
+function lateSignal(
+  hold: Hold,
+  now: number,
+  options: CheckOptions,
+): { lateMs: number; never: boolean } | undefined {
+  const { due, probeAt } = hold
+  if (due === undefined) return undefined
+  // The process died before the signal was due: nothing more to fire.
+  if (hold.exitedAt !== undefined && hold.exitedAt <= due && hold.signalAt === undefined) return undefined
+  if (hold.signalAt !== undefined && hold.signalAt <= due) return undefined
+  const observed = hold.signalAt ?? hold.exitedAt ?? now
+  if (probeAt !== undefined) {
+    const lagMs = Math.max(0, probeAt - due)
+    const allowanceMs = Math.max(lagMs, options.signalTurnMs ?? 50)
+    if (observed - probeAt > allowanceMs) {
+      return { lateMs: observed - due, never: hold.signalAt === undefined }
+    }
+    return undefined
+  }
+  // Neither the probe nor the signal: the signal came first (fine), unless nothing came at all.
+  if (
+    hold.signalAt === undefined &&
+    hold.exitedAt === undefined &&
+    now - due > (options.unansweredMs ?? 2_000)
+  ) {
+    return { lateMs: now - due, never: true }
+  }
+  return undefined
+}
+
 export function compareTokens(a: string, b: string): number {
   const x = BigInt(a)
   const y = BigInt(b)
@@ -101,6 +159,12 @@ export function describeViolations(violations: readonly Violation[]): string {
           return `token order on ${v.lock}: ${describeHold(v.b)} began before ${describeHold(v.a)} with a larger token`
         case 'duplicate-token':
           return `duplicate token on ${v.lock}: ${describeHold(v.a)} and ${describeHold(v.b)}`
+        case 'late-signal':
+          return v.never
+            ? `late signal on ${v.lock}: ${describeHold(v.hold)} had not fired ${v.lateMs.toFixed(1)} ms after it was due at ${v.hold.due?.toFixed(1)}`
+            : `late signal on ${v.lock}: ${describeHold(v.hold)} fired ${v.lateMs.toFixed(1)} ms after it was due at ${v.hold.due?.toFixed(1)}`
+        case 'unheld-write':
+          return `unheld write on ${v.lock}: ${describeWrite(v.write)} judged valid at ${v.write.checkedAt?.toFixed(1)}, after ${describeHold(v.hold)} ended`
         case 'counter':
           return `counter of ${v.lock} is ${v.actual}, but ${v.expected} writes committed`
         default:

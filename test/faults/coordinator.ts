@@ -3,10 +3,14 @@ import { appendFileSync, mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { dirname, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { onTestFailed } from 'vitest'
 import { type CheckResult, checkHistory, describeViolations } from './checker.ts'
 import { initResource, readResource } from './fenced-resource.ts'
 import type { History, Hold, Write } from './history.ts'
+import { type HoldRecord, judgeHold } from './holds.ts'
 import type { Command, Report, WorkerConfig } from './protocol.ts'
+import { createRandom, deriveSeed, faultsSeed } from './random.ts'
+import { overlapToleranceMs, TIMEBASE, toLocal } from './timebase.ts'
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..')
 const WORKER = 'test/e2e/fixtures/faults-worker.ts'
@@ -27,33 +31,7 @@ export interface Received {
   readonly latencyMs: number
 }
 
-interface OpenHold {
-  lock: string
-  worker: string
-  holder: string
-  token: string
-  start: number
-  end: number | undefined
-  endedBy: string | undefined
-  validForMs: number
-  renews: boolean
-}
-
-/** How far the coordinator's and a worker's readings of the shared clock may disagree, in ms. */
-export const CLOCK_TOLERANCE_MS = 1
-
-/** `process.hrtime` (CLOCK_MONOTONIC, shared by every process on the host) minus `performance.now()`. */
-const HRTIME_OFFSET_MS = Number(process.hrtime.bigint()) / 1e6 - performance.now()
-
-/**
- * Coordinator time of a worker's `process.hrtime` reading (ms). Every process on the host reads the same
- * monotonic clock, so this needs no calibration (checked on every report: none may arrive before it was
- * sent). `performance.timeOrigin` would not do: it is sampled from the wall clock at a slightly different
- * moment in each process, tens of milliseconds apart on a loaded machine.
- */
-function toLocal(hrtimeMs: number): number {
-  return hrtimeMs - HRTIME_OFFSET_MS
-}
+export type WorkerDefaults = Omit<WorkerConfig, 'id' | 'resourceRoot' | 'seed'>
 
 /**
  * One fault run: worker processes, the fenced resource they write to, and the history of what they
@@ -62,7 +40,9 @@ function toLocal(hrtimeMs: number): number {
 export class FaultRun {
   readonly resourceRoot: string
   readonly workers = new Map<string, Worker>()
-  readonly #holds: OpenHold[] = []
+  readonly #holds: HoldRecord[] = []
+  /** Send time of the last write that may have applied, per holder (it precedes the `acquired` report). */
+  readonly #anchors = new Map<string, number>()
   readonly #writes: Write[] = []
   readonly #locks = new Set<string>()
   /** Writes begun (read reported) and not yet reported written, per worker and lock. */
@@ -73,11 +53,20 @@ export class FaultRun {
   maxLatencyMs = 0
   minLatencyMs = Number.POSITIVE_INFINITY
 
-  readonly defaults: Omit<WorkerConfig, 'id' | 'resourceRoot'>
+  readonly defaults: WorkerDefaults
+  /** Seed of every random choice of the run (`FAULTS_SEED` replays it); printed when the test fails. */
+  readonly seed: number
+  /** The coordinator's own random choices (which fault next, how long). */
+  readonly random: () => number
 
-  constructor(defaults: Omit<WorkerConfig, 'id' | 'resourceRoot'>) {
+  constructor(defaults: WorkerDefaults, seed = faultsSeed()) {
     this.defaults = defaults
+    this.seed = seed
+    this.random = createRandom(deriveSeed(seed, 'coordinator'))
     this.resourceRoot = mkdtempSync(join(tmpdir(), 'kube-locks-faults-'))
+    onTestFailed(() => {
+      console.error(`fault run seed: FAULTS_SEED=${seed} replays its random choices`)
+    })
   }
 
   /** Creates the resource of each lock (before any worker writes to it). */
@@ -89,11 +78,14 @@ export class FaultRun {
   }
 
   /** Starts a worker; waits until it is ready to take commands. */
-  async spawn(
-    id: string,
-    overrides: Partial<Omit<WorkerConfig, 'id' | 'resourceRoot'>> = {},
-  ): Promise<Worker> {
-    const config: WorkerConfig = { ...this.defaults, ...overrides, id, resourceRoot: this.resourceRoot }
+  async spawn(id: string, overrides: Partial<WorkerDefaults> = {}): Promise<Worker> {
+    const config: WorkerConfig = {
+      ...this.defaults,
+      ...overrides,
+      id,
+      resourceRoot: this.resourceRoot,
+      seed: deriveSeed(this.seed, id),
+    }
     for (const lock of config.contend?.locks ?? []) this.resources([lock])
     const worker = new Worker(this, config)
     this.workers.set(id, worker)
@@ -112,6 +104,16 @@ export class FaultRun {
     this.minLatencyMs = Math.min(this.minLatencyMs, received.latencyMs)
     const key = (lock: string) => `${worker.id}\u0000${lock}`
     switch (report.type) {
+      case 'store-write': {
+        const { holder } = report
+        if (holder === undefined || report.outcome === 'refused') break
+        const sent = toLocal(report.writeSent)
+        this.#anchors.set(holder, Math.max(this.#anchors.get(holder) ?? sent, sent))
+        for (const hold of this.#holds) {
+          if (hold.holder === holder && hold.worker === worker.id) hold.anchor = this.#anchors.get(holder)
+        }
+        break
+      }
       case 'acquired':
         this.#holds.push({
           lock: report.lock,
@@ -119,21 +121,27 @@ export class FaultRun {
           holder: report.holder,
           token: report.token,
           start: toLocal(report.sent),
-          end: undefined,
-          endedBy: undefined,
           validForMs: report.validForMs,
-          renews: report.renews,
+          anchor: this.#anchors.get(report.holder),
+          probe: undefined,
+          signalAt: undefined,
+          signalReason: undefined,
+          exitedAt: undefined,
         })
         break
-      case 'aborted':
-        this.#end(
-          worker.id,
-          report.lock,
-          report.token,
-          toLocal(report.sent),
-          report.error.reason ?? report.error.name,
-        )
+      case 'probe': {
+        const hold = this.#find(worker.id, report.lock, report.token)
+        if (hold) hold.probe = { due: toLocal(report.due), at: toLocal(report.sent) }
         break
+      }
+      case 'aborted': {
+        const hold = this.#find(worker.id, report.lock, report.token)
+        if (hold && hold.signalAt === undefined) {
+          hold.signalAt = toLocal(report.sent)
+          hold.signalReason = report.error.reason ?? report.error.name
+        }
+        break
+      }
       case 'read':
         this.#pendingWrites.set(key(report.lock), report.token)
         break
@@ -147,6 +155,7 @@ export class FaultRun {
           readCounter: report.readCounter,
           outcome: report.outcome,
           late: report.late,
+          checkedAt: toLocal(report.checkedAt),
         })
         break
       case 'skipped':
@@ -157,9 +166,8 @@ export class FaultRun {
 
   onExit(worker: Worker, at: number): void {
     for (const hold of this.#holds) {
-      if (hold.worker === worker.id && hold.end === undefined) {
-        hold.end = at
-        hold.endedBy = 'exited'
+      if (hold.worker === worker.id && hold.signalAt === undefined && hold.exitedAt === undefined) {
+        hold.exitedAt = at
       }
     }
     for (const key of [...this.#pendingWrites.keys()]) {
@@ -170,12 +178,8 @@ export class FaultRun {
     }
   }
 
-  #end(worker: string, lock: string, token: string, at: number, endedBy: string): void {
-    const hold = this.#holds.find((h) => h.worker === worker && h.lock === lock && h.token === token)
-    if (hold && hold.end === undefined) {
-      hold.end = at
-      hold.endedBy = endedBy
-    }
+  #find(worker: string, lock: string, token: string): HoldRecord | undefined {
+    return this.#holds.find((h) => h.worker === worker && h.lock === lock && h.token === token)
   }
 
   /** The holds reported so far (open ones have no end). */
@@ -187,23 +191,8 @@ export class FaultRun {
     return this.#writes
   }
 
-  #effective(hold: OpenHold): Hold {
-    // Every write of the holder was sent before it was reported (no renewal) or before it was stopped, so
-    // its deadline passed at most `validForMs` later, even if it could not run to report its signal.
-    const now = performance.now()
-    const bounds: number[] = []
-    if (!hold.renews) bounds.push(hold.start + hold.validForMs)
-    for (const [from, to] of this.workers.get(hold.worker)?.pauses ?? []) {
-      const bound = from + hold.validForMs
-      if (from >= hold.start && bound < (to ?? now) && (hold.end === undefined || from < hold.end)) {
-        bounds.push(bound)
-      }
-    }
-    const bound = Math.min(...bounds)
-    if (bound <= now && (hold.end === undefined || bound < hold.end)) {
-      return { ...hold, end: bound, endedBy: `deadline (${hold.endedBy ?? 'open'})` }
-    }
-    return { ...hold }
+  #effective(hold: HoldRecord): Hold {
+    return judgeHold(hold, this.workers.get(hold.worker)?.pauses ?? [], performance.now())
   }
 
   history(): History {
@@ -217,13 +206,14 @@ export class FaultRun {
     }
   }
 
-  check(toleranceMs?: number): CheckResult {
-    return checkHistory(this.history(), { toleranceMs, now: performance.now() })
+  /** Judges the history so far, with the overlap tolerance derived from the measured timebase error. */
+  check(): CheckResult {
+    return checkHistory(this.history(), { toleranceMs: overlapToleranceMs(), now: performance.now() })
   }
 
   /** Checks the history and fails with every violation; records the counts for the summary. */
-  assertSafe(name: string, toleranceMs?: number): CheckResult {
-    const result = this.check(toleranceMs)
+  assertSafe(name: string): CheckResult {
+    const result = this.check()
     recordSummary({
       test: name,
       acquisitions: result.holds,
@@ -233,16 +223,20 @@ export class FaultRun {
       faults: this.faults,
       violations: result.violations.length,
       maxLatencyMs: Math.round(this.maxLatencyMs),
-      minLatencyMs: Math.round(this.minLatencyMs * 100) / 100,
+      minLatencyMs: Math.round(this.minLatencyMs * 1000) / 1000,
+      timebaseErrorMs: TIMEBASE.errorMs,
+      seed: this.seed,
     })
-    // The history puts worker times on this process's clock through the shared epoch origin; a report
-    // received before it was sent would show that conversion is off.
-    if (this.minLatencyMs < -CLOCK_TOLERANCE_MS) {
-      throw new Error(`a report arrived ${-this.minLatencyMs} ms before it was sent: the timebases disagree`)
+    // The history puts worker times on this process's clock through the shared monotonic clock; a
+    // report received before it was sent would show that conversion is off by more than measured.
+    if (this.minLatencyMs < -overlapToleranceMs()) {
+      throw new Error(
+        `a report arrived ${-this.minLatencyMs} ms before it was sent: the timebases disagree by more than the measured ${TIMEBASE.errorMs} ms (FAULTS_SEED=${this.seed})`,
+      )
     }
     if (result.violations.length > 0) {
       throw new Error(
-        `${result.violations.length} safety violations:\n${describeViolations(result.violations)}`,
+        `${result.violations.length} safety violations (FAULTS_SEED=${this.seed}):\n${describeViolations(result.violations)}`,
       )
     }
     return result
@@ -267,6 +261,7 @@ export class Worker {
   /** SIGSTOP and SIGCONT times on the coordinator's clock; the last one open while stopped. */
   readonly pauses: [number, number | undefined][] = []
   #exit: { code: number | null; signal: NodeJS.Signals | null } | undefined
+  #pings = 0
   #waiters = new Set<() => void>()
 
   constructor(run: FaultRun, config: WorkerConfig) {
@@ -372,6 +367,30 @@ export class Worker {
     this.child.kill('SIGCONT')
     this.child.kill('SIGKILL')
     await this.exited
+  }
+
+  /**
+   * Resolves once every timer of the worker that was due when this was called has run, and every
+   * create or update its store sent until then has settled (been answered or given up on), and reported.
+   */
+  async settle(timeoutMs = 30_000): Promise<void> {
+    const deadline = performance.now() + timeoutMs
+    for (;;) {
+      const id = ++this.#pings
+      const from = this.received.length
+      this.send({ type: 'ping', id })
+      const pong = await this.next(
+        'pong',
+        (p) => p.id === id,
+        Math.max(1, deadline - performance.now()),
+        from,
+      )
+      if (pong.report.inFlight === 0) return
+      if (performance.now() >= deadline) {
+        throw new Error(`${this.id} still had ${pong.report.inFlight} writes in flight after ${timeoutMs} ms`)
+      }
+      await new Promise((resolveWait) => setTimeout(resolveWait, 20))
+    }
   }
 
   /** Asks the worker to finish and waits for it to exit. */

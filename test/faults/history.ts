@@ -19,8 +19,23 @@ export interface Hold {
    * upper bound of the local deadline of a lock that does not renew. `undefined` while the hold is open.
    */
   readonly end: number | undefined
-  /** How the hold ended: `released`, a `LockLostReason`, `killed`, `deadline`, or open. */
+  /** How the hold ended: `released`, a `LockLostReason`, `exited`, `deadline (…)` or open. */
   readonly endedBy?: string | undefined
+  /**
+   * When the signal was due at the latest, by the documented bound: the send time of the holder's last
+   * write that may have applied, plus `expires − safetyMargin` (the margin as the SDK resolves it). When
+   * that instant fell while the holder was stopped, the moment it continued. `undefined` when unknown.
+   */
+  readonly due?: number | undefined
+  /** When the lock's signal aborted, as the holder saw it. */
+  readonly signalAt?: number | undefined
+  /**
+   * When the holder's own timer, set for `due`, ran and found the signal not yet aborted (a reading of
+   * the holder's event-loop lag at that moment); `undefined` if the signal came first.
+   */
+  readonly probeAt?: number | undefined
+  /** When the coordinator saw the holder's process exit, if it did while holding. */
+  readonly exitedAt?: number | undefined
 }
 
 /** One read–modify–write on the fenced resource, as the resource itself answered it. */
@@ -40,8 +55,10 @@ export interface Write {
    * `race` — another writer created the same version at the same instant.
    */
   readonly outcome: 'committed' | 'fenced' | 'lost-update' | 'race'
-  /** Whether the writer's lock signal had already aborted when it wrote (a knowingly late write). */
+  /** Whether `lock.valid` was false right before the write (a knowingly late write). */
   readonly late: boolean
+  /** When the writer checked `lock.valid`, right before the write. */
+  readonly checkedAt?: number | undefined
 }
 
 export type Violation =
@@ -57,6 +74,17 @@ export type Violation =
   | { readonly kind: 'lost-update'; readonly lock: string; readonly write: Write }
   | { readonly kind: 'race'; readonly lock: string; readonly write: Write }
   | { readonly kind: 'valid-write-fenced'; readonly lock: string; readonly write: Write }
+  /** A holder believed its lock valid (`lock.valid`) after its hold had ended. */
+  | { readonly kind: 'unheld-write'; readonly lock: string; readonly write: Write; readonly hold: Hold }
+  /** The signal fired later than its documented bound allows, or not at all. */
+  | {
+      readonly kind: 'late-signal'
+      readonly lock: string
+      readonly hold: Hold
+      /** How long after `due` it fired, or (`never`) how long after `due` it had still not. */
+      readonly lateMs: number
+      readonly never: boolean
+    }
   | {
       readonly kind: 'counter'
       readonly lock: string

@@ -24,6 +24,13 @@ export interface WorkerConfig {
   readonly wallSkewMs?: number
   /** Rate of the monotonic clock the SDK sees relative to the real one. @default 1 */
   readonly clockRate?: number
+  /** Seed of the worker's random choices (see random.ts). */
+  readonly seed: number
+  /**
+   * A planted bug, to show the checker catches it: the SDK is given this safety margin (seconds) while
+   * the documented bound is computed with the margin the options ask for, so the signal fires late.
+   */
+  readonly plantSdkSafetyMargin?: number
   /** Autonomous contention: acquire a random lock of `locks`, read, pause, write, release; repeat. */
   readonly contend?: {
     readonly locks: readonly string[]
@@ -41,6 +48,8 @@ export type Command =
   /** Write what was read back, plus one, whether or not the signal has fired (a late write). */
   | { readonly type: 'commit'; readonly lock: string }
   | { readonly type: 'release'; readonly lock: string }
+  /** Answered with `pong` after the timers that were due by then have run (after a SIGCONT: overdue ones). */
+  | { readonly type: 'ping'; readonly id: number }
   /** Finish the current hold, close the client and exit. */
   | { readonly type: 'stop' }
 
@@ -60,14 +69,32 @@ export type Report = { readonly sent: number } & (
       readonly holder: string
       readonly token: string
       /**
-       * Real milliseconds from a write being sent until the holder's deadline unless renewed
-       * (`expires − safetyMargin`, scaled by the clock rate): a hold is surely over this long after it
-       * was reported without renewal, or after its holder was stopped.
+       * Real milliseconds from a write being sent until the documented bound of its signal:
+       * `expires − safetyMargin`, the margin as the SDK resolves it (`defaultSafetyMargin` or the
+       * option), stretched by `1 / clockRate` for a clock that runs slow.
        */
       readonly validForMs: number
       readonly renews: boolean
     }
   | { readonly type: 'aborted'; readonly lock: string; readonly token: string; readonly error: ErrorInfo }
+  /**
+   * A create or update the SDK's store sent, once it settled: `holder` is the holder it names (none for
+   * a release), `writeSent` the host time it was sent; `unknown` when it failed in a way that may have
+   * applied, `refused` when it surely did not.
+   */
+  | {
+      readonly type: 'store-write'
+      readonly op: 'create' | 'update'
+      readonly name: string
+      readonly holder: string | undefined
+      readonly writeSent: number
+      readonly outcome: 'applied' | 'unknown' | 'refused'
+      readonly resourceVersion?: string | undefined
+    }
+  /** The worker's own timer at the documented bound (`due`, host time) ran and the signal had not fired. */
+  | { readonly type: 'probe'; readonly lock: string; readonly token: string; readonly due: number }
+  /** `inFlight`: creates and updates sent and not yet settled. */
+  | { readonly type: 'pong'; readonly id: number; readonly inFlight: number }
   | {
       readonly type: 'read'
       readonly lock: string
@@ -82,7 +109,10 @@ export type Report = { readonly sent: number } & (
       readonly outcome: 'committed' | 'fenced' | 'lost-update' | 'race'
       readonly readVersion: number
       readonly readCounter: number
+      /** `lock.valid` was false right before the write. */
       readonly late: boolean
+      /** Host time of that check. */
+      readonly checkedAt: number
     }
   /** The holder skipped its write because its signal had fired during the pause. */
   | { readonly type: 'skipped'; readonly lock: string; readonly token: string }
