@@ -2,6 +2,7 @@ import { afterEach, describe, expect, it } from 'vitest'
 import {
   createLocks,
   createMemoryLeaseStore,
+  defaultSafetyMargin,
   type Locks,
   LockUnavailableError,
   leaseNameFor,
@@ -47,17 +48,47 @@ describe('faults: acquisition after a write with an unknown outcome', () => {
       },
       { phase: 'before' },
     )
-    locks = createLocks({ store, namespace, expiryGrace: 0.1, retryInterval: 0.05 })
+    // The send time of every write that applied, to judge the signal against its documented bound.
+    const applied: { sentAt: number; resourceVersion: string }[] = []
+    const stamped: typeof store = Object.assign(Object.create(store) as typeof store, {
+      create: async (...args: Parameters<typeof store.create>) => {
+        const sentAt = performance.now()
+        const record = await store.create(...args)
+        applied.push({ sentAt, resourceVersion: record.resourceVersion })
+        return record
+      },
+      update: async (...args: Parameters<typeof store.update>) => {
+        const sentAt = performance.now()
+        const record = await store.update(...args)
+        applied.push({ sentAt, resourceVersion: record.resourceVersion })
+        return record
+      },
+    })
+    locks = createLocks({ store: stamped, namespace, expiryGrace: 0.1, retryInterval: 0.05 })
     const started = performance.now()
     const lock = await locks.acquire(name, { expires: 3, timeout: 30 })
     const acquiredAfter = performance.now() - started
     // It had to wait for the other holder's 4 s (+ grace): its own write came after that.
     expect(acquiredAfter).toBeGreaterThanOrEqual(4_000)
     expect(store.peek(namespace, leaseNameFor(name))?.holderIdentity).toBe(lock.holder)
-    // Its signal must fire no earlier than expires − margin (2.7 s) after the write that took it.
-    expect(lock.signal.aborted, `signal fired at once: ${String(lock.signal.reason)}`).toBe(false)
-    await new Promise((resolve) => setTimeout(resolve, 1_000))
-    expect(lock.signal.aborted, `signal fired within 1 s: ${String(lock.signal.reason)}`).toBe(false)
+    // Its signal must fire at expires − margin after the write that took it: not earlier (counted from
+    // the lost write), not later. Wait for it, bounded by that deadline.
+    const write = applied.find((w) => w.resourceVersion === lock.fencingToken)
+    expect(write, 'the acquiring write').toBeDefined()
+    const due = (write?.sentAt ?? 0) + (3 - defaultSafetyMargin(3)) * 1000
+    const firedAt = await new Promise<number>((resolve, reject) => {
+      if (lock.signal.aborted) resolve(performance.now())
+      const timer = setTimeout(
+        () => reject(new Error('the signal did not fire by its deadline + 1 s')),
+        due + 1_000 - performance.now(),
+      )
+      lock.signal.addEventListener('abort', () => {
+        clearTimeout(timer)
+        resolve(performance.now())
+      })
+    })
+    expect(firedAt, `signal fired early: ${String(lock.signal.reason)}`).toBeGreaterThanOrEqual(due - 1)
+    expect(firedAt - due).toBeLessThan(200)
     await lock.release()
   }, 30_000)
 })

@@ -2,7 +2,7 @@ import { spawn } from 'node:child_process'
 import { EventEmitter } from 'node:events'
 import { KubeConfig } from '@kubernetes/client-node'
 import fc from 'fast-check'
-import { afterEach, describe, expect, it } from 'vitest'
+import { afterEach, describe, expect, it, onTestFailed } from 'vitest'
 import { runCli } from '../../cli/program.ts'
 import {
   createKubernetesLeaseStore,
@@ -15,14 +15,22 @@ import {
   MAX_LOCK_NAME_BYTES,
 } from '../../sdk/index.ts'
 import { recordSummary, scaled } from '../faults/coordinator.ts'
+import { deriveSeed, faultsSeed } from '../faults/random.ts'
 import { adminKubeConfig, createNamespace, kubeconfigPath } from './support.ts'
 
 // Names and options, valid and not, through the public API and the CLI. Every call ends
 // in a lock or a LockError with a message (never another exception); a call refused for its input
 // creates no lease; and a non-empty name with valid options always works.
 
+// fast-check prints its seed and path on failure; both runs derive theirs from FAULTS_SEED.
+const seed = faultsSeed()
+
 let locks: Locks | undefined
 let store: LeaseStore | undefined
+
+function printSeed(): void {
+  onTestFailed(() => console.error(`fuzz seed: FAULTS_SEED=${seed} replays it`))
+}
 
 afterEach(async () => {
   await locks?.close()
@@ -89,6 +97,7 @@ function leaseName(name: unknown): string | undefined {
 
 describe('faults: bad input', () => {
   it('fuzzed names and options through acquire() and withLock()', async () => {
+    printSeed()
     const ns = await createNamespace('faults-fuzz')
     const config = new KubeConfig()
     config.loadFromFile(kubeconfigPath())
@@ -138,21 +147,23 @@ describe('faults: bad input', () => {
           ).toBeUndefined()
         }
       }),
-      { numRuns: scaled(60, 600) },
+      { numRuns: scaled(60, 600), seed: deriveSeed(seed, 'sdk') },
     )
     // Nothing else appeared: every lease belongs to an accepted call.
     const list = await leases.list(ns)
     for (const lease of list.items)
       expect(taken.has(lease.annotations[LOCK_NAME_ANNOTATION] ?? '')).toBe(true)
-    recordSummary({ test: 'fuzz: SDK', calls, refused, acquisitions: calls - refused, violations: 0 })
+    recordSummary({ test: 'fuzz: SDK', calls, refused, acquisitions: calls - refused, violations: 0, seed })
   }, 300_000)
 
   it('fuzzed names and options through the CLI: usage errors, no crash, no lease', async () => {
+    printSeed()
     const ns = await createNamespace('faults-fuzz-cli')
     const leases = createKubernetesLeaseStore(adminKubeConfig())
     store = leases
     const taken = new Set<string>()
     let calls = 0
+    let accepted = 0
     const cli = async (argv: string[]) => {
       let stdout = ''
       let stderr = ''
@@ -171,16 +182,38 @@ describe('faults: bad input', () => {
       })
       return { code, stdout, stderr }
     }
-    const seconds = fc.oneof(
-      fc.constantFrom('1', '0', '2.5', 'inf', '-1', 'NaN', '', 'abc', '1e400', '0x10', ' 3 ', '-0'),
-      fc.double({ noNaN: false }).map(String),
+    // Each value with whether the CLI must accept it: decimal seconds (`--expires` above 0, long enough
+    // for a lock on a loaded machine; `--timeout` from 0, or `inf`).
+    const junk = fc.oneof(
+      fc.constantFrom('-1', 'NaN', '', 'abc', '1e400', '0x10', '-0', '1e3', 'Infinity', '+2'),
+      fc
+        .double({ noNaN: false })
+        .map(String)
+        .filter((text) => !/^[0-9]+(\.[0-9]+)?$/.test(text.trim())),
+    )
+    const decimal = (min: number, max: number) =>
+      fc.double({ min, max, noNaN: true }).map((value) => String(Number(value.toFixed(3))))
+    const expiresChoice = choice(
+      fc.oneof(decimal(5, 1e5), fc.constantFrom('5', '20', ' 30 ', '600')),
+      fc.oneof(junk, fc.constant('0')),
+    )
+    const timeoutChoice = choice(fc.oneof(decimal(0, 30), fc.constantFrom('0', '2.5', 'inf', 'INF')), junk)
+    const nameChoice = fc.oneof(
+      {
+        weight: 9,
+        arbitrary: fc
+          .string({ unit: 'grapheme', minLength: 1, maxLength: 80 })
+          .filter((text) => !text.startsWith('-'))
+          .map((text) => [text, true] as const),
+      },
+      { weight: 1, arbitrary: fc.constant(['', false] as const) },
     )
     await fc.assert(
       fc.asyncProperty(
-        fc.string({ unit: 'grapheme', minLength: 0, maxLength: 80 }).filter((s) => !s.startsWith('-')),
-        seconds,
-        seconds,
-        async (name, expires, timeout) => {
+        nameChoice,
+        expiresChoice,
+        timeoutChoice,
+        async ([name, nameOk], [expires, expiresOk], [timeout, timeoutOk]) => {
           calls++
           const argv = [
             'run',
@@ -190,9 +223,9 @@ describe('faults: bad input', () => {
             '-n',
             ns,
             '--expires',
-            expires,
+            String(expires),
             '--timeout',
-            timeout,
+            String(timeout),
             '--',
             'true',
           ]
@@ -201,6 +234,13 @@ describe('faults: bad input', () => {
             result.code,
           )
           expect(result.stderr).not.toMatch(/\n\s+at /)
+          // Valid input must work: any non-empty name, valid seconds.
+          const valid = nameOk && expiresOk && timeoutOk
+          expect(
+            result.code === 0,
+            `${valid ? 'refused valid' : 'accepted invalid'} ${JSON.stringify(argv)} → ${result.code}\n${result.stderr}`,
+          ).toBe(valid)
+          if (valid) accepted++
           if (result.code === 0) {
             taken.add(name)
             return
@@ -212,8 +252,10 @@ describe('faults: bad input', () => {
           }
         },
       ),
-      { numRuns: scaled(40, 300) },
+      { numRuns: scaled(40, 300), seed: deriveSeed(seed, 'cli') },
     )
+    // Most generated inputs are valid: the property above did require them to succeed.
+    expect(accepted).toBeGreaterThan(calls / 3)
     // One real process: a bad option is a usage error with a message, not a stack trace.
     const child = spawn(process.execPath, ['cli/main.ts', 'run', 'x', '--expires', '-5', '--', 'true'], {
       stdio: ['ignore', 'pipe', 'pipe'],
@@ -230,6 +272,6 @@ describe('faults: bad input', () => {
     expect(stderr).toMatch(/--expires/)
     expect(stderr).not.toMatch(/\n\s+at /)
     expect(await leases.get('default', leaseNameFor('x'))).toBeUndefined()
-    recordSummary({ test: 'fuzz: CLI', calls, violations: 0 })
+    recordSummary({ test: 'fuzz: CLI', calls, accepted, violations: 0, seed })
   }, 300_000)
 })
