@@ -209,3 +209,38 @@ describe('watch', () => {
     expect(STALL_MARGIN_SECONDS).toBeGreaterThan(0)
   })
 })
+
+describe('serverVersion', () => {
+  it('reads GET /version, and translates a failure', async () => {
+    const paths: string[] = []
+    const server = createServer((request, response) => {
+      paths.push(request.url ?? '')
+      if (paths.length === 1) {
+        response.writeHead(200, { 'content-type': 'application/json' })
+        response.end(
+          JSON.stringify({ major: '1', minor: '33', gitVersion: 'v1.33.13', platform: 'linux/amd64' }),
+        )
+      } else {
+        response.writeHead(503, { 'content-type': 'application/json' })
+        response.end(
+          JSON.stringify({ kind: 'Status', code: 503, reason: 'ServiceUnavailable', message: 'x' }),
+        )
+      }
+    })
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+    const { port } = server.address() as AddressInfo
+    const store = createKubernetesLeaseStore(kubeConfigFor(`http://127.0.0.1:${port}`))
+    try {
+      expect(await store.serverVersion?.({ signal: AbortSignal.timeout(10_000) })).toEqual({
+        major: '1',
+        minor: '33',
+        gitVersion: 'v1.33.13',
+      })
+      await expect(store.serverVersion?.()).rejects.toBeInstanceOf(LockUnavailableError)
+      expect(paths).toEqual(['/version', '/version'])
+    } finally {
+      await store.close?.()
+      await new Promise((resolve) => server.close(resolve))
+    }
+  })
+})

@@ -9,6 +9,7 @@ import {
   type ResponseContext,
   type V1DeleteOptions,
   type V1Lease,
+  VersionApi,
   Watch,
 } from '@kubernetes/client-node'
 import { LEASE_RESOURCE } from './constants.ts'
@@ -99,6 +100,7 @@ export function createKubernetesLeaseStore(
     )
   }
   const api = kubeConfig.makeApiClient(CoordinationV1Api)
+  const versionApi = kubeConfig.makeApiClient(VersionApi)
   const watchTimeoutSeconds = options.watchTimeoutSeconds ?? DEFAULT_WATCH_TIMEOUT_SECONDS
   if (!Number.isInteger(watchTimeoutSeconds) || watchTimeoutSeconds < 1 || watchTimeoutSeconds > 3600) {
     throw new InvalidLockOptionsError(
@@ -208,6 +210,18 @@ export function createKubernetesLeaseStore(
       return {
         items: list.items.map((lease) => toRecord({ ...lease, metadata: { ...lease.metadata, namespace } })),
         resourceVersion: list.metadata?.resourceVersion ?? '',
+      }
+    },
+
+    async serverVersion(options) {
+      const signal = options?.signal
+      signal?.throwIfAborted()
+      try {
+        const { major, minor, gitVersion } = await versionApi.getCode({}, configFor(signal))
+        return { major, minor, gitVersion }
+      } catch (error) {
+        if (signal?.aborted) throw signal.reason
+        throw translateError(error, { verb: 'get', namespace: '', name: 'version', server: server as string })
       }
     },
 

@@ -1,4 +1,5 @@
 import type { LeaseDraft, LeaseRecord } from './lease-record.ts'
+import type { ServerVersionInfo } from './server-version.ts'
 
 /**
  * The narrow storage interface under the lock algorithm. Two implementations: the Kubernetes API
@@ -59,6 +60,13 @@ export interface LeaseStore {
    * `LockError`.
    */
   watch(namespace: string, options: WatchOptions, onEvent: (event: LeaseEvent) => void): Promise<void>
+
+  /**
+   * The API server's version (`GET /version`), which the lock client reads once to warn when fencing
+   * tokens rest on etcd's behaviour rather than the API's promise (before Kubernetes 1.35). Optional:
+   * a store without it (the memory store) is not checked.
+   */
+  serverVersion?(options?: RequestOptions): Promise<ServerVersionInfo>
 
   /** Frees what the store holds open (connections). Optional; the SDK calls it on stores it created. */
   close?(): Promise<void>

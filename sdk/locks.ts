@@ -13,6 +13,7 @@ import { freedRecord, isManaged } from './lease-record.ts'
 import type { LeaseStore } from './lease-store.ts'
 import type { AcquireOptions, ResolvedAcquireOptions, ResolvedLocksOptions } from './options.ts'
 import { resolveAcquireOptions } from './options.ts'
+import { checkServerVersion } from './server-version.ts'
 import { setClampedTimeout } from './timers.ts'
 import type { HubEvent } from './watch-hub.ts'
 import { isNewer, jitter, WatchHub } from './watch-hub.ts'
@@ -63,6 +64,7 @@ export class LockClient implements Locks {
    */
   readonly #observations = new Map<string, LeaseObservation>()
   #closing: Promise<void> | undefined
+  #versionChecked = false
 
   constructor(options: ResolvedLocksOptions, store: LeaseStore, ownsStore: boolean) {
     this.#options = options
@@ -84,6 +86,7 @@ export class LockClient implements Locks {
       name = nameOrOptions
       options = maybeOptions
     }
+    this.#checkServerVersion()
     const task = (async () => this.#acquire(this.#lockName(name), resolveAcquireOptions(options)))()
     this.#pending.add(task)
     const forget = () => this.#pending.delete(task)
@@ -137,6 +140,24 @@ export class LockClient implements Locks {
     await Promise.all([...this.#held].map((lock) => lock.release()))
     await this.#hub.close()
     if (this.#ownsStore) await this.#store.close?.()
+  }
+
+  /**
+   * Once per client, beside the first acquire (not delaying it): warns if the server is older than
+   * Kubernetes 1.35, where fencing tokens rest on etcd's behaviour rather than the API's promise.
+   * Tracked with the pending calls, so close() ends and awaits it.
+   */
+  #checkServerVersion(): void {
+    if (this.#versionChecked || this.#closeController.signal.aborted) return
+    this.#versionChecked = true
+    const timer = this.#requestTimer(this.#options.requestTimeoutMs)
+    const signal = AbortSignal.any([timer.start(), this.#closeController.signal])
+    const task = checkServerVersion(this.#store, this.#options.logger, { signal }).finally(() =>
+      timer.clear(),
+    )
+    this.#pending.add(task)
+    const forget = () => this.#pending.delete(task)
+    task.then(forget, forget)
   }
 
   #lockName(name: string | undefined): string {
