@@ -28,8 +28,8 @@ export interface ControlPlaneOptions {
   readonly binaries?: Binaries
 }
 
-const DIR_PREFIX = 'kube-locks-cp-'
-const READY_TIMEOUT_MS = 90_000
+export const DIR_PREFIX = 'kube-locks-cp-'
+export const READY_TIMEOUT_MS = 90_000
 
 /**
  * A real etcd and kube-apiserver as local processes, the way controller-runtime's envtest
@@ -114,23 +114,7 @@ export class ControlPlane {
       const apiserver = new ServerProcess(
         'kube-apiserver',
         binaries.kubeApiserver,
-        [
-          `--etcd-servers=${etcdUrl}`,
-          '--bind-address=127.0.0.1',
-          '--advertise-address=127.0.0.1',
-          `--secure-port=${apiPort}`,
-          `--cert-dir=${join(dir, 'apiserver-certs')}`,
-          `--tls-cert-file=${serving.certFile}`,
-          `--tls-private-key-file=${serving.keyFile}`,
-          `--client-ca-file=${pki.ca.certFile}`,
-          '--service-account-issuer=https://kubernetes.default.svc.cluster.local',
-          `--service-account-key-file=${join(pkiDir, 'sa.pub')}`,
-          `--service-account-signing-key-file=${join(pkiDir, 'sa.key')}`,
-          '--service-cluster-ip-range=10.0.0.0/24',
-          '--authorization-mode=RBAC',
-          '--disable-admission-plugins=ServiceAccount',
-          '--allow-privileged=true',
-        ],
+        apiserverArgs({ etcdServers: [etcdUrl], port: apiPort, dir, pkiDir, pki, serving }),
         join(dir, 'kube-apiserver.log'),
       )
       const kubeconfigPath = join(dir, 'kubeconfig')
@@ -211,24 +195,7 @@ export class ControlPlane {
 
   /** An admin request to the API server, for the harness's own needs. */
   request(method: string, path: string, body?: unknown): Promise<{ status: number; body: string }> {
-    const payload = body === undefined ? undefined : JSON.stringify(body)
-    return new Promise((resolve, reject) => {
-      const req = httpsRequest(
-        `${this.server}${path}`,
-        {
-          method,
-          ca: this.pki.ca.cert,
-          cert: this.admin.cert,
-          key: this.admin.key,
-          headers: payload ? { 'content-type': 'application/json' } : {},
-          timeout: 10_000,
-        },
-        (res) => collect(res, resolve, reject),
-      )
-      req.on('timeout', () => req.destroy(new Error(`${method} ${path} timed out`)))
-      req.on('error', reject)
-      req.end(payload)
-    })
+    return adminRequest(this.server, this.pki.ca, this.admin, method, path, body)
   }
 
   /** Stops both servers and removes every file of this control plane. */
@@ -265,7 +232,7 @@ export class ControlPlane {
 
 type Credentials = { cert: KeyPair } | { token: string }
 
-function kubeconfig(
+export function kubeconfig(
   server: string,
   ca: string,
   user: string,
@@ -299,7 +266,7 @@ current-context: kube-locks-test
 }
 
 /** A port that was free a moment ago; the servers bind it right after. */
-function freePort(): Promise<number> {
+export function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const server = createServer()
     server.on('error', reject)
@@ -312,12 +279,89 @@ function freePort(): Promise<number> {
   })
 }
 
-function get(url: string): Promise<{ status: number; body: string }> {
+export function get(url: string): Promise<{ status: number; body: string }> {
   return new Promise((resolve, reject) => {
     const req = httpRequest(url, { timeout: 5_000 }, (res) => collect(res, resolve, reject))
     req.on('timeout', () => req.destroy(new Error(`GET ${url} timed out`)))
     req.on('error', reject)
     req.end()
+  })
+}
+
+/** The arguments of a kube-apiserver on `port` that stores in `etcdServers`. */
+export function apiserverArgs(init: {
+  readonly etcdServers: readonly string[]
+  readonly port: number
+  /** The control plane's folder; the server's own certificates go to `<dir>/<certDir>`. */
+  readonly dir: string
+  readonly certDir?: string
+  readonly pkiDir: string
+  readonly pki: TestPki
+  readonly serving: KeyPair
+  readonly extra?: readonly string[]
+}): string[] {
+  const { pkiDir, pki, serving } = init
+  return [
+    `--etcd-servers=${init.etcdServers.join(',')}`,
+    '--bind-address=127.0.0.1',
+    '--advertise-address=127.0.0.1',
+    `--secure-port=${init.port}`,
+    `--cert-dir=${join(init.dir, init.certDir ?? 'apiserver-certs')}`,
+    `--tls-cert-file=${serving.certFile}`,
+    `--tls-private-key-file=${serving.keyFile}`,
+    `--client-ca-file=${pki.ca.certFile}`,
+    '--service-account-issuer=https://kubernetes.default.svc.cluster.local',
+    `--service-account-key-file=${join(pkiDir, 'sa.pub')}`,
+    `--service-account-signing-key-file=${join(pkiDir, 'sa.key')}`,
+    '--service-cluster-ip-range=10.0.0.0/24',
+    '--authorization-mode=RBAC',
+    '--disable-admission-plugins=ServiceAccount',
+    '--allow-privileged=true',
+    ...(init.extra ?? []),
+  ]
+}
+
+/** A request with the admin's client certificate to the API server at `server`. */
+export function adminRequest(
+  server: string,
+  ca: KeyPair,
+  admin: KeyPair,
+  method: string,
+  path: string,
+  body?: unknown,
+): Promise<{ status: number; body: string }> {
+  const payload = body === undefined ? undefined : JSON.stringify(body)
+  return new Promise((resolve, reject) => {
+    const req = httpsRequest(
+      `${server}${path}`,
+      {
+        method,
+        ca: ca.cert,
+        cert: admin.cert,
+        key: admin.key,
+        headers: payload ? { 'content-type': 'application/json' } : {},
+        timeout: 10_000,
+      },
+      (res) => collect(res, resolve, reject),
+    )
+    req.on('timeout', () => req.destroy(new Error(`${method} ${path} timed out`)))
+    req.on('error', reject)
+    req.end(payload)
+  })
+}
+
+/** A JSON POST over plain HTTP (etcd's gRPC gateway). */
+export function postJson(url: string, body: unknown): Promise<{ status: number; body: string }> {
+  const payload = JSON.stringify(body)
+  return new Promise((resolve, reject) => {
+    const req = httpRequest(
+      url,
+      { method: 'POST', headers: { 'content-type': 'application/json' }, timeout: 5_000 },
+      (res) => collect(res, resolve, reject),
+    )
+    req.on('timeout', () => req.destroy(new Error(`POST ${url} timed out`)))
+    req.on('error', reject)
+    req.end(payload)
   })
 }
 
@@ -335,7 +379,7 @@ function collect(
   res.on('error', reject)
 }
 
-function safeFileName(name: string): string {
+export function safeFileName(name: string): string {
   return name.replace(/[^A-Za-z0-9._-]/g, '_')
 }
 
@@ -343,7 +387,7 @@ function safeFileName(name: string): string {
  * Removes the folders of control planes whose process is gone (killed before it could
  * clean up); the servers themselves died with it (see ServerProcess).
  */
-function removeStaleDirs(): void {
+export function removeStaleDirs(): void {
   for (const entry of readdirSync(tmpdir())) {
     if (!entry.startsWith(DIR_PREFIX)) continue
     const pid = Number(entry.slice(DIR_PREFIX.length).split('-')[0])

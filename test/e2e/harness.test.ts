@@ -1,12 +1,13 @@
 /**
  * The local control plane itself: credentials for RBAC tests, restarts that keep data, and a
- * stop that leaves no process and no file behind.
+ * stop that leaves no process and no file behind; and the highly available one: an etcd cluster
+ * of three members, two API servers, leader election and cut-off members.
  */
 import { existsSync } from 'node:fs'
 import { KubeConfig } from '@kubernetes/client-node'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { ControlPlane } from '../cluster/index.ts'
-import { apiRequest, kubectl } from './support.ts'
+import { ControlPlane, HaControlPlane } from '../cluster/index.ts'
+import { apiRequest, kubectl, runCommand, waitFor } from './support.ts'
 
 let plane: ControlPlane
 
@@ -88,5 +89,139 @@ describe('local control plane', () => {
       expect(pid).toBeTypeOf('number')
       expect(() => process.kill(pid as number, 0)).toThrow()
     }
+  })
+})
+
+describe('highly available control plane', () => {
+  let ha: HaControlPlane | undefined
+
+  beforeAll(async () => {
+    ha = await HaControlPlane.start({ binaries: plane.binaries })
+  }, 180_000)
+
+  afterAll(async () => {
+    await ha?.stop()
+  })
+
+  function started(): HaControlPlane {
+    if (!ha) throw new Error('no HA control plane')
+    return ha
+  }
+
+  const haLeases = (ns: string) => `/apis/coordination.k8s.io/v1/namespaces/${ns}/leases`
+
+  it('runs three etcd members in one cluster and two API servers behind the front', async () => {
+    const cp = started()
+    const members = await cp.etcdMemberList()
+    expect(members.map((m) => m.name).sort()).toEqual(['m0', 'm1', 'm2'])
+    // Every member agrees on one leader among them.
+    const leader = await cp.etcdLeader()
+    const statuses = await Promise.all(cp.etcd.map((m) => cp.etcdStatus(m.index)))
+    expect(new Set(statuses.map((s) => s.leaderId))).toEqual(new Set([statuses[leader]?.memberId]))
+    expect(new Set(statuses.map((s) => s.memberId))).toEqual(new Set(members.map((m) => m.id)))
+    for (const api of cp.apiServers) {
+      expect((await cp.request('GET', '/readyz', undefined, api.index)).status).toBe(200)
+      const version = await kubectl(['version', '-o', 'json'], api.kubeconfigPath)
+      expect(version.code).toBe(0)
+    }
+    // The front spreads new connections over both servers: each kubectl run opens its own.
+    const before = [...cp.front.connections]
+    for (let i = 0; i < 4; i++)
+      expect((await kubectl(['get', 'ns', 'default'], cp.kubeconfigPath)).code).toBe(0)
+    for (const [i, n] of cp.front.connections.entries()) expect(n).toBeGreaterThan(before[i] ?? 0)
+  })
+
+  it('reads through one API server what was written through the other', async () => {
+    const cp = started()
+    const created = await cp.request(
+      'POST',
+      haLeases('default'),
+      { metadata: { name: 'across' }, spec: { holderIdentity: 'a' } },
+      0,
+    )
+    expect(created.status).toBe(201)
+    const written = JSON.parse(created.body) as { metadata: { uid: string; resourceVersion: string } }
+    const read = await cp.request('GET', `${haLeases('default')}/across`, undefined, 1)
+    expect(read.status).toBe(200)
+    const seen = JSON.parse(read.body) as { metadata: { uid: string; resourceVersion: string } }
+    expect(seen.metadata).toMatchObject({
+      uid: written.metadata.uid,
+      resourceVersion: written.metadata.resourceVersion,
+    })
+  })
+
+  it('elects a new etcd leader when the leader is killed, and the old one rejoins', async () => {
+    const cp = started()
+    const leader = await cp.etcdLeader()
+    const old = await cp.etcdStatus(leader)
+    await cp.etcd[leader]?.process.kill()
+    const next = await cp.etcdLeader(30_000)
+    expect(next).not.toBe(leader)
+    const now = await cp.etcdStatus(next)
+    expect(BigInt(now.raftTerm)).toBeGreaterThan(BigInt(old.raftTerm))
+    // Both API servers still write, with one member down.
+    for (const api of cp.apiServers) {
+      const res = await cp.request(
+        'POST',
+        haLeases('default'),
+        { metadata: { name: `after-kill-${api.index}` }, spec: {} },
+        api.index,
+      )
+      expect(res.status).toBe(201)
+    }
+    await cp.startEtcdMember(leader)
+    await waitFor('the restarted member to follow the new leader', async () => {
+      const status = await cp.etcdStatus(leader)
+      return status.leaderId !== '0' && status.leaderId !== old.memberId
+    })
+  })
+
+  it('cuts a member off from its peers and heals it', async () => {
+    const cp = started()
+    const leader = await cp.etcdLeader()
+    const follower = cp.etcd.findIndex((m) => m.index !== leader)
+    cp.isolateEtcdMember(follower)
+    try {
+      // Cut off, it loses its leader, while the others keep theirs and the cluster keeps writing.
+      await waitFor(
+        'the cut-off member to lose its leader',
+        async () => {
+          const res = await fetch(`${cp.etcd[follower]?.clientUrl}/health`)
+          return (await res.text()).includes('"false"')
+        },
+        { timeoutMs: 30_000 },
+      )
+      expect(await cp.etcdLeader()).toBe(leader)
+      const res = await cp.request('POST', haLeases('default'), {
+        metadata: { name: 'during-cut' },
+        spec: {},
+      })
+      expect(res.status).toBe(201)
+      // Every peer connection was told apart by the process that opened it.
+      expect(cp.etcd.map((m) => m.link.unclassified)).toEqual([0, 0, 0])
+    } finally {
+      cp.healEtcdMember(follower)
+    }
+    await waitFor(
+      'the healed member to have a leader again',
+      async () => {
+        const health = await fetch(`${cp.etcd[follower]?.clientUrl}/health`)
+        return (await health.text()).includes('"true"')
+      },
+      { timeoutMs: 30_000 },
+    )
+  })
+
+  it('stops every process it started and removes its files', async () => {
+    const cp = started()
+    const pids = cp.pids()
+    expect(pids).toHaveLength(5)
+    const listed = await runCommand('ps', ['-eo', 'pid=,args='])
+    expect(listed.stdout.split('\n').filter((line) => line.includes(cp.dir))).toHaveLength(5)
+    await cp.stop()
+    expect(existsSync(cp.dir)).toBe(false)
+    const after = await runCommand('ps', ['-eo', 'pid=,args='])
+    expect(after.stdout.split('\n').filter((line) => line.includes(cp.dir))).toEqual([])
+    for (const pid of pids) expect(() => process.kill(pid, 0)).toThrow()
   })
 })
