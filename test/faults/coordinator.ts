@@ -59,12 +59,20 @@ export class FaultRun {
   /** The coordinator's own random choices (which fault next, how long). */
   readonly random: () => number
 
-  constructor(defaults: WorkerDefaults, seed = faultsSeed()) {
+  /**
+   * @param onFailed registers what to print when the run fails; vitest's `onTestFailed` by default, so a
+   * program outside a test (the soak runner) passes its own.
+   */
+  constructor(
+    defaults: WorkerDefaults,
+    seed = faultsSeed(),
+    onFailed: (listener: () => void) => void = onTestFailed,
+  ) {
     this.defaults = defaults
     this.seed = seed
     this.random = createRandom(deriveSeed(seed, 'coordinator'))
     this.resourceRoot = mkdtempSync(join(tmpdir(), 'kube-locks-faults-'))
-    onTestFailed(() => {
+    onFailed(() => {
       console.error(`fault run seed: FAULTS_SEED=${seed} replays its random choices`)
     })
   }
