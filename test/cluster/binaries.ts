@@ -5,7 +5,7 @@ import { homedir } from 'node:os'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { isAlive } from './process.ts'
-import { CACHE_KEY, VERSIONS } from './versions.ts'
+import { cacheKey, type Release, VERSIONS } from './versions.ts'
 
 /** Paths of the executables the test control plane and the install tests run. */
 export interface Binaries {
@@ -27,13 +27,14 @@ const GO_MODULES = join(dirname(fileURLToPath(import.meta.url)), 'go')
  * folder holding them. Whatever is still missing is built with the Go toolchain from the
  * pinned modules in `test/cluster/go/` into `$KUBE_LOCKS_CACHE_DIR` (default
  * `~/.cache/kube-locks`), keyed by version, so a changed version never reuses old binaries.
+ * The release defaults to the one `KUBE_LOCKS_K8S_VERSION` selects (see versions.ts).
  */
-export async function ensureBinaries(log: Log = () => {}): Promise<Binaries> {
+export async function ensureBinaries(log: Log = () => {}, release: Release = VERSIONS): Promise<Binaries> {
   const env = process.env
   const assets = env.KUBEBUILDER_ASSETS
   const fromAssets = (name: string) =>
     assets && existsSync(join(assets, name)) ? join(assets, name) : undefined
-  const cache = join(cacheRoot(), CACHE_KEY, 'bin')
+  const cache = join(cacheRoot(), cacheKey(release), 'bin')
   const cached = (name: string) => join(cache, name)
 
   const found = {
@@ -59,9 +60,9 @@ export async function ensureBinaries(log: Log = () => {}): Promise<Binaries> {
       if (!all.some(missing)) return
       log(`building the test control plane into ${cache} (first run only)`)
       const kubernetes = [found.kubeApiserver, found.kubectl].filter(missing)
-      if (kubernetes.length > 0) await buildKubernetes(cache, kubernetes, log)
-      if (missing(found.etcd)) await buildEtcd(cache, log)
-      if (missing(found.helm)) await buildHelm(cache, log)
+      if (kubernetes.length > 0) await buildKubernetes(release, cache, kubernetes, log)
+      if (missing(found.etcd)) await buildEtcd(release, cache, log)
+      if (missing(found.helm)) await buildHelm(release, cache, log)
     })
   }
   return found
@@ -104,8 +105,13 @@ function cacheRoot(): string {
   return join(env.XDG_CACHE_HOME ?? join(homedir(), '.cache'), 'kube-locks')
 }
 
-async function buildKubernetes(cache: string, targets: readonly string[], log: Log): Promise<void> {
-  const version = VERSIONS.kubernetes
+async function buildKubernetes(
+  release: Release,
+  cache: string,
+  targets: readonly string[],
+  log: Log,
+): Promise<void> {
+  const version = release.kubernetes
   const minor = version.split('.')[1] ?? ''
   // The server must report its real version: Helm checks the chart's kubeVersion against it.
   const pkg = 'k8s.io/component-base/version'
@@ -113,7 +119,7 @@ async function buildKubernetes(cache: string, targets: readonly string[], log: L
   const packages = targets.map((path) => `k8s.io/kubernetes/cmd/${path.slice(cache.length + 1)}`)
   await goBuild({
     what: `Kubernetes ${version} (${packages.map((p) => p.split('/').pop()).join(', ')}), about 8 minutes on 2 cores`,
-    dir: join(GO_MODULES, 'kubernetes'),
+    dir: join(GO_MODULES, release.modules.kubernetes),
     packages,
     args: ['-ldflags', ldflags],
     cache,
@@ -121,10 +127,10 @@ async function buildKubernetes(cache: string, targets: readonly string[], log: L
   })
 }
 
-async function buildEtcd(cache: string, log: Log): Promise<void> {
+async function buildEtcd(release: Release, cache: string, log: Log): Promise<void> {
   await goBuild({
-    what: `etcd ${VERSIONS.etcd}, about 2 minutes`,
-    dir: join(GO_MODULES, 'etcd'),
+    what: `etcd ${release.etcd}, about 2 minutes`,
+    dir: join(GO_MODULES, release.modules.etcd),
     packages: ['go.etcd.io/etcd/server/v3'],
     output: 'etcd',
     cache,
@@ -132,21 +138,20 @@ async function buildEtcd(cache: string, log: Log): Promise<void> {
   })
 }
 
-async function buildHelm(cache: string, log: Log): Promise<void> {
+async function buildHelm(release: Release, cache: string, log: Log): Promise<void> {
   // Helm's own release build stamps its version and the Kubernetes version it assumes when no
   // cluster is reachable (`helm template`, `helm lint`); without them it reports v1.20.
   const goMod = JSON.parse(
-    await run('go', ['mod', 'download', '-json', `helm.sh/helm/v3@${VERSIONS.helm}`], {
+    await run('go', ['mod', 'download', '-json', `helm.sh/helm/v3@${release.helm}`], {
       cwd: GO_MODULES,
       env: goEnv(),
     }),
   ) as { GoMod: string }
   const clientGo = /k8s\.io\/client-go v0\.(\d+)\./.exec(await readFile(goMod.GoMod, 'utf8'))
-  if (!clientGo)
-    throw new Error(`cannot tell which Kubernetes version Helm ${VERSIONS.helm} is built against`)
+  if (!clientGo) throw new Error(`cannot tell which Kubernetes version Helm ${release.helm} is built against`)
   const minor = clientGo[1]
   const flags = [
-    `-X helm.sh/helm/v3/internal/version.version=${VERSIONS.helm}`,
+    `-X helm.sh/helm/v3/internal/version.version=${release.helm}`,
     `-X helm.sh/helm/v3/internal/version.gitTreeState=clean`,
     ...['pkg/lint/rules', 'pkg/chartutil'].flatMap((pkg) => [
       `-X helm.sh/helm/v3/${pkg}.k8sVersionMajor=1`,
@@ -155,9 +160,9 @@ async function buildHelm(cache: string, log: Log): Promise<void> {
   ]
   // Helm's module has no replace directives, so `go install` builds it without a wrapper module.
   await goBuild({
-    what: `Helm ${VERSIONS.helm}, about 3 minutes`,
+    what: `Helm ${release.helm}, about 3 minutes`,
     dir: GO_MODULES,
-    packages: [`helm.sh/helm/v3/cmd/helm@${VERSIONS.helm}`],
+    packages: [`helm.sh/helm/v3/cmd/helm@${release.helm}`],
     args: ['-ldflags', flags.join(' ')],
     output: 'helm',
     cache,

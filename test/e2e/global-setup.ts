@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto'
 import { CoreV1Api, KubeConfig } from '@kubernetes/client-node'
 import type { TestProject } from 'vitest/node'
-import { ControlPlane, ensureBinaries } from '../cluster/index.ts'
+import { ControlPlane, ensureBinaries, VERSIONS } from '../cluster/index.ts'
 
 declare module 'vitest' {
   export interface ProvidedContext {
@@ -23,9 +23,11 @@ const log = (line: string) => process.stderr.write(`[control plane] ${line}\n`)
 /**
  * One control plane for the whole run; every test works in a namespace of its own.
  * `E2E_KUBECONFIG=<path>` runs the same suite against an existing cluster instead.
+ * `KUBE_LOCKS_K8S_VERSION=1.33` selects another supported release (test/cluster/versions.ts).
  */
 export default async function setup(project: TestProject): Promise<() => Promise<void>> {
-  const binaries = await ensureBinaries(log)
+  const binaries = await ensureBinaries(log, VERSIONS)
+  if (!process.env.E2E_KUBECONFIG) log(`Kubernetes ${VERSIONS.kubernetes}, etcd ${VERSIONS.etcd}`)
   project.provide('kubectlPath', binaries.kubectl)
   project.provide('helmPath', binaries.helm)
   const runId = `${Date.now().toString(36)}-${randomBytes(3).toString('hex')}`
