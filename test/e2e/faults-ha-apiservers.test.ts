@@ -37,21 +37,27 @@ describe('faults: two API servers', () => {
       const { ha } = await setUp('faults-ha-across')
       const rounds = scaled(3, 30)
       const plan = { ...endlessContention(['one'], 10), rounds }
-      const workers = await Promise.all(
-        Array.from({ length: 6 }, (_, i) => ha.spawn(`w${i}-api${i % 2}`, i % 2, { contend: plan })),
-      )
       // Handover across servers, both ways: the holder writes through one, the waiter watches the other.
-      const handovers: number[] = []
-      for (const [holderOn, waiterOn] of [
+      const pairs = [
         [1, 0],
         [0, 1],
-      ] as const) {
+      ] as const
+      const [workers, ...handoverWorkers] = await Promise.all([
+        Promise.all(
+          Array.from({ length: 6 }, (_, i) => ha.spawn(`w${i}-api${i % 2}`, i % 2, { contend: plan })),
+        ),
+        ...pairs.map(([holderOn, waiterOn]) =>
+          Promise.all([
+            ha.spawn(`holder-api${holderOn}`, holderOn),
+            ha.spawn(`waiter-api${waiterOn}`, waiterOn),
+          ]),
+        ),
+      ])
+      const handovers: number[] = []
+      for (const [i, [holderOn, waiterOn]] of pairs.entries()) {
         const lock = `handover-${holderOn}-${waiterOn}`
         ha.r.resources([lock])
-        const [holder, waiter] = await Promise.all([
-          ha.spawn(`holder-api${holderOn}`, holderOn),
-          ha.spawn(`waiter-api${waiterOn}`, waiterOn),
-        ])
+        const [holder, waiter] = handoverWorkers[i] as [Worker, Worker]
         holder.send({ type: 'acquire', lock, options: { expires: 30, timeout: 30, renew: true } })
         await holder.next('acquired')
         waiter.send({ type: 'acquire', lock, options: { expires: 10, timeout: 120 } })
@@ -117,6 +123,7 @@ describe('faults: two API servers', () => {
         await committedAgain(
           contenders.filter((c) => c.config.kubeconfig !== cp.apiServers[victim]?.kubeconfigPath),
           60_000,
+          scaled(1, 10),
         )
         await cp.startApiServer(victim)
         outages.push(Math.round(performance.now() - started))

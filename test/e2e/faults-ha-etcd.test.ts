@@ -24,6 +24,9 @@ afterAll(async () => {
   await plane?.stop()
 })
 
+/** Writes that must commit while each fault lasts, and again after it was repaired. */
+const UNDER_FAULT = scaled(1, 10)
+
 type Fault = 'kill-leader' | 'kill-follower' | 'cut-off'
 
 /** Which member the fault hits: the leader, or the first member that is not. */
@@ -37,12 +40,20 @@ async function victimOf(cp: HaControlPlane, fault: Fault, round: number): Promis
 
 /** Injects the fault, waits for contention to commit while it lasts, then repairs it. */
 async function inject(cp: HaControlPlane, fault: Fault, victim: number, contenders: readonly Worker[]) {
-  if (fault === 'cut-off') cp.isolateEtcdMember(victim)
-  else await cp.etcd[victim]?.process.kill()
+  if (fault === 'cut-off') {
+    cp.isolateEtcdMember(victim)
+    // Cut off, the member hears from no leader (a leader steps down: it cannot reach a quorum).
+    const deadline = performance.now() + 30_000
+    while ((await cp.etcdStatus(victim)).leaderId !== '0') {
+      if (performance.now() > deadline)
+        throw new Error(`etcd member ${victim} still had a leader 30 s after the cut`)
+      await new Promise((resolve) => setTimeout(resolve, 100))
+    }
+  } else await cp.etcd[victim]?.process.kill()
   // A majority is left: a leader among them, and writes commit.
   const leader = await cp.etcdLeader(30_000)
   if (fault === 'kill-leader' || fault === 'cut-off') expect(leader).not.toBe(victim)
-  await committedAgain(contenders, 60_000)
+  await committedAgain(contenders, 60_000, UNDER_FAULT)
   if (fault === 'cut-off') cp.healEtcdMember(victim)
   else await cp.startEtcdMember(victim)
   // Repaired, the member follows the leader again.
@@ -53,7 +64,7 @@ async function inject(cp: HaControlPlane, fault: Fault, victim: number, contende
     if (performance.now() > deadline) throw new Error(`etcd member ${victim} did not rejoin within 30 s`)
     await new Promise((resolve) => setTimeout(resolve, 100))
   }
-  await committedAgain(contenders, 60_000)
+  await committedAgain(contenders, 60_000, UNDER_FAULT)
 }
 
 async function faultRun(fault: Fault): Promise<void> {

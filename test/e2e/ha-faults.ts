@@ -52,18 +52,24 @@ export async function haRun(plane: HaControlPlane, prefix: string): Promise<HaRu
 }
 
 /**
- * Waits until one of `workers` reports a write that committed after this call (contention goes on),
- * failing at the deadline with what each of them reported last.
+ * Waits until `workers` report `count` writes, one after the other, that committed after this call
+ * (contention goes on), failing at the deadline with what one of them reported last.
  */
-export async function committedAgain(workers: readonly Worker[], timeoutMs: number): Promise<Worker> {
-  const marks = workers.map((w) => w.received.length)
-  return Promise.any(
-    workers.map((w, i) =>
-      w.next('write', (write) => write.outcome === 'committed', timeoutMs, marks[i]).then(() => w),
-    ),
-  ).catch((error: AggregateError) => {
-    throw new Error(`no contender committed a write within ${timeoutMs} ms`, { cause: error.errors[0] })
-  })
+export async function committedAgain(
+  workers: readonly Worker[],
+  timeoutMs: number,
+  count = 1,
+): Promise<void> {
+  const deadline = performance.now() + timeoutMs
+  for (let n = 0; n < count; n++) {
+    const marks = workers.map((w) => w.received.length)
+    const left = Math.max(1, deadline - performance.now())
+    await Promise.any(
+      workers.map((w, i) => w.next('write', (write) => write.outcome === 'committed', left, marks[i])),
+    ).catch((error: AggregateError) => {
+      throw new Error(`${n} of ${count} writes committed within ${timeoutMs} ms`, { cause: error.errors[0] })
+    })
+  }
 }
 
 /** Contention on `locks` for as long as the workers run (they stop on `stop`). */
