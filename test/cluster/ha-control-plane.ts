@@ -90,6 +90,8 @@ export class HaControlPlane {
   readonly front: RoundRobinFront
   /** Members cut off from their peers. */
   readonly #isolated = new Set<number>()
+  /** Members stopped by SIGSTOP. */
+  readonly #paused = new Set<number>()
   readonly #ca: KeyPair
   readonly #admin: KeyPair
 
@@ -274,6 +276,17 @@ export class HaControlPlane {
     this.#isolated.delete(index)
   }
 
+  /** SIGSTOPs member `index`: it keeps its connections and answers nothing until `resumeEtcdMember`. */
+  pauseEtcdMember(index: number): void {
+    this.#member(index).process.signal('SIGSTOP')
+    this.#paused.add(index)
+  }
+
+  resumeEtcdMember(index: number): void {
+    this.#member(index).process.signal('SIGCONT')
+    this.#paused.delete(index)
+  }
+
   /** What member `index` says of itself and its leader. */
   async etcdStatus(index: number): Promise<EtcdStatus> {
     const res = await postJson(`${this.#member(index).clientUrl}/v3/maintenance/status`, {})
@@ -316,14 +329,17 @@ export class HaControlPlane {
   }
 
   /**
-   * The index of the etcd leader, once every running member that is not cut off (a majority of
-   * them, at least) names the same leader among themselves; waits for that until `timeoutMs`.
+   * The index of the etcd leader, once every running member that is neither cut off nor paused (a
+   * majority of them, at least) names the same leader among themselves; waits for that until
+   * `timeoutMs`.
    */
   async etcdLeader(timeoutMs = 30_000): Promise<number> {
     const deadline = performance.now() + timeoutMs
     let last = 'no answer yet'
     for (;;) {
-      const voters = this.etcd.filter((m) => m.process.running && !this.#isolated.has(m.index))
+      const voters = this.etcd.filter(
+        (m) => m.process.running && !this.#isolated.has(m.index) && !this.#paused.has(m.index),
+      )
       try {
         const statuses = await Promise.all(voters.map((m) => this.etcdStatus(m.index)))
         const leaders = new Set(statuses.map((s) => s.leaderId))

@@ -18,6 +18,10 @@ beforeAll(async () => {
 afterEach(async () => {
   await run?.close()
   run = undefined
+  // A test that failed half-way leaves the next one both servers.
+  for (const api of plane?.apiServers ?? []) {
+    if (!api.process.running) await plane?.startApiServer(api.index)
+  }
 })
 
 afterAll(async () => {

@@ -18,6 +18,11 @@ beforeAll(async () => {
 afterEach(async () => {
   await run?.close()
   run = undefined
+  // A test that failed half-way leaves the next one a whole cluster.
+  for (const member of plane?.etcd ?? []) {
+    plane?.healEtcdMember(member.index)
+    if (!member.process.running) await plane?.startEtcdMember(member.index)
+  }
 })
 
 afterAll(async () => {

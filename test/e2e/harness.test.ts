@@ -212,6 +212,32 @@ describe('highly available control plane', () => {
     )
   })
 
+  it('pauses a member and continues it', async () => {
+    const cp = started()
+    const leader = await cp.etcdLeader()
+    const follower = cp.etcd.findIndex((m) => m.index !== leader)
+    cp.pauseEtcdMember(follower)
+    try {
+      // Stopped, it answers nothing; the other two keep their leader and the cluster keeps writing.
+      await expect(cp.etcdStatus(follower)).rejects.toThrow(/timed out/)
+      expect(await cp.etcdLeader()).toBe(leader)
+      const res = await cp.request('POST', haLeases('default'), {
+        metadata: { name: 'during-pause' },
+        spec: {},
+      })
+      expect(res.status).toBe(201)
+    } finally {
+      cp.resumeEtcdMember(follower)
+    }
+    await waitFor(
+      'the continued member to answer',
+      async () => (await cp.etcdStatus(follower)).leaderId !== '0',
+      {
+        timeoutMs: 30_000,
+      },
+    )
+  })
+
   it('stops every process it started and removes its files', async () => {
     const cp = started()
     const pids = cp.pids()
