@@ -29,7 +29,7 @@ export interface ControlPlaneOptions {
 }
 
 export const DIR_PREFIX = 'kube-locks-cp-'
-export const READY_TIMEOUT_MS = 90_000
+const READY_TIMEOUT_MS = 90_000
 
 /**
  * A real etcd and kube-apiserver as local processes, the way controller-runtime's envtest
@@ -209,25 +209,35 @@ export class ControlPlane {
     await this.stop()
   }
 
-  private async waitReady(server: ServerProcess, ready: () => Promise<boolean>): Promise<void> {
-    const deadline = Date.now() + READY_TIMEOUT_MS
-    let last: unknown
-    while (Date.now() < deadline) {
-      if (!server.running) break
-      try {
-        if (await ready()) return
-      } catch (error) {
-        last = error
-      }
-      await new Promise((resolve) => setTimeout(resolve, 200))
-    }
-    const why = server.running ? `not ready within ${READY_TIMEOUT_MS / 1000}s` : 'exited'
-    throw new Error(
-      `${server.name} ${why}${last ? ` (last error: ${String(last)})` : ''}\n` +
-        `--- etcd log (${this.etcd.logFile}) ---\n${this.etcd.logTail()}\n` +
-        `--- kube-apiserver log (${this.apiserver.logFile}) ---\n${this.apiserver.logTail()}`,
-    )
+  private waitReady(server: ServerProcess, ready: () => Promise<boolean>): Promise<void> {
+    return waitReady(server, ready, [this.etcd, this.apiserver], 30)
   }
+}
+
+/**
+ * Waits until `ready` holds, failing at the deadline or when `server` exits, with the tail of the
+ * logs of `servers`.
+ */
+export async function waitReady(
+  server: ServerProcess,
+  ready: () => Promise<boolean>,
+  servers: readonly ServerProcess[],
+  logLines: number,
+): Promise<void> {
+  const deadline = Date.now() + READY_TIMEOUT_MS
+  let last: unknown
+  while (Date.now() < deadline) {
+    if (!server.running) break
+    try {
+      if (await ready()) return
+    } catch (error) {
+      last = error
+    }
+    await new Promise((resolve) => setTimeout(resolve, 200))
+  }
+  const why = server.running ? `not ready within ${READY_TIMEOUT_MS / 1000}s` : 'exited'
+  const logs = servers.map((p) => `--- ${p.name} log (${p.logFile}) ---\n${p.logTail(logLines)}`).join('\n')
+  throw new Error(`${server.name} ${why}${last ? ` (last error: ${String(last)})` : ''}\n${logs}`)
 }
 
 type Credentials = { cert: KeyPair } | { token: string }

@@ -11,8 +11,8 @@ import {
   get,
   kubeconfig,
   postJson,
-  READY_TIMEOUT_MS,
   removeStaleDirs,
+  waitReady,
 } from './control-plane.ts'
 import { type KeyPair, serviceAccountKeys, TestPki } from './pki.ts'
 import { ServerProcess } from './process.ts'
@@ -433,22 +433,8 @@ export class HaControlPlane {
     return api
   }
 
-  async #waitReady(server: ServerProcess, ready: () => Promise<boolean>): Promise<void> {
-    const deadline = Date.now() + READY_TIMEOUT_MS
-    let last: unknown
-    while (Date.now() < deadline) {
-      if (!server.running) break
-      try {
-        if (await ready()) return
-      } catch (error) {
-        last = error
-      }
-      await new Promise((resolve) => setTimeout(resolve, 200))
-    }
-    const why = server.running ? `not ready within ${READY_TIMEOUT_MS / 1000}s` : 'exited'
-    const logs = [...this.etcd.map((m) => m.process), ...this.apiServers.map((a) => a.process)]
-      .map((p) => `--- ${p.name} log (${p.logFile}) ---\n${p.logTail(15)}`)
-      .join('\n')
-    throw new Error(`${server.name} ${why}${last ? ` (last error: ${String(last)})` : ''}\n${logs}`)
+  #waitReady(server: ServerProcess, ready: () => Promise<boolean>): Promise<void> {
+    const all = [...this.etcd.map((m) => m.process), ...this.apiServers.map((a) => a.process)]
+    return waitReady(server, ready, all, 15)
   }
 }
