@@ -132,7 +132,9 @@ export async function releaseOnceExpired(
     if (isFree(record)) return changes === 0 ? { kind: 'free', lease } : { kind: 'released', lease }
     const expiry = expiresAt(observation, options.graceMs)
     if (expiry === Number.POSITIVE_INFINITY) return { kind: 'never-expires', lease }
-    const neededMs = expiry - observation.firstSeenAt
+    // From the rule's terms, not `expiry − firstSeenAt`: that difference of two monotonic readings
+    // carries floating-point error, and the message rounds it up.
+    const neededMs = (record.leaseDurationSeconds ?? 0) * 1000 + options.graceMs
     const now = monotonic()
     if (now >= expiry) {
       const freed = await api.replace(freedLease(lease, options.wallNow()), signal)

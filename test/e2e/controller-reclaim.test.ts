@@ -127,6 +127,9 @@ describe('controller reclaim', () => {
       const lock = await locks.acquire('payments', { timeout: 15, expires: 5 })
       const waited = performance.now() - started
       await lock.release()
+      // The waiter may hear of the reclaim through its watch before the controller's log line
+      // arrives through the pipe.
+      await controller.waitForLog('lock reclaimed: marked free', () => true, 5_000)
       expect(controller.logged('lock reclaimed: marked free')).toHaveLength(1)
       expect(waited).toBeLessThan(6_000)
     } finally {
