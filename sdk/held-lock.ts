@@ -198,6 +198,12 @@ export class HeldLock implements Lock {
       // Kept even after the signal fired, so that release() frees the lease with current preconditions.
       this.#record = record
       if (this.#controller.signal.aborted) return
+      if (clock.now() >= this.#deadline) {
+        // The answer came after the deadline (the process was starved before it could run the
+        // deadline timer): the lock ended then, and a lock that ended never comes back.
+        this.#scheduleDeadline()
+        return
+      }
       this.#deadline = sentAt + this.#ctx.expiresMs - this.#ctx.safetyMarginMs
       this.#scheduleDeadline()
       this.#scheduleRenewal(sentAt)

@@ -6,6 +6,7 @@ import {
   InvalidLockOptionsError,
   LeaseConflictError,
   LeaseNotManagedError,
+  type LockLostError,
   LockTimeoutError,
   LockUnavailableError,
 } from './errors.ts'
@@ -281,6 +282,28 @@ describe('long timers', () => {
 
   it('a requestTimeout beyond what a timer can hold is refused', () => {
     expect(() => locks({ requestTimeout: 3e6 })).toThrow(InvalidLockOptionsError)
+  })
+})
+
+describe('renewals answered late', () => {
+  it('a renewal whose answer comes after the deadline does not extend a lock that already ended', async () => {
+    // The process is starved while the renewal is in flight: its clock passes the deadline (2.7 s
+    // after the acquiring write), and the answer runs before the deadline timer has had a chance to.
+    // The renewal was sent at 1 s, so a deadline counted from it (3.7 s) would still be ahead: the
+    // lock must not come back to life once it has ended.
+    let starved = 0
+    const clock = { now: () => Date.now() + starved, wallNow: () => Date.now() + starved }
+    const lock = await locks({ clock }).acquire('starved', { expires: 3, renew: true })
+    const gate = memory.pause('update')
+    await vi.advanceTimersByTimeAsync(1000)
+    expect(gate.waiting, 'the renewal is in flight').toBe(1)
+    starved = 2100
+    gate.resume()
+    await settle()
+    expect(lock.valid).toBe(false)
+    expect((lock.signal.reason as LockLostError).reason).toBe('expired')
+    await lock.release()
+    expect(memory.peek(NS, lock.leaseName)?.holderIdentity).toBeUndefined()
   })
 })
 
