@@ -100,7 +100,7 @@ export interface AcquireOptions {
   /**
    * Seconds before the lease could expire for others at which the holder's `signal` fires. Covers the
    * holder's clock running slower than the observers' clocks: together with `expiryGrace` it tolerates
-   * a clock-rate difference of `(safetyMargin + expiryGrace) / expires`.
+   * a clock-rate difference of `(safetyMargin + expiryGrace) / (expires + expiryGrace)`.
    * @default 10 % of `expires`, at most 2 s — but never below 0.5 % of `expires`, so the tolerated rate
    * difference stays at least 0.5 % for long locks
    */
