@@ -412,7 +412,9 @@ proctype client(byte i) {
               :: q_ok[i] ->
                  h_uid[i] = a_uid[i]; h_rv[i] = a_rv[i];
                  if
-                 :: !lost[i] ->
+                 :: !lost[i] && rem[i] == 0 ->
+                    lost[i] = true    /* answered after the deadline: a lock that ended stays ended */
+                 :: !lost[i] && rem[i] > 0 ->
 #ifdef MUTATION_DEADLINE_ANSWER
                     rem[i] = VALIDFOR;
 #else
