@@ -4,7 +4,7 @@ import type { LeaseRecord } from './lease-record.ts'
 import { freedRecord, isManaged } from './lease-record.ts'
 import type { LeaseStore } from './lease-store.ts'
 import { formatMicroTime } from './micro-time.ts'
-import { setClampedTimeout } from './timers.ts'
+import { requestTimer, setClampedTimeout } from './timers.ts'
 import { jitter } from './watch-hub.ts'
 
 /** The handle `acquire()` returns. Holding it means holding the lock until `signal` aborts. */
@@ -181,20 +181,17 @@ export class HeldLock implements Lock {
     const next: LeaseRecord = { ...this.#record, renewTime: time }
     // No answer can help after the deadline: by then the signal has fired anyway.
     const budget = Math.max(1, Math.min(this.#ctx.requestTimeoutMs, this.#deadline - sentAt))
-    const abort = new AbortController()
-    const timer = setClampedTimeout(
-      () =>
-        abort.abort(
-          new LockUnavailableError({
-            server: store.server,
-            problem: `did not answer a renewal within ${budget / 1000} s`,
-            outcomeUnknown: true,
-          }),
-        ),
+    const timer = requestTimer(
       budget,
+      () =>
+        new LockUnavailableError({
+          server: store.server,
+          problem: `did not answer a renewal within ${budget / 1000} s`,
+          outcomeUnknown: true,
+        }),
     )
     try {
-      const record = await store.update(next, { signal: abort.signal })
+      const record = await store.update(next, { signal: timer.start() })
       // Kept even after the signal fired, so that release() frees the lease with current preconditions.
       this.#record = record
       if (this.#controller.signal.aborted) return
@@ -225,7 +222,7 @@ export class HeldLock implements Lock {
         this.#lose(new LockLostError(this.name, 'renewal-failed', message, { cause: error }))
       }
     } finally {
-      clearTimeout(timer)
+      timer.clear()
     }
   }
 
@@ -244,17 +241,18 @@ export class HeldLock implements Lock {
         return
       }
       // Our record is stale: a renewal whose answer was lost applied, or someone wrote the lease and
-      // kept its holder (a label added). A lease that still names this acquisition is ours to free —
-      // no one else's write names it — whatever its resourceVersion now is.
+      // kept its holder (a label added).
       try {
-        const current = await this.#request(this.#ctx.requestTimeoutMs, (signal) =>
-          store.get(this.namespace, this.leaseName, { signal }),
+        const freed = await freeIfHeldBy(
+          store,
+          this.namespace,
+          this.leaseName,
+          this.holder,
+          this.#requestOptions(),
         )
-        if (current === undefined || current.holderIdentity !== this.holder || !isManaged(current)) {
+        if (freed === undefined)
           logger.debug?.('lease changed before release; nothing to free', this.#fields())
-          return
-        }
-        await this.#free(current)
+        else this.#record = freed
       } catch (retryError) {
         logger.warn?.('could not mark the lease free; it expires on its own', {
           ...this.#fields(),
@@ -267,22 +265,11 @@ export class HeldLock implements Lock {
   }
 
   async #free(record: LeaseRecord): Promise<void> {
-    const { store, clock } = this.#ctx
-    const free = freedRecord(record, clock.wallNow())
-    this.#record = await this.#request(this.#ctx.requestTimeoutMs, (signal) => store.update(free, { signal }))
+    this.#record = await freeRecord(this.#ctx.store, record, this.#requestOptions())
   }
 
-  async #request<T>(ms: number, run: (signal: AbortSignal) => Promise<T>): Promise<T> {
-    const abort = new AbortController()
-    const timer = setClampedTimeout(
-      () => abort.abort(new DOMException('request timed out', 'TimeoutError')),
-      ms,
-    )
-    try {
-      return await run(abort.signal)
-    } finally {
-      clearTimeout(timer)
-    }
+  #requestOptions(): FreeOptions {
+    return { requestTimeoutMs: this.#ctx.requestTimeoutMs, wallNow: () => this.#ctx.clock.wallNow() }
   }
 
   #clearTimers(): void {
@@ -301,4 +288,53 @@ export class HeldLock implements Lock {
       resourceVersion: this.#record.resourceVersion,
     }
   }
+}
+
+export interface FreeOptions {
+  readonly requestTimeoutMs: number
+  /** Epoch milliseconds for the informational `renewTime`. */
+  readonly wallNow: () => number
+}
+
+/** Marks `record` free under its uid and resourceVersion; a `LeaseConflictError` if they no longer match. */
+async function freeRecord(
+  store: LeaseStore,
+  record: LeaseRecord,
+  options: FreeOptions,
+): Promise<LeaseRecord> {
+  const timer = requestTimer(
+    options.requestTimeoutMs,
+    () => new DOMException('request timed out', 'TimeoutError'),
+  )
+  try {
+    return await store.update(freedRecord(record, options.wallNow()), { signal: timer.start() })
+  } finally {
+    timer.clear()
+  }
+}
+
+/**
+ * Reads the lease and frees it if it still names `identity` (and kube-locks manages it): no one
+ * else's write names an acquisition's identity, so such a lease is its to free, whatever its
+ * resourceVersion now is. Resolves with the freed record, or `undefined` if there was nothing to free.
+ */
+export async function freeIfHeldBy(
+  store: LeaseStore,
+  namespace: string,
+  leaseName: string,
+  identity: string,
+  options: FreeOptions,
+): Promise<LeaseRecord | undefined> {
+  const timer = requestTimer(
+    options.requestTimeoutMs,
+    () => new DOMException('request timed out', 'TimeoutError'),
+  )
+  let current: LeaseRecord | undefined
+  try {
+    current = await store.get(namespace, leaseName, { signal: timer.start() })
+  } finally {
+    timer.clear()
+  }
+  if (current === undefined || current.holderIdentity !== identity || !isManaged(current)) return undefined
+  return freeRecord(store, current, options)
 }

@@ -6,15 +6,14 @@ import { InvalidLockOptionsError, LockClosedError, LockTimeoutError, LockUnavail
 import type { LeaseObservation } from './expiry.ts'
 import { observe } from './expiry.ts'
 import type { Lock } from './held-lock.ts'
-import { HeldLock } from './held-lock.ts'
+import { freeIfHeldBy, HeldLock } from './held-lock.ts'
 import { base32, leaseNameFor } from './lease-name.ts'
 import type { LeaseRecord } from './lease-record.ts'
-import { freedRecord, isManaged } from './lease-record.ts'
 import type { LeaseStore } from './lease-store.ts'
 import type { AcquireOptions, ResolvedAcquireOptions, ResolvedLocksOptions } from './options.ts'
 import { resolveAcquireOptions } from './options.ts'
 import { checkServerVersion } from './server-version.ts'
-import { setClampedTimeout } from './timers.ts'
+import { requestTimer, setClampedTimeout } from './timers.ts'
 import type { HubEvent } from './watch-hub.ts'
 import { isNewer, jitter, WatchHub } from './watch-hub.ts'
 
@@ -351,16 +350,14 @@ export class LockClient implements Locks {
   async #abandon(leaseName: string, identity: string): Promise<void> {
     const { requestTimeoutMs, clock, logger } = this.#options
     const fields = { lock: leaseName, namespace: this.namespace, holder: identity }
-    const timer = this.#requestTimer(requestTimeoutMs)
     try {
-      const record = await this.#store.get(this.namespace, leaseName, { signal: timer.start() })
-      if (record === undefined || record.holderIdentity !== identity || !isManaged(record)) return
-      await this.#store.update(freedRecord(record, clock.wallNow()), { signal: timer.start() })
-      logger.debug?.('freed a lease acquired by a write whose answer was lost', fields)
+      const freed = await freeIfHeldBy(this.#store, this.namespace, leaseName, identity, {
+        requestTimeoutMs,
+        wallNow: () => clock.wallNow(),
+      })
+      if (freed) logger.debug?.('freed a lease acquired by a write whose answer was lost', fields)
     } catch (error) {
       logger.warn?.('could not check for a lease left by a write whose answer was lost', { ...fields, error })
-    } finally {
-      timer.clear()
     }
   }
 
@@ -404,28 +401,17 @@ export class LockClient implements Locks {
     return lock
   }
 
-  /**
-   * A request timeout armed when `start()` is first called (each later call returns the same signal):
-   * it aborts with an outcome-unknown `LockUnavailableError` after `ms`.
-   */
+  /** A request timeout (see `requestTimer`) that fails the request as an outcome-unknown `LockUnavailableError`. */
   #requestTimer(ms: number): { start(): AbortSignal; clear(): void } {
-    const controller = new AbortController()
-    let timer: ReturnType<typeof setTimeout> | undefined
-    return {
-      start: () => {
-        timer ??= setClampedTimeout(() => {
-          controller.abort(
-            new LockUnavailableError({
-              server: this.#store.server,
-              problem: `did not answer within ${Math.round(ms) / 1000} s`,
-              outcomeUnknown: true,
-            }),
-          )
-        }, ms)
-        return controller.signal
-      },
-      clear: () => clearTimeout(timer),
-    }
+    return requestTimer(
+      ms,
+      () =>
+        new LockUnavailableError({
+          server: this.#store.server,
+          problem: `did not answer within ${Math.round(ms) / 1000} s`,
+          outcomeUnknown: true,
+        }),
+    )
   }
 
   #annotations(lockName: string): Record<string, string> {

@@ -15,3 +15,19 @@ export function clampDelay(ms: number): number {
   if (!(ms > 0)) return 0
   return Math.min(ms, MAX_TIMER_MS)
 }
+
+/**
+ * A request timeout, armed when `start()` is first called (later calls return the same signal): the
+ * signal aborts with `reason()` after `ms`. `clear()` disarms it; call it when the request is done.
+ */
+export function requestTimer(ms: number, reason: () => unknown): { start(): AbortSignal; clear(): void } {
+  const controller = new AbortController()
+  let timer: ReturnType<typeof setTimeout> | undefined
+  return {
+    start: () => {
+      timer ??= setClampedTimeout(() => controller.abort(reason()), ms)
+      return controller.signal
+    },
+    clear: () => clearTimeout(timer),
+  }
+}
