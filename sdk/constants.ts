@@ -33,3 +33,13 @@ export const NODE_NAME_ENV = 'NODE_NAME'
 
 export const LEASE_RESOURCE = 'leases.coordination.k8s.io'
 export const LEASE_API_VERSION = 'coordination.k8s.io/v1'
+
+/**
+ * Label on every ticket (a waiter's place in a fair lock's queue; see `sdk/ticket.ts`): the queue key
+ * of the lock it waits for. Locks never carry it, so `-l '!kube-locks.io/queue-for'` lists locks only.
+ */
+export const QUEUE_LABEL = 'kube-locks.io/queue-for'
+/** Annotation on every ticket: the Lease name of the lock it waits for. */
+export const WAITS_FOR_ANNOTATION = 'kube-locks.io/waits-for'
+/** Annotation a ticket's renewals write: its place in line, the resourceVersion of its creation. */
+export const QUEUE_POSITION_ANNOTATION = 'kube-locks.io/position'
