@@ -14,7 +14,10 @@ export {
   POD_ANNOTATION,
   POD_NAME_ENV,
   POD_NAMESPACE_ENV,
+  QUEUE_LABEL,
+  QUEUE_POSITION_ANNOTATION,
   SERVICE_ANNOTATION,
+  WAITS_FOR_ANNOTATION,
 } from './constants.ts'
 export { createLocks } from './create-locks.ts'
 export type { LockErrorCode, LockLostReason } from './errors.ts'
@@ -62,4 +65,18 @@ export { formatMicroTime, parseMicroTime } from './micro-time.ts'
 export type { AcquireOptions, LocksOptions } from './options.ts'
 export { DEFAULTS, defaultSafetyMargin, MAX_EXPIRES, nearestName, rejectUnknownKeys } from './options.ts'
 export { compareResourceVersions, isResourceVersion } from './resource-version.ts'
+export type { TicketDraftOptions } from './ticket.ts'
+export {
+  compareTickets,
+  isTicket,
+  isTicketOf,
+  isWaiting,
+  newTicketName,
+  queueKeyFor,
+  queueSelector,
+  renewedTicket,
+  ticketDraft,
+  ticketLock,
+  ticketPosition,
+} from './ticket.ts'
 export { clampDelay, MAX_TIMER_MS, setClampedTimeout } from './timers.ts'
