@@ -129,29 +129,56 @@ export class InvalidLockOptionsError extends LockError {
 }
 
 /**
- * The Kubernetes API server could not be reached or did not answer in time, or answered with a server
- * error. `outcomeUnknown` is true when a write was sent and may have been applied.
+ * The Kubernetes API server could not be reached or did not answer in time, answered with a server
+ * error, or throttled the request (429 Too Many Requests). `outcomeUnknown` is true when a write was
+ * sent and may have been applied.
  */
 export class LockUnavailableError extends LockError {
   declare readonly code: 'API_UNAVAILABLE'
   readonly server: string
   readonly outcomeUnknown: boolean
   readonly status: number | undefined
+  /**
+   * For a throttled request (429), the delay in milliseconds that the server's `Retry-After` header
+   * asked for, at most one minute: send the request again no sooner. `undefined` when the server named
+   * no (valid) delay, and for every other failure. A 429 was never executed (`outcomeUnknown` is false).
+   */
+  readonly retryAfterMs: number | undefined
 
   constructor(
-    details: { server: string; problem: string; outcomeUnknown: boolean; status?: number | undefined },
+    details: {
+      server: string
+      problem: string
+      outcomeUnknown: boolean
+      status?: number | undefined
+      retryAfterMs?: number | undefined
+    },
     options?: ErrorOptions,
   ) {
+    const retry =
+      details.retryAfterMs === undefined
+        ? ''
+        : ` and asked to retry after ${formatSeconds(details.retryAfterMs)} s`
+    const advice =
+      details.status === 429
+        ? `${retry}; it is overloaded, or the API Priority and Fairness level these requests fall in is ` +
+          "full: give kube-locks clients a priority level of their own (the chart's `apiPriority` values, " +
+          'see docs/install.md)'
+        : '; check that it is reachable from this process (network policy, DNS, kubeconfig `server`)'
     super(
       'API_UNAVAILABLE',
-      `the Kubernetes API server at ${details.server} ${details.problem}; check that it is reachable from ` +
-        'this process (network policy, DNS, kubeconfig `server`)',
+      `the Kubernetes API server at ${details.server} ${details.problem}${advice}`,
       options,
     )
     this.server = details.server
     this.outcomeUnknown = details.outcomeUnknown
     this.status = details.status
+    this.retryAfterMs = details.retryAfterMs
   }
+}
+
+function formatSeconds(ms: number): string {
+  return String(Math.round(ms) / 1000)
 }
 
 /** The API server rejected a request for a reason the SDK does not handle (for example 400 or 422). */

@@ -211,8 +211,21 @@ export class HeldLock implements Lock {
           new LockLostError(this.name, 'taken', 'the lease was changed by someone else', { cause: error }),
         )
       } else if (error instanceof LockUnavailableError && !error.outcomeUnknown) {
-        // The renewal never reached the server: the lease is unchanged, retry while time is left.
-        const retryAt = clock.now() + jitter(this.#ctx.retryIntervalMs)
+        // The renewal was not applied (it never reached the server, or the server throttled it without
+        // executing it): the lease is unchanged, so retry while time is left, no sooner than a
+        // throttling server asked. If no retry fits before the deadline, the deadline timer ends the lock.
+        const backoff = Math.max(error.retryAfterMs ?? 0, jitter(this.#ctx.retryIntervalMs))
+        const retryAt = clock.now() + backoff
+        if (error.status === 429) {
+          this.#ctx.logger.warn?.(
+            'the API server throttled a renewal (429); the lock holds until its deadline',
+            {
+              ...this.#fields(),
+              retryInMs: retryAt < this.#deadline ? Math.round(backoff) : undefined,
+              deadlineInMs: Math.round(this.#deadline - clock.now()),
+            },
+          )
+        }
         if (retryAt < this.#deadline) this.#setRenewTimer(retryAt)
       } else {
         const message =

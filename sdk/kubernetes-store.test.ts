@@ -4,7 +4,7 @@ import type { AddressInfo } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { ApiException, KubeConfig } from '@kubernetes/client-node'
-import { describe, expect, it } from 'vitest'
+import { afterEach, describe, expect, it, vi } from 'vitest'
 import { createLocks } from './create-locks.ts'
 import {
   LeaseConflictError,
@@ -15,7 +15,14 @@ import {
   NamespaceNotFoundError,
   WatchExpiredError,
 } from './errors.ts'
-import { createKubernetesLeaseStore, kubeConfigNamespace, translateError } from './kubernetes-store.ts'
+import {
+  createKubernetesLeaseStore,
+  kubeConfigNamespace,
+  MAX_RETRY_AFTER_MS,
+  parseRetryAfter,
+  translateError,
+} from './kubernetes-store.ts'
+import type { LeaseRecord } from './lease-record.ts'
 import { STALL_MARGIN_SECONDS } from './watch-hub.ts'
 
 const ctx = (
@@ -112,6 +119,127 @@ describe('translateError', () => {
     )
     expect(invalid).toBeInstanceOf(LockApiError)
     expect(invalid.message).toContain('refused to create lease `shop/orders`: spec.leaseDurationSeconds')
+  })
+})
+
+describe('429 Too Many Requests', () => {
+  afterEach(() => {
+    vi.useRealTimers()
+  })
+
+  const throttled = (headers: Record<string, string>) =>
+    new ApiException(
+      429,
+      'Unknown API Status Code!',
+      JSON.stringify({ kind: 'Status', code: 429, reason: 'TooManyRequests', message: 'Too many requests' }),
+      headers,
+    )
+
+  it('is a known outcome, even for a write, and carries the Retry-After the server asked for', () => {
+    for (const verb of ['create', 'update', 'delete', 'get'] as const) {
+      const error = translateError(throttled({ 'retry-after': '3' }), ctx(verb)) as LockUnavailableError
+      expect(error).toBeInstanceOf(LockUnavailableError)
+      expect(error.outcomeUnknown, verb).toBe(false)
+      expect(error.status).toBe(429)
+      expect(error.retryAfterMs).toBe(3000)
+    }
+  })
+
+  it('says the server throttled the request and what to do, not that it is unreachable', () => {
+    const error = translateError(throttled({ 'retry-after': '2' }), ctx('update'))
+    expect(error.message).toContain('https://10.0.0.1:443 is throttling requests (429 Too Many Requests')
+    expect(error.message).toContain('asked to retry after 2 s')
+    expect(error.message).toContain('API Priority and Fairness')
+    expect(error.message).toContain('apiPriority')
+    expect(error.message).not.toContain('reachable')
+    const without = translateError(throttled({}), ctx('update')) as LockUnavailableError
+    expect(without.retryAfterMs).toBeUndefined()
+    expect(without.message).not.toContain('asked to retry')
+  })
+
+  it('finds the header whatever its case', () => {
+    const error = translateError(throttled({ 'Retry-After': '1' }), ctx('get')) as LockUnavailableError
+    expect(error.retryAfterMs).toBe(1000)
+  })
+
+  it.each([
+    ['0', 0],
+    ['1', 1000],
+    ['  7 ', 7000],
+    ['60', 60_000],
+    ['61', MAX_RETRY_AFTER_MS],
+    ['86400', MAX_RETRY_AFTER_MS],
+    ['99999999999999999999999', MAX_RETRY_AFTER_MS],
+    ['-1', undefined],
+    ['1.5', undefined],
+    ['1e3', undefined],
+    ['soon', undefined],
+    ['', undefined],
+    [undefined, undefined],
+  ])('parses delta-seconds %j as %j ms, capped at one minute', (value, expected) => {
+    expect(parseRetryAfter(value, Date.UTC(2030, 0, 1))).toBe(expected)
+  })
+
+  it.each([
+    ['Tue, 01 Jan 2030 00:00:05 GMT', 5000],
+    ['Tuesday, 01-Jan-30 00:00:05 GMT', 5000],
+    ['Tue Jan  1 00:00:05 2030', 5000],
+    ['Mon, 31 Dec 2029 23:59:00 GMT', 0],
+    ['Tue, 01 Jan 2030 01:00:00 GMT', MAX_RETRY_AFTER_MS],
+    ['Tue, 32 Jan 2030 00:00:05 GMT', undefined],
+  ])('parses the HTTP-date %j as %j ms from now', (value, expected) => {
+    expect(parseRetryAfter(value, Date.UTC(2030, 0, 1))).toBe(expected)
+  })
+
+  it('counts an HTTP-date from the wall clock when it translates the error', () => {
+    vi.useFakeTimers({ now: Date.UTC(2030, 0, 1), toFake: ['Date'] })
+    const error = translateError(
+      throttled({ 'retry-after': 'Tue, 01 Jan 2030 00:00:04 GMT' }),
+      ctx('update'),
+    ) as LockUnavailableError
+    expect(error.retryAfterMs).toBe(4000)
+  })
+
+  it('reaches the caller of the store from a real HTTP answer, headers included', async () => {
+    const server = createServer((_request, response) => {
+      response.writeHead(429, { 'content-type': 'application/json', 'retry-after': '2' })
+      response.end(
+        JSON.stringify({
+          kind: 'Status',
+          code: 429,
+          reason: 'TooManyRequests',
+          message: 'Too many requests',
+        }),
+      )
+    })
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+    const { port } = server.address() as AddressInfo
+    const store = createKubernetesLeaseStore(kubeConfigFor(`http://127.0.0.1:${port}`))
+    const record: LeaseRecord = {
+      namespace: 'shop',
+      name: 'orders',
+      uid: 'u-1',
+      resourceVersion: '5',
+      labels: {},
+      annotations: {},
+      holderIdentity: 'pod-a',
+      leaseDurationSeconds: 20,
+      acquireTime: '2030-01-01T00:00:00.000000Z',
+      renewTime: '2030-01-01T00:00:00.000000Z',
+      leaseTransitions: 0,
+      creationTimestamp: '2030-01-01T00:00:00Z',
+    }
+    try {
+      const update = store.update(record, { signal: AbortSignal.timeout(10_000) })
+      await expect(update).rejects.toBeInstanceOf(LockUnavailableError)
+      const error = (await update.catch((e: unknown) => e)) as LockUnavailableError
+      expect(error).toMatchObject({ status: 429, outcomeUnknown: false, retryAfterMs: 2000 })
+      const get = (await store.get('shop', 'orders').catch((e: unknown) => e)) as LockUnavailableError
+      expect(get).toMatchObject({ status: 429, outcomeUnknown: false, retryAfterMs: 2000 })
+    } finally {
+      await store.close?.()
+      await new Promise((resolve) => server.close(resolve))
+    }
   })
 })
 

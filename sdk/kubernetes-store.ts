@@ -338,8 +338,17 @@ interface ErrorContext {
 export function translateError(error: unknown, context: ErrorContext): LockError {
   if (error instanceof LockError) return error
   if (error instanceof ApiException) {
-    return fromStatus(error.code, parseBody(error.body), context, error)
+    const retryAfter = headerValue(error.headers, 'retry-after')
+    return fromStatus(
+      error.code,
+      parseBody(error.body),
+      context,
+      error,
+      parseRetryAfter(retryAfter, Date.now()),
+    )
   }
+  // The watch client reports a failed start by status alone, without headers: a throttled watch carries
+  // no `retryAfterMs`, and its caller backs off as usual.
   const statusCode = (error as { statusCode?: unknown } | null)?.statusCode
   if (typeof statusCode === 'number') {
     return fromStatus(statusCode, {}, context, error)
@@ -361,7 +370,13 @@ interface StatusBody {
   readonly details?: { readonly kind?: string | undefined; readonly name?: string | undefined } | undefined
 }
 
-function fromStatus(status: number, body: StatusBody, context: ErrorContext, cause?: unknown): LockError {
+function fromStatus(
+  status: number,
+  body: StatusBody,
+  context: ErrorContext,
+  cause?: unknown,
+  retryAfterMs?: number,
+): LockError {
   const options = { cause: cause ?? body }
   const leaseName = context.name ?? ''
   const { namespace } = context
@@ -383,9 +398,17 @@ function fromStatus(status: number, body: StatusBody, context: ErrorContext, cau
     return new LeaseConflictError({ reason, leaseName, namespace }, options)
   }
   if (status === 410) return new WatchExpiredError(undefined, options)
+  // Throttled (API Priority and Fairness, or the max-in-flight limit): rejected before it was executed,
+  // so even a write has a known outcome, not applied.
   if (status === 429) {
     return new LockUnavailableError(
-      { server: context.server, problem: 'is throttling requests (429)', outcomeUnknown: false, status },
+      {
+        server: context.server,
+        problem: 'is throttling requests (429 Too Many Requests)',
+        outcomeUnknown: false,
+        status,
+        retryAfterMs,
+      },
       options,
     )
   }
@@ -405,6 +428,47 @@ function fromStatus(status: number, body: StatusBody, context: ErrorContext, cau
     `the Kubernetes API server at ${context.server} refused to ${context.verb} ${target}: ${message}`,
     options,
   )
+}
+
+/**
+ * The longest `Retry-After` the SDK honours, in milliseconds: a lock's waits and renewals are measured
+ * in seconds, so a server that asks for more is asked again after a minute rather than obeyed for an
+ * hour.
+ */
+export const MAX_RETRY_AFTER_MS = 60_000
+
+const DELTA_SECONDS = /^\d+$/
+// The three HTTP-date formats (RFC 9110, section 5.6.7) all begin with the day of the week.
+const HTTP_DATE = /^(Mon|Tue|Wed|Thu|Fri|Sat|Sun)[a-z]*,? /
+
+/**
+ * Milliseconds to wait that a `Retry-After` value asks for: delta-seconds, or an HTTP-date counted
+ * from `nowMs` (wall-clock epoch milliseconds; a date in the past means 0). At most
+ * {@link MAX_RETRY_AFTER_MS}; `undefined` for a missing or invalid value. Exported for tests.
+ */
+export function parseRetryAfter(value: string | undefined, nowMs: number): number | undefined {
+  const text = value?.trim()
+  if (!text) return undefined
+  let ms: number
+  if (DELTA_SECONDS.test(text)) {
+    ms = Number(text) * 1000
+  } else if (HTTP_DATE.test(text)) {
+    // asctime() dates carry no zone, and are GMT like the others.
+    const date = Date.parse(text.endsWith('GMT') ? text : `${text} GMT`)
+    if (Number.isNaN(date)) return undefined
+    ms = Math.max(0, date - nowMs)
+  } else {
+    return undefined
+  }
+  return Math.min(ms, MAX_RETRY_AFTER_MS)
+}
+
+function headerValue(headers: unknown, name: string): string | undefined {
+  if (typeof headers !== 'object' || headers === null) return undefined
+  for (const [key, value] of Object.entries(headers)) {
+    if (key.toLowerCase() === name && typeof value === 'string') return value
+  }
+  return undefined
 }
 
 function parseBody(body: unknown): StatusBody {
