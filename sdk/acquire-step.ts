@@ -65,6 +65,13 @@ export interface StepContext {
    * @default no limit
    */
   readonly validForMs?: number | undefined
+  /**
+   * Asked right before a write that would take the lock (create, or take over a free or expired
+   * lease): `false` means others wait in line before this acquisition, and no write is sent. A read-back
+   * of a write of ours that applied is never held back: that lease is ours already.
+   * @default always `true` (no line)
+   */
+  readonly mayTake?: ((view: 'absent' | LeaseObservation) => boolean | Promise<boolean>) | undefined
 }
 
 export type StepResult =
@@ -87,6 +94,8 @@ export type StepResult =
   | { readonly kind: 'unavailable'; readonly state: AcquireState; readonly error: LockUnavailableError }
   /** A read took longer than a lock stays valid: no write was sent. */
   | { readonly kind: 'too-slow'; readonly state: AcquireState; readonly roundTripMs: number }
+  /** The lock could be taken, but `mayTake` said others are ahead in line: no write was sent. */
+  | { readonly kind: 'queued'; readonly state: AcquireState }
 
 export async function acquireStep(ctx: StepContext, state: AcquireState): Promise<StepResult> {
   let view = state.view
@@ -115,6 +124,9 @@ export async function acquireStep(ctx: StepContext, state: AcquireState): Promis
   const writeSignal = () => ctx.writeSignal?.() ?? ctx.signal
 
   if (view === 'absent') {
+    if (ctx.mayTake !== undefined && !(await ctx.mayTake(view))) {
+      return { kind: 'queued', state: { ...state, view } }
+    }
     const sentAt = ctx.now()
     const time = formatMicroTime(ctx.wallNow())
     const draft: LeaseDraft = {
@@ -140,6 +152,9 @@ export async function acquireStep(ctx: StepContext, state: AcquireState): Promis
   }
   const takeOverAt = expiresAt(view, ctx.graceMs)
   if (isFree(record) || ctx.now() >= takeOverAt) {
+    if (ctx.mayTake !== undefined && !(await ctx.mayTake(view))) {
+      return { kind: 'queued', state: { ...state, view } }
+    }
     const sentAt = ctx.now()
     const time = formatMicroTime(ctx.wallNow())
     const next: LeaseRecord = {

@@ -45,7 +45,8 @@ describe('mutual exclusion under random contention and faults', () => {
       let lastHolder: string | undefined
       const store: MemoryLeaseStore = createMemoryLeaseStore({
         onChange: (event) => {
-          if (event.type === 'BOOKMARK') return
+          // Tickets (places in line) are leases of their own: only the lock's lease counts here.
+          if (event.type === 'BOOKMARK' || event.lease.name !== 'x') return
           const holder = event.type === 'DELETED' ? undefined : event.lease.holderIdentity
           if (holder !== undefined && holder !== lastHolder) {
             const acquisition = { holder, writeSeq: ++seq }
@@ -75,6 +76,7 @@ describe('mutual exclusion under random contention and faults', () => {
               expires: 1 + Math.floor(random() * 4),
               timeout: random() < 0.2 ? 0 : random() * 5,
               renew: random() < 0.3,
+              fair: random() < 0.7,
             })
             const acquisition = byHolder.get(lock.holder)
             if (!acquisition) throw new Error(`no write recorded for ${lock.holder}`)

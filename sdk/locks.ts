@@ -12,9 +12,10 @@ import type { LeaseRecord } from './lease-record.ts'
 import type { LeaseStore } from './lease-store.ts'
 import type { AcquireOptions, ResolvedAcquireOptions, ResolvedLocksOptions } from './options.ts'
 import { resolveAcquireOptions } from './options.ts'
+import { WaitLine } from './queue.ts'
 import { checkServerVersion } from './server-version.ts'
 import { requestTimer, setClampedTimeout } from './timers.ts'
-import type { HubEvent } from './watch-hub.ts'
+import type { HubEvent, QueueSnapshot } from './watch-hub.ts'
 import { isNewer, jitter, WatchHub } from './watch-hub.ts'
 
 /** The body of `withLock()`: runs while the lock is held; `signal` aborts if the lock is lost. */
@@ -135,7 +136,8 @@ export class LockClient implements Locks {
 
   async #close(): Promise<void> {
     this.#closeController.abort(new LockClosedError())
-    await Promise.allSettled([...this.#pending])
+    // Calls that end on the abort may start background work (leaving a line) as they go.
+    while (this.#pending.size > 0) await Promise.allSettled([...this.#pending])
     await Promise.all([...this.#held].map((lock) => lock.release()))
     await this.#hub.close()
     if (this.#ownsStore) await this.#store.close?.()
@@ -180,21 +182,41 @@ export class LockClient implements Locks {
     // With `timeout: 0` the one attempt still gets a full request timeout; otherwise no read outlives
     // the deadline. Writes always get a full request timeout (see acquireStep's `writeSignal`).
     const requestsEnd = options.timeout === 0 ? start + requestTimeoutMs : deadline
+    const readBudget = () => Math.min(requestTimeoutMs, requestsEnd - clock.now())
     const validForMs = (options.expires - options.safetyMargin) * 1000
-    let ctx = {
+    const identity = newIdentity(this.#options.identity)
+    const annotations = this.#annotations(lockName)
+    const line = options.fair ? this.#waitLine(lockName, leaseName, identity) : undefined
+    // The line as known when the lock could be taken: read beside the first read of the lease (or
+    // taken from the watch, when it runs), kept current by the watch after that.
+    let lineRead: Promise<void> | undefined
+    const readLine = (line: WaitLine) => {
+      const known = this.#hub.queue(leaseName)
+      if (known !== undefined) line.update(known)
+      else lineRead = this.#readLine(line, readBudget(), signals)
+    }
+    let ctx: Omit<StepContext, 'signal' | 'writeSignal'> = {
       store: this.#store,
       namespace: this.namespace,
       leaseName,
-      identity: newIdentity(this.#options.identity),
+      identity,
       leaseDurationSeconds: Math.ceil(options.expires),
-      annotations: this.#annotations(lockName),
+      annotations,
       graceMs: this.#options.expiryGraceMs,
       now: () => clock.now(),
       wallNow: () => clock.wallNow(),
       validForMs,
+      mayTake:
+        line &&
+        (async (view) => {
+          await lineRead
+          const holder = view === 'absent' ? undefined : view.record.holderIdentity
+          return line.ahead(clock.now(), holder).count === 0
+        }),
     }
     const wakeup = new Wakeup()
     let news: { lease: LeaseRecord | undefined; resourceVersion: string } | undefined
+    let lineNews = false
     // Set when the watch was unhealthy at any time since the last poll: a hub that keeps failing flips
     // between states, and each flip must not postpone the poll.
     let pollWanted = false
@@ -204,12 +226,19 @@ export class LockClient implements Locks {
       else if (news === undefined || isNewer(event.resourceVersion, news.resourceVersion)) news = event
       wakeup.notify()
     }
-    let unsubscribe: (() => void) | undefined
+    const onLine = (snapshot: QueueSnapshot) => {
+      line?.update(snapshot)
+      lineNews = true
+      wakeup.notify()
+    }
+    const unsubscribe: (() => void)[] = []
     let state: AcquireState = { ...INITIAL_STATE, previous: this.#observations.get(leaseName) }
     let lastError: LockUnavailableError | undefined
     let failures = 0
     // Attempts in a row that wrote nothing useful (lost compare-and-swaps, locks learned too late).
     let fruitless = 0
+    // When joining the line or renewing the ticket may be tried again after a failure.
+    let lineRetryAt = Number.NEGATIVE_INFINITY
     const timeoutError = () => {
       const view = state.view
       const holder = typeof view === 'object' ? view.record.holderIdentity : undefined
@@ -223,20 +252,42 @@ export class LockClient implements Locks {
           'it was acquired',
         options.expires,
       )
-    const backOff = async (attempt: number, baseMs: number) => {
-      const wakeAt = clock.now() + jitter(baseMs * Math.min(2 ** (attempt - 1), 8))
+    const backOff = async (attempt: number, baseMs: number, atLeastMs = 0) => {
+      const wakeAt = clock.now() + Math.max(jitter(baseMs * Math.min(2 ** (attempt - 1), 8)), atLeastMs)
       await wakeup.sleep(Math.min(wakeAt, deadline) - clock.now(), signals, false)
+    }
+    /** Joins the line, renews the ticket or joins again at the back, as the time has come for. */
+    const tendLine = async (line: WaitLine) => {
+      const now = clock.now()
+      if (now < lineRetryAt) return
+      const signal = AbortSignal.any(signals)
+      try {
+        if (line.mustRejoin(now)) await this.#bounded((s) => line.leave(s), signal)
+        if (line.own === undefined) await this.#bounded((s) => line.join(s), signal)
+        else if (now >= line.renewDueAt) await this.#bounded((s) => line.renew(s), signal)
+        lineRetryAt = Number.NEGATIVE_INFINITY
+      } catch (error) {
+        if (!(error instanceof LockUnavailableError)) throw error
+        lineRetryAt = clock.now() + Math.max(jitter(retryIntervalMs), error.retryAfterMs ?? 0)
+        this.#options.logger.debug?.('could not join or renew a place in line; retrying', {
+          lock: lockName,
+          namespace: this.namespace,
+          error,
+        })
+      }
     }
 
     try {
+      if (line !== undefined) readLine(line)
       for (;;) {
-        const budget = Math.min(requestTimeoutMs, requestsEnd - clock.now())
+        const budget = readBudget()
         if (budget <= 0) throw lastError ?? timeoutError()
         const result = await this.#step(ctx, state, budget, signals)
         if (result.kind === 'acquired') {
           // Whatever was pending is settled: this acquisition holds the lease now.
           state = INITIAL_STATE
           this.#observations.delete(leaseName)
+          if (line !== undefined) this.#track(this.#bounded((s) => line.leave(s)))
           const lock = this.#hold(lockName, result.record, result.sentAt, options)
           if (options.signal?.aborted) {
             // The caller gave up while the write was in flight: hand the lease back.
@@ -268,38 +319,63 @@ export class LockClient implements Locks {
           lastError = result.error
           failures++
           if (options.timeout === 0 || clock.now() >= deadline) throw result.error
-          await backOff(failures, retryIntervalMs)
+          await backOff(failures, retryIntervalMs, result.error.retryAfterMs)
           continue
         }
+        // Held by someone else, or free with others ahead in line.
         lastError = undefined
         failures = 0
         fruitless = 0
-        this.#remember(leaseName, result.observation)
+        if (result.kind === 'held') this.#remember(leaseName, result.observation)
         if (options.timeout === 0) throw timeoutError()
-        if (unsubscribe === undefined) {
-          unsubscribe = this.#hub.subscribe(leaseName, onHub)
+        if (unsubscribe.length === 0) {
+          unsubscribe.push(this.#hub.subscribe(leaseName, onHub))
+          if (line !== undefined) unsubscribe.push(this.#hub.subscribeQueue(leaseName, onLine))
           pollWanted ||= this.#hub.failing
         }
-        const observed = result.observation
+        const takeOverAt = result.kind === 'held' ? result.expiresAt : Number.POSITIVE_INFINITY
+        const seenVersion = typeof state.view === 'object' ? state.view.record.resourceVersion : undefined
         for (;;) {
+          if (line !== undefined) await tendLine(line)
           const now = clock.now()
           if (news !== undefined) {
             const event = news
             news = undefined
-            if (isNewer(event.resourceVersion, observed.record.resourceVersion)) {
+            if (isNewer(event.resourceVersion, seenVersion)) {
+              const previous = typeof state.view === 'object' ? state.view : undefined
               state = {
                 ...state,
-                view: event.lease === undefined ? 'absent' : observe(observed, event.lease, now),
+                view: event.lease === undefined ? 'absent' : observe(previous, event.lease, now),
               }
               break
             }
           }
+          if (lineNews) {
+            lineNews = false
+            break
+          }
           if (now >= deadline) throw timeoutError()
-          if (now >= result.expiresAt) break
+          if (now >= takeOverAt) break
+          const ahead = line?.ahead(
+            now,
+            typeof state.view === 'object' ? state.view.record.holderIdentity : undefined,
+          )
+          if (ahead !== undefined && now >= ahead.until) break
           if (pollWanted) nextPollAt ??= now + jitter(retryIntervalMs)
           const pollAt = nextPollAt ?? Number.POSITIVE_INFINITY
+          const lineAt =
+            line === undefined
+              ? Number.POSITIVE_INFINITY
+              : Math.max(
+                  lineRetryAt,
+                  Math.min(
+                    line.renewDueAt,
+                    line.placeSureUntil,
+                    line.own === undefined ? now : Number.POSITIVE_INFINITY,
+                  ),
+                )
           const notified = await wakeup.sleep(
-            Math.min(deadline, result.expiresAt, pollAt) - now,
+            Math.min(deadline, takeOverAt, pollAt, ahead?.until ?? Number.POSITIVE_INFINITY, lineAt) - now,
             signals,
             true,
           )
@@ -307,6 +383,7 @@ export class LockClient implements Locks {
             nextPollAt = undefined
             pollWanted = this.#hub.failing
             state = forgetView(state)
+            if (line !== undefined) lineRead = this.#readLine(line, readBudget(), signals)
             break
           }
         }
@@ -315,11 +392,58 @@ export class LockClient implements Locks {
       // A write whose outcome is unknown may have made this acquisition the holder: give the lease
       // back rather than leave it held by nobody until it expires.
       if (state.pendingSentAt !== undefined) await this.#abandon(ctx.leaseName, ctx.identity)
+      if (line !== undefined) this.#track(this.#bounded((s) => line.leave(s)))
       throw error
     } finally {
-      unsubscribe?.()
+      for (const stop of unsubscribe) stop()
       wakeup.dispose()
     }
+  }
+
+  #waitLine(lockName: string, leaseName: string, identity: string): WaitLine {
+    const { clock, expiryGraceMs, ticketDurationSeconds } = this.#options
+    const { [LOCK_NAME_ANNOTATION]: _, ...holderAnnotations } = this.#annotations(lockName)
+    return new WaitLine({
+      store: this.#store,
+      namespace: this.namespace,
+      leaseName,
+      lockName,
+      identity,
+      durationSeconds: ticketDurationSeconds,
+      annotations: holderAnnotations,
+      graceMs: expiryGraceMs,
+      now: () => clock.now(),
+      wallNow: () => clock.wallNow(),
+    })
+  }
+
+  /** Reads the line within `budgetMs`. Never throws: without it, the lock is taken as if nobody waited. */
+  async #readLine(line: WaitLine, budgetMs: number, signals: readonly AbortSignal[]): Promise<void> {
+    const timer = this.#requestTimer(Math.max(0, budgetMs))
+    try {
+      await line.read(AbortSignal.any([timer.start(), ...signals]))
+    } catch (error) {
+      this.#options.logger.debug?.('could not read the line of a fair lock', { error })
+    } finally {
+      timer.clear()
+    }
+  }
+
+  /** Runs one request of the line under a full request timeout (and `signal`, if given). */
+  async #bounded<T>(request: (signal: AbortSignal) => Promise<T>, signal?: AbortSignal): Promise<T> {
+    const timer = this.#requestTimer(this.#options.requestTimeoutMs)
+    try {
+      return await request(signal === undefined ? timer.start() : AbortSignal.any([timer.start(), signal]))
+    } finally {
+      timer.clear()
+    }
+  }
+
+  /** Tracks background work (leaving a line), so that close() waits for it. */
+  #track(task: Promise<unknown>): void {
+    const settled = task.catch(() => {})
+    this.#pending.add(settled)
+    void settled.finally(() => this.#pending.delete(settled))
   }
 
   /**

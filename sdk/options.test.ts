@@ -85,6 +85,7 @@ describe('resolveAcquireOptions', () => {
     expect(resolveAcquireOptions(undefined)).toEqual({
       expires: 20,
       timeout: 10,
+      fair: true,
       renew: false,
       safetyMargin: 2,
       signal: undefined,

@@ -76,6 +76,13 @@ export interface LocksOptions {
    * @default 1
    */
   readonly retryInterval?: number | undefined
+  /**
+   * Seconds a waiter's ticket (its place in a fair lock's line) lives without a renewal. Tickets are
+   * renewed every 40 % of it; a waiter that died holds up the line for at most this plus
+   * `expiryGrace`, and only while it is first in line. See docs/guarantees.md, "Waiting in line".
+   * @default 15
+   */
+  readonly ticketDuration?: number | undefined
 }
 
 /** Options of `acquire()` and `withLock()`. */
@@ -107,6 +114,14 @@ export interface AcquireOptions {
   readonly safetyMargin?: number | undefined
   /** Cancels the wait (rejects with `signal.reason`); once acquired, aborting it does nothing. */
   readonly signal?: AbortSignal | undefined
+  /**
+   * Wait in line: waiters get the lock in the order they began waiting, across processes, and only
+   * the first in line tries to take a released lock. `false` lets every waiter race for it when it
+   * comes free: cheaper (no ticket, one request less on an uncontended acquire) when at most one
+   * waiter at a time is expected, or when order does not matter and waiters are few.
+   * @default true
+   */
+  readonly fair?: boolean | undefined
 }
 
 export const DEFAULTS = Object.freeze({
@@ -120,6 +135,8 @@ export const DEFAULTS = Object.freeze({
   expiryGrace: 1,
   retryInterval: 1,
   namespace: 'default',
+  fair: true,
+  ticketDuration: 15,
 })
 
 /** Lease `leaseDurationSeconds` is an int32. */
@@ -141,6 +158,7 @@ const LOCKS_OPTION_KEYS: readonly (keyof LocksOptions)[] = [
   'requestTimeout',
   'expiryGrace',
   'retryInterval',
+  'ticketDuration',
 ]
 const ACQUIRE_OPTION_KEYS: readonly (keyof AcquireOptions)[] = [
   'expires',
@@ -148,6 +166,7 @@ const ACQUIRE_OPTION_KEYS: readonly (keyof AcquireOptions)[] = [
   'renew',
   'safetyMargin',
   'signal',
+  'fair',
 ]
 
 /** The default safety margin for a lock of `expires` seconds. */
@@ -167,6 +186,8 @@ export interface ResolvedLocksOptions {
   readonly requestTimeoutMs: number
   readonly expiryGraceMs: number
   readonly retryIntervalMs: number
+  /** Whole seconds: it becomes the tickets' `leaseDurationSeconds`. */
+  readonly ticketDurationSeconds: number
 }
 
 export interface ResolvedAcquireOptions {
@@ -175,6 +196,7 @@ export interface ResolvedAcquireOptions {
   readonly renew: boolean
   readonly safetyMargin: number
   readonly signal: AbortSignal | undefined
+  readonly fair: boolean
 }
 
 /** What option defaulting may read from outside the caller's options. */
@@ -253,6 +275,10 @@ export function resolveLocksOptions(
         min: 0.001,
         max: MAX_CLIENT_SECONDS,
       }) * 1000,
+    ticketDurationSeconds: wholeSeconds(o.ticketDuration, DEFAULTS.ticketDuration, 'ticketDuration', {
+      min: 2,
+      max: MAX_CLIENT_SECONDS,
+    }),
   })
 }
 
@@ -281,7 +307,9 @@ export function resolveAcquireOptions(options: AcquireOptions | undefined): Reso
   if (signal !== undefined && !(signal instanceof AbortSignal)) {
     throw new InvalidLockOptionsError('signal', 'an AbortSignal', signal)
   }
-  return Object.freeze({ expires, timeout, renew, safetyMargin, signal })
+  const fair = o.fair ?? DEFAULTS.fair
+  if (typeof fair !== 'boolean') throw new InvalidLockOptionsError('fair', 'a boolean', fair)
+  return Object.freeze({ expires, timeout, renew, safetyMargin, signal, fair })
 }
 
 function seconds(
@@ -302,6 +330,23 @@ function seconds(
     throw new InvalidLockOptionsError(option, `${kind} of seconds ${lower}${upper}`, value)
   }
   return value as number
+}
+
+function wholeSeconds(
+  value: unknown,
+  fallback: number,
+  option: string,
+  limits: { min: number; max: number },
+): number {
+  const result = seconds(value, fallback, option, limits)
+  if (!Number.isInteger(result)) {
+    throw new InvalidLockOptionsError(
+      option,
+      `a whole number of seconds (it becomes a Lease duration)`,
+      value,
+    )
+  }
+  return result
 }
 
 function optionalString(value: unknown, option: string): string | undefined {

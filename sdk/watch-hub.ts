@@ -4,6 +4,7 @@ import { WatchExpiredError } from './errors.ts'
 import type { LeaseRecord } from './lease-record.ts'
 import type { LeaseEvent, LeaseStore } from './lease-store.ts'
 import { compareResourceVersions } from './resource-version.ts'
+import { ticketLock } from './ticket.ts'
 import { setClampedTimeout } from './timers.ts'
 
 /**
@@ -55,6 +56,14 @@ export type HubEvent =
 
 export type HubListener = (event: HubEvent) => void
 
+/** The tickets of one lock (its line; see `sdk/ticket.ts`) as the hub knows them at `resourceVersion`. */
+export interface QueueSnapshot {
+  readonly tickets: readonly LeaseRecord[]
+  readonly resourceVersion: string
+}
+
+export type QueueListener = (snapshot: QueueSnapshot) => void
+
 export interface WatchHubOptions {
   readonly logger: Logger
   readonly retryIntervalMs: number
@@ -72,10 +81,16 @@ export class WatchHub {
   readonly #namespace: string
   readonly #options: WatchHubOptions
   readonly #listeners = new Map<string, Set<HubListener>>()
+  /** Lock lease name → listeners of its tickets. */
+  readonly #queueListeners = new Map<string, Set<QueueListener>>()
   /** The newest version seen of each lease that exists, while the hub runs and has listed. */
   readonly #leases = new Map<string, LeaseRecord>()
   /** Deleted leases → resourceVersion of the deletion (or of the list that no longer had them), oldest first. */
   readonly #tombstones = new Map<string, string>()
+  /** Lock lease name → its tickets by name: an index of `#leases`. */
+  readonly #queues = new Map<string, Map<string, LeaseRecord>>()
+  /** The resourceVersion up to which `#leases` is complete (the list's, then each event's). */
+  #resourceVersion = ''
   #listed = false
   #healthy = false
   #failed = false
@@ -106,7 +121,47 @@ export class WatchHub {
   get subscriberCount(): number {
     let count = 0
     for (const set of this.#listeners.values()) count += set.size
+    for (const set of this.#queueListeners.values()) count += set.size
     return count
+  }
+
+  /**
+   * The tickets of `leaseName` as the running, healthy hub knows them; `undefined` when the hub has not
+   * listed yet or is unhealthy (its knowledge may then be behind: read the tickets instead).
+   */
+  queue(leaseName: string): QueueSnapshot | undefined {
+    if (this.#run === undefined || !this.#listed || !this.#healthy) return undefined
+    return this.#snapshot(leaseName)
+  }
+
+  /**
+   * Subscribes to the tickets of one lock: `listener` gets the whole line after every change to it and
+   * after every fresh list. Starts the hub if idle; a running hub that has listed tells the listener
+   * what it knows on a microtask.
+   */
+  subscribeQueue(leaseName: string, listener: QueueListener): () => void {
+    let set = this.#queueListeners.get(leaseName)
+    if (set === undefined) {
+      set = new Set()
+      this.#queueListeners.set(leaseName, set)
+    }
+    set.add(listener)
+    if (this.#run === undefined) this.#start()
+    let subscribed = true
+    const run = this.#run
+    if (this.#listed) {
+      queueMicrotask(() => {
+        if (!subscribed || this.#run !== run || !this.#listed) return
+        listener(this.#snapshot(leaseName))
+      })
+    }
+    return () => {
+      if (!subscribed) return
+      subscribed = false
+      set.delete(listener)
+      if (set.size === 0) this.#queueListeners.delete(leaseName)
+      this.#stopIfIdle()
+    }
   }
 
   /** Leases and deletions remembered for late subscribers (bounded: see {@link MAX_TOMBSTONES}). */
@@ -141,8 +196,12 @@ export class WatchHub {
       subscribed = false
       set.delete(listener)
       if (set.size === 0) this.#listeners.delete(leaseName)
-      if (this.#listeners.size === 0) void this.stop()
+      this.#stopIfIdle()
     }
+  }
+
+  #stopIfIdle(): void {
+    if (this.#listeners.size === 0 && this.#queueListeners.size === 0) void this.stop()
   }
 
   /** Stops the watch and waits until every task the hub started has ended. */
@@ -198,8 +257,10 @@ export class WatchHub {
         if (resourceVersion === undefined) {
           const list = await this.#store.list(this.#namespace, { labelSelector: MANAGED_BY_SELECTOR, signal })
           resourceVersion = list.resourceVersion
+          this.#resourceVersion = resourceVersion
           this.#remember(list.items, list.resourceVersion)
           this.#announceList(list.items, list.resourceVersion)
+          for (const lock of [...this.#queueListeners.keys()]) this.#emitQueue(lock)
         }
         if (!suspect) this.#setHealthy(true)
         watch = new WatchAttempt(signal, now(), this.#stallMs())
@@ -215,10 +276,17 @@ export class WatchHub {
           }
           if (event.type === 'BOOKMARK') {
             resourceVersion = event.resourceVersion
+            this.#resourceVersion = resourceVersion
             return
           }
           resourceVersion = event.lease.resourceVersion
+          this.#resourceVersion = resourceVersion
           this.#apply(event)
+          const lock = ticketLock(event.lease)
+          if (lock !== undefined) {
+            this.#emitQueue(lock)
+            return
+          }
           this.#emit(event.lease.name, {
             type: 'lease',
             lease: event.type === 'DELETED' ? undefined : event.lease,
@@ -298,11 +366,44 @@ export class WatchHub {
     const { name, resourceVersion } = event.lease
     if (event.type === 'DELETED') {
       this.#leases.delete(name)
+      this.#unindex(event.lease)
       this.#bury(name, resourceVersion)
     } else {
       this.#tombstones.delete(name)
       this.#leases.set(name, event.lease)
+      this.#index(event.lease)
     }
+  }
+
+  #index(record: LeaseRecord): void {
+    const lock = ticketLock(record)
+    if (lock === undefined) return
+    let tickets = this.#queues.get(lock)
+    if (tickets === undefined) {
+      tickets = new Map()
+      this.#queues.set(lock, tickets)
+    }
+    tickets.set(record.name, record)
+  }
+
+  #unindex(record: LeaseRecord): void {
+    const lock = ticketLock(record)
+    if (lock === undefined) return
+    const tickets = this.#queues.get(lock)
+    tickets?.delete(record.name)
+    if (tickets?.size === 0) this.#queues.delete(lock)
+  }
+
+  #snapshot(leaseName: string): QueueSnapshot {
+    const tickets = [...(this.#queues.get(leaseName)?.values() ?? [])]
+    return { tickets, resourceVersion: this.#resourceVersion }
+  }
+
+  #emitQueue(leaseName: string): void {
+    const set = this.#queueListeners.get(leaseName)
+    if (set === undefined) return
+    const snapshot = this.#snapshot(leaseName)
+    for (const listener of [...set]) listener(snapshot)
   }
 
   /** A fresh list replaces what was known; a lease it no longer has was deleted by the list's version. */
@@ -314,9 +415,11 @@ export class WatchHub {
         this.#bury(name, listVersion)
       }
     }
+    this.#queues.clear()
     for (const item of items) {
       this.#tombstones.delete(item.name)
       this.#leases.set(item.name, item)
+      this.#index(item)
     }
     this.#listed = true
   }
@@ -335,6 +438,8 @@ export class WatchHub {
   #forget(): void {
     this.#leases.clear()
     this.#tombstones.clear()
+    this.#queues.clear()
+    this.#resourceVersion = ''
     this.#listed = false
   }
 
