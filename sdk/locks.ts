@@ -335,6 +335,9 @@ export class LockClient implements Locks {
         }
         const takeOverAt = result.kind === 'held' ? result.expiresAt : Number.POSITIVE_INFINITY
         const seenVersion = typeof state.view === 'object' ? state.view.record.resourceVersion : undefined
+        const holder = typeof state.view === 'object' ? state.view.record.holderIdentity : undefined
+        // When the first waiter ahead (if any) could stop counting: then this one may be first in line.
+        const lineChangesAt = line?.ahead(clock.now(), holder).until ?? Number.POSITIVE_INFINITY
         for (;;) {
           if (line !== undefined) await tendLine(line)
           const now = clock.now()
@@ -356,26 +359,12 @@ export class LockClient implements Locks {
           }
           if (now >= deadline) throw timeoutError()
           if (now >= takeOverAt) break
-          const ahead = line?.ahead(
-            now,
-            typeof state.view === 'object' ? state.view.record.holderIdentity : undefined,
-          )
-          if (ahead !== undefined && now >= ahead.until) break
+          if (now >= lineChangesAt) break
           if (pollWanted) nextPollAt ??= now + jitter(retryIntervalMs)
           const pollAt = nextPollAt ?? Number.POSITIVE_INFINITY
-          const lineAt =
-            line === undefined
-              ? Number.POSITIVE_INFINITY
-              : Math.max(
-                  lineRetryAt,
-                  Math.min(
-                    line.renewDueAt,
-                    line.placeSureUntil,
-                    line.own === undefined ? now : Number.POSITIVE_INFINITY,
-                  ),
-                )
+          const lineAt = line === undefined ? Number.POSITIVE_INFINITY : Math.max(lineRetryAt, line.dueAt)
           const notified = await wakeup.sleep(
-            Math.min(deadline, takeOverAt, pollAt, ahead?.until ?? Number.POSITIVE_INFINITY, lineAt) - now,
+            Math.min(deadline, takeOverAt, pollAt, lineChangesAt, lineAt) - now,
             signals,
             true,
           )

@@ -6,15 +6,7 @@ import type { LeaseStore } from './lease-store.ts'
 import { defaultSafetyMargin } from './options.ts'
 import { compareResourceVersions } from './resource-version.ts'
 import type { TicketDraftOptions } from './ticket.ts'
-import {
-  compareTickets,
-  isTicketOf,
-  isWaiting,
-  queueSelector,
-  renewedTicket,
-  ticketDraft,
-  ticketPosition,
-} from './ticket.ts'
+import { compareTickets, isTicketOf, isWaiting, queueSelector, renewedTicket, ticketDraft } from './ticket.ts'
 import type { QueueSnapshot } from './watch-hub.ts'
 
 /**
@@ -78,6 +70,11 @@ export class WaitLine {
   /** When the own ticket's next renewal is due; `Infinity` when not in line. */
   get renewDueAt(): number {
     return this.#own === undefined ? Number.POSITIVE_INFINITY : this.#own.sentAt + this.renewEveryMs
+  }
+
+  /** When the line next needs tending: joining at once when not in line, else the next renewal. */
+  get dueAt(): number {
+    return this.#own === undefined ? Number.NEGATIVE_INFINITY : this.renewDueAt
   }
 
   /** Until when the own place is sure (see the class comment); `-Infinity` when not in line. */
@@ -225,9 +222,4 @@ export class WaitLine {
     this.#own = { record, sentAt }
     this.#tickets.set(record.name, observe(this.#tickets.get(record.name), record, this.#options.now()))
   }
-}
-
-/** For messages and logs: the own ticket's place, as its creation's resourceVersion. */
-export function placeOf(own: OwnTicket | undefined): string | undefined {
-  return own === undefined ? undefined : ticketPosition(own.record)
 }

@@ -1,0 +1,238 @@
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
+import { createLocks } from './create-locks.ts'
+import { LockTimeoutError } from './errors.ts'
+import type { Lock } from './held-lock.ts'
+import type { LeaseRecord } from './lease-record.ts'
+import type { Locks } from './locks.ts'
+import type { MemoryLeaseStore } from './memory-store.ts'
+import { createMemoryLeaseStore } from './memory-store.ts'
+import type { LocksOptions } from './options.ts'
+import { fakeClock, settle, type Tracked, track } from './testing/helpers.ts'
+import { compareTickets, isTicketOf, ticketDraft } from './ticket.ts'
+
+const NS = 'shop'
+let store: MemoryLeaseStore
+/** Every lease in the store, kept from its changes (reading would add requests to count). */
+const stored = new Map<string, LeaseRecord>()
+const opened: Locks[] = []
+
+function locks(identity: string, options: LocksOptions = {}): Locks {
+  const instance = createLocks({ store, namespace: NS, identity, clock: fakeClock, ...options })
+  opened.push(instance)
+  return instance
+}
+
+/** The tickets of `lease` in the store, in line order. */
+function line(lease: string) {
+  return [...stored.values()].filter((item) => isTicketOf(item, lease)).sort(compareTickets)
+}
+
+/** The identity prefixes of `tickets`, in order. */
+function names(tickets: readonly LeaseRecord[]): string {
+  return tickets.map((ticket) => ticket.holderIdentity?.split('_')[0]).join()
+}
+
+/** A ticket nobody renews: a waiter that died. */
+function deadTicket(lease: string, name: string) {
+  return store.seed(
+    ticketDraft({
+      namespace: NS,
+      leaseName: lease,
+      lockName: lease,
+      identity: `${name}_1_deadbeef`,
+      durationSeconds: 15,
+      annotations: {},
+      wallNow: Date.now(),
+      name: `${lease}.q-${name}`,
+    }),
+  )
+}
+
+/** Advances fake time in small steps until `done()` or `ms` passed. */
+async function advanceUntil(done: () => boolean, ms: number): Promise<void> {
+  for (let waited = 0; !done() && waited < ms; waited += 50) await vi.advanceTimersByTimeAsync(50)
+}
+
+beforeEach(() => {
+  vi.useFakeTimers({ now: Date.UTC(2030, 0, 1) })
+  stored.clear()
+  store = createMemoryLeaseStore({
+    onChange: (event) => {
+      if (event.type === 'BOOKMARK') return
+      if (event.type === 'DELETED') stored.delete(event.lease.name)
+      else stored.set(event.lease.name, event.lease)
+    },
+  })
+})
+
+afterEach(async () => {
+  await Promise.all(opened.splice(0).map((instance) => instance.close()))
+  expect(vi.getTimerCount()).toBe(0)
+  expect(store.openWatches).toBe(0)
+  vi.useRealTimers()
+})
+
+/** Starts waiters one after another, each once the previous one is in line. */
+async function queue(lease: string, clients: readonly Locks[], timeouts: readonly number[]) {
+  const waiters: Tracked<Lock>[] = []
+  for (const [i, client] of clients.entries()) {
+    waiters.push(track(client.acquire(lease, { timeout: timeouts[i] ?? 60 })))
+    await advanceUntil(() => line(lease).length === waiters.length, 1000)
+    expect(line(lease)).toHaveLength(waiters.length)
+  }
+  return waiters
+}
+
+describe('fair waiting', () => {
+  it('serves waiters of several processes in the order they began waiting, whatever their timeouts', async () => {
+    const holder = await locks('holder').acquire('orders')
+    const clients = [1, 2, 3, 4, 5].map((n) => locks(`w${n}`))
+    const waiters = await queue('orders', clients, [60, 5, 30, 10, 20])
+    const order: string[] = []
+    let current: Lock = holder
+    for (let turn = 0; turn < waiters.length; turn++) {
+      await current.release()
+      await advanceUntil(
+        () => waiters.some((w) => w.status === 'fulfilled' && !order.includes(w.value?.holder ?? '')),
+        1000,
+      )
+      const next = waiters.find((w) => w.status === 'fulfilled' && !order.includes(w.value?.holder ?? ''))
+      expect(next, `turn ${turn}`).toBeDefined()
+      current = next?.value as Lock
+      order.push(current.holder)
+    }
+    await current.release()
+    expect(order.map((holder) => holder.split('_')[0])).toEqual(['w1', 'w2', 'w3', 'w4', 'w5'])
+    expect(line('orders')).toEqual([])
+  })
+
+  it('serves waiters of one process in order too', async () => {
+    const holder = await locks('holder').acquire('local')
+    const client = locks('same')
+    const first = track(client.acquire('local', { timeout: 30 }))
+    await advanceUntil(() => line('local').length === 1, 1000)
+    const second = track(client.acquire('local', { timeout: 30 }))
+    await advanceUntil(() => line('local').length === 2, 1000)
+    await holder.release()
+    await advanceUntil(() => first.status !== 'pending', 1000)
+    expect(first.status).toBe('fulfilled')
+    expect(second.status).toBe('pending')
+    await (first.value as Lock).release()
+    await advanceUntil(() => second.status !== 'pending', 1000)
+    expect(second.status).toBe('fulfilled')
+    await (second.value as Lock).release()
+  })
+
+  it('wakes only the first in line on a release: one taking write, no reads, per handover', async () => {
+    const holder = await locks('holder').acquire('calm')
+    const waiters = await queue(
+      'calm',
+      Array.from({ length: 10 }, (_, n) => locks(`w${n}`)),
+      [],
+    )
+    let current = holder
+    for (let turn = 0; turn < waiters.length; turn++) {
+      const before = store.calls.length
+      await current.release()
+      await advanceUntil(() => waiters.filter((w) => w.status === 'fulfilled').length > turn, 1000)
+      const next = waiters[turn] as Tracked<Lock>
+      expect(next.status, `turn ${turn}`).toBe('fulfilled')
+      current = next.value as Lock
+      await settle()
+      const onLock = store.calls.slice(before).filter((call) => call.name === 'calm')
+      // The release and the one taking update; nobody else read or wrote the lock.
+      expect(
+        onLock.map((call) => call.operation),
+        `turn ${turn}`,
+      ).toEqual(['update', 'update'])
+    }
+    await current.release()
+  })
+
+  it('never lets a new arrival take a free lock past a waiter in line', async () => {
+    deadTicket('barge', 'someone')
+    const client = locks('late')
+    // The lock is free, but someone is in line: one attempt fails, and no ticket is left behind.
+    await expect(client.acquire('barge', { timeout: 0 })).rejects.toBeInstanceOf(LockTimeoutError)
+    expect(line('barge')).toHaveLength(1)
+    expect(store.peek(NS, 'barge')).toBeUndefined()
+  })
+
+  it('a waiter that died holds up the line for its ticket duration plus the grace, no longer', async () => {
+    deadTicket('stuck', 'dead')
+    const startedAt = Date.now()
+    const waiter = track(locks('alive').acquire('stuck', { timeout: 60 }))
+    await advanceUntil(() => waiter.status !== 'pending', 30_000)
+    expect(waiter.status).toBe('fulfilled')
+    const waited = (waiter.settledAt as number) - startedAt
+    // 15 s unrenewed plus 1 s of grace, as this process observed it (plus one timer tick of slack).
+    expect(waited).toBeGreaterThanOrEqual(16_000)
+    expect(waited).toBeLessThanOrEqual(16_100)
+    await (waiter.value as Lock).release()
+  })
+
+  it('a waiter that times out leaves the line at once and does not hold up those behind it', async () => {
+    const holder = await locks('holder').acquire('middle')
+    const [first, quitter, third] = await queue('middle', [locks('a'), locks('b'), locks('c')], [60, 2, 60])
+    await advanceUntil(() => quitter?.status !== 'pending', 3000)
+    expect(quitter?.error).toBeInstanceOf(LockTimeoutError)
+    await advanceUntil(() => line('middle').length === 2, 1000)
+    expect(line('middle').map((ticket) => ticket.holderIdentity?.split('_')[0])).toEqual(['a', 'c'])
+    await holder.release()
+    await advanceUntil(() => first?.status === 'fulfilled', 1000)
+    const releasedAt = Date.now()
+    await (first as Tracked<Lock>).value?.release()
+    await advanceUntil(() => third?.status === 'fulfilled', 1000)
+    expect(third?.settledAt).toBe(releasedAt)
+    await (third as Tracked<Lock>).value?.release()
+  })
+
+  it('a waiter cut off past its place keeps no place: it joins again behind those who stayed', async () => {
+    const holder = await locks('holder').acquire('cut')
+    const [early] = await queue('cut', [locks('early')], [120])
+    // From now on no update is answered: the early waiter's renewal (due at 6 s) hangs until its
+    // request timeout (10 s), by when its place is no longer sure (15 s − 1.5 s after it joined).
+    await vi.advanceTimersByTimeAsync(1000)
+    const cut = store.pause('update')
+    await vi.advanceTimersByTimeAsync(13_000)
+    const later = track(locks('later').acquire('cut', { timeout: 120 }))
+    await advanceUntil(() => line('cut').length === 2, 1000)
+    await advanceUntil(() => names(line('cut')) === 'later,early', 5000)
+    cut.resume()
+    expect(names(line('cut'))).toBe('later,early')
+    await holder.release()
+    await advanceUntil(() => later.status === 'fulfilled', 1000)
+    expect(early?.status).toBe('pending')
+    await (later.value as Lock).release()
+    await advanceUntil(() => early?.status === 'fulfilled', 1000)
+    await (early as Tracked<Lock>).value?.release()
+  })
+
+  it('fair: false races as before: no ticket', async () => {
+    const holder = await locks('holder').acquire('race')
+    const waiter = track(locks('racer').acquire('race', { timeout: 30, fair: false }))
+    await vi.advanceTimersByTimeAsync(1000)
+    expect(line('race')).toEqual([])
+    await holder.release()
+    await advanceUntil(() => waiter.status === 'fulfilled', 1000)
+    await (waiter.value as Lock).release()
+  })
+
+  it('timeout: 0 never queues', async () => {
+    const holder = await locks('holder').acquire('once')
+    await expect(locks('try').acquire('once', { timeout: 0 })).rejects.toBeInstanceOf(LockTimeoutError)
+    expect(store.calls.filter((call) => call.operation === 'create' && call.name !== 'once')).toEqual([])
+    await holder.release()
+  })
+
+  it('close() gives up the places in line', async () => {
+    const holder = await locks('holder').acquire('closing')
+    const client = locks('leaving')
+    const waiter = track(client.acquire('closing', { timeout: 60 }))
+    await advanceUntil(() => line('closing').length === 1, 1000)
+    await client.close()
+    expect(waiter.status).toBe('rejected')
+    expect(line('closing')).toEqual([])
+    await holder.release()
+  })
+})
