@@ -18,6 +18,7 @@ import { parseArgs } from 'node:util'
 import { CoreV1Api, EventsV1Api, KubeConfig } from '@kubernetes/client-node'
 import {
   createKubernetesLeaseStore,
+  isTicket,
   type LeaseRecord,
   LOCK_NAME_ANNOTATION,
   MANAGED_BY_SELECTOR,
@@ -572,7 +573,9 @@ async function main(): Promise<number> {
     const endAt = startedAt + flags.durationMs
     while (!runEnded.signal.aborted && monotonicMs() < endAt) {
       try {
-        leases = (await store.list(flags.namespace, { labelSelector: MANAGED_BY_SELECTOR })).items
+        // Locks only: waiters' tickets (places in line) are leases too.
+        const listed = await store.list(flags.namespace, { labelSelector: MANAGED_BY_SELECTOR })
+        leases = listed.items.filter((lease) => !isTicket(lease))
         leaseError = undefined
       } catch (error) {
         leaseError = error instanceof Error ? error.message : String(error)

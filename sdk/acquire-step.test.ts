@@ -289,6 +289,21 @@ const cases: Case[] = [
     throws: LeaseNotManagedError,
   },
   {
+    name: "a free lease that is a waiter's ticket: not a lock, throws, no write",
+    state: INITIAL_STATE,
+    calls: [
+      {
+        op: 'get',
+        answer: lease({
+          holderIdentity: undefined,
+          labels: { 'app.kubernetes.io/managed-by': 'kube-locks', 'kube-locks.io/queue-for': 'other' },
+        }),
+      },
+    ],
+    expect: () => {},
+    throws: LeaseNotManagedError,
+  },
+  {
     name: 'a known unmanaged lease seen long ago: throws, no write',
     state: {
       view: { record: lease({ labels: {} }), firstSeenAt: 0 },

@@ -6,6 +6,7 @@ import type { LeaseDraft, LeaseRecord } from './lease-record.ts'
 import { isFree, isManaged, withoutHolderAnnotations } from './lease-record.ts'
 import type { LeaseStore } from './lease-store.ts'
 import { formatMicroTime } from './micro-time.ts'
+import { isTicket } from './ticket.ts'
 
 /**
  * One attempt to acquire a lock: read the lease if its state is unknown, then create it, take it over,
@@ -114,7 +115,8 @@ export async function acquireStep(ctx: StepContext, state: AcquireState): Promis
       return { kind: 'too-slow', state: { ...state, view }, roundTripMs }
     }
   }
-  if (view !== 'absent' && !isManaged(view.record)) {
+  // A ticket (a waiter's place in some lock's line) is not a lock, whatever its name.
+  if (view !== 'absent' && (!isManaged(view.record) || isTicket(view.record))) {
     throw new LeaseNotManagedError({
       leaseName: ctx.leaseName,
       namespace: ctx.namespace,
