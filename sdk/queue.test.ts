@@ -1,6 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
 import { createLocks } from './create-locks.ts'
-import { LockTimeoutError } from './errors.ts'
+import { LockTimeoutError, LockUnavailableError } from './errors.ts'
 import type { Lock } from './held-lock.ts'
 import type { LeaseRecord } from './lease-record.ts'
 import type { Locks } from './locks.ts'
@@ -234,5 +234,44 @@ describe('fair waiting', () => {
     expect(waiter.status).toBe('rejected')
     expect(line('closing')).toEqual([])
     await holder.release()
+  })
+})
+
+describe('a server that throttles', () => {
+  const throttled = () =>
+    new LockUnavailableError({
+      server: 'memory',
+      problem: 'answered 429',
+      outcomeUnknown: false,
+      status: 429,
+      retryAfterMs: 4000,
+    })
+
+  it('an acquire tries again no sooner than the Retry-After', async () => {
+    store.failNext('get', throttled)
+    const pending = track(locks('patient', { retryInterval: 0.1 }).acquire('busy-server', { timeout: 30 }))
+    const reads = () => store.calls.filter((call) => call.operation === 'get').length
+    await vi.advanceTimersByTimeAsync(3900)
+    expect(reads()).toBe(1)
+    await advanceUntil(() => pending.status !== 'pending', 1000)
+    expect(reads()).toBe(2)
+    expect(pending.status).toBe('fulfilled')
+    await (pending.value as Lock).release()
+  })
+
+  it('a waiter that cannot join the line tries again no sooner than the Retry-After', async () => {
+    const holder = await locks('holder').acquire('busy-line')
+    store.failNext('create', throttled)
+    const waiter = track(locks('patient', { retryInterval: 0.1 }).acquire('busy-line', { timeout: 30 }))
+    const creates = () => store.calls.filter((call) => call.operation === 'create').length
+    await vi.advanceTimersByTimeAsync(100)
+    const first = creates()
+    await vi.advanceTimersByTimeAsync(3800)
+    expect(creates()).toBe(first)
+    await advanceUntil(() => line('busy-line').length === 1, 1000)
+    expect(creates()).toBe(first + 1)
+    await holder.release()
+    await advanceUntil(() => waiter.status !== 'pending', 1000)
+    await (waiter.value as Lock).release()
   })
 })

@@ -1,7 +1,7 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
-import { MANAGED_BY_LABEL, MANAGED_BY_VALUE } from './constants.ts'
+import { MANAGED_BY_LABEL, MANAGED_BY_VALUE, QUEUE_LABEL, WAITS_FOR_ANNOTATION } from './constants.ts'
 import { createLocks } from './create-locks.ts'
-import { WatchExpiredError } from './errors.ts'
+import { LockUnavailableError, WatchExpiredError } from './errors.ts'
 import type { LeaseDraft } from './lease-record.ts'
 import type { LeaseEvent, LeaseStore, WatchOptions } from './lease-store.ts'
 import type { MemoryLeaseStore } from './memory-store.ts'
@@ -396,3 +396,65 @@ describe('a watch that ends at once', () => {
 function compareOrder(a: string, b: string): boolean {
   return BigInt(a) > BigInt(b)
 }
+
+describe('a server that throttles', () => {
+  it('is watched again no sooner than its Retry-After', async () => {
+    const watched = hub()
+    watched.subscribe('orders', recorder().listener)
+    await settle()
+    const watches = () => memory.calls.filter((call) => call.operation === 'watch').length
+    const before = watches()
+    memory.endWatches(
+      new LockUnavailableError({
+        server: 'memory',
+        problem: 'answered 429',
+        outcomeUnknown: false,
+        status: 429,
+        retryAfterMs: 7000,
+      }),
+    )
+    // The usual backoff would be 1 s (retryInterval, no jitter here).
+    await vi.advanceTimersByTimeAsync(6900)
+    expect(watches()).toBe(before)
+    await vi.advanceTimersByTimeAsync(200)
+    expect(watches()).toBe(before + 1)
+  })
+})
+
+describe('the line of a lock', () => {
+  const ticket = (name: string, lock: string) => ({
+    ...draft(name),
+    labels: { [MANAGED_BY_LABEL]: MANAGED_BY_VALUE, [QUEUE_LABEL]: lock },
+    annotations: { [WAITS_FOR_ANNOTATION]: lock },
+  })
+
+  it('is told to its subscribers after every change, and never to the lock subscribers', async () => {
+    memory.seed(ticket('orders.q-a', 'orders'))
+    const watched = hub()
+    const lock = recorder()
+    const lines: string[][] = []
+    watched.subscribe('orders', lock.listener)
+    watched.subscribeQueue('orders', (snapshot) => lines.push(snapshot.tickets.map((t) => t.name).sort()))
+    await settle()
+    memory.seed(ticket('orders.q-b', 'orders'))
+    memory.seed(ticket('other.q-c', 'other'))
+    await settle()
+    memory.remove(NS, 'orders.q-a')
+    await settle()
+    expect(lines).toEqual([['orders.q-a'], ['orders.q-a', 'orders.q-b'], ['orders.q-b']])
+    expect(lock.leases().filter((event) => event.lease !== undefined)).toEqual([])
+    expect(watched.queue('orders')?.tickets.map((t) => t.name)).toEqual(['orders.q-b'])
+  })
+
+  it('is replayed to a late subscriber, and unknown while the hub has not listed', async () => {
+    memory.seed(ticket('orders.q-a', 'orders'))
+    const watched = hub()
+    expect(watched.queue('orders')).toBeUndefined()
+    watched.subscribe('anything', recorder().listener)
+    await settle()
+    const late: string[][] = []
+    watched.subscribeQueue('orders', (snapshot) => late.push(snapshot.tickets.map((t) => t.name)))
+    await settle()
+    expect(late).toEqual([['orders.q-a']])
+  })
+})

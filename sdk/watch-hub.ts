@@ -1,6 +1,6 @@
 import type { Logger } from './clock.ts'
 import { MANAGED_BY_SELECTOR } from './constants.ts'
-import { WatchExpiredError } from './errors.ts'
+import { LockUnavailableError, WatchExpiredError } from './errors.ts'
 import type { LeaseRecord } from './lease-record.ts'
 import type { LeaseEvent, LeaseStore } from './lease-store.ts'
 import { compareResourceVersions } from './resource-version.ts'
@@ -341,7 +341,9 @@ export class WatchHub {
         }
         failures++
         this.#options.logger.debug?.('lease watch failed; retrying', { namespace: this.#namespace, error })
-        await this.#sleep(backoff(failures))
+        // A server that throttles says when to come back (429 with Retry-After): no sooner than that.
+        const retryAfterMs = error instanceof LockUnavailableError ? (error.retryAfterMs ?? 0) : 0
+        await this.#sleep(Math.max(backoff(failures), retryAfterMs))
       }
     }
   }
