@@ -117,6 +117,18 @@ and delete long-free ones (update and delete), record Events on them.
 {{- end }}
 
 {{/*
+API version of the flow-control objects: flowcontrol.apiserver.k8s.io/v1 from Kubernetes
+1.29, v1beta3 (same fields) before.
+*/}}
+{{- define "kube-locks.apiPriority.apiVersion" -}}
+{{- if semverCompare ">=1.29.0-0" .Capabilities.KubeVersion.Version }}
+{{- print "flowcontrol.apiserver.k8s.io/v1" }}
+{{- else }}
+{{- print "flowcontrol.apiserver.k8s.io/v1beta3" }}
+{{- end }}
+{{- end }}
+
+{{/*
 Values that the schema cannot reject on their own, because they contradict each other.
 Included from every template, so that no partial release is rendered.
 */}}
@@ -139,6 +151,15 @@ Included from every template, so that no partial release is rendered.
 {{- end }}
 {{- if and (ne $min "") (not (hasSuffix "%" $min)) (ge (int $min) (int $v.replicaCount)) }}
 {{- fail (printf "podDisruptionBudget.minAvailable (%s) is not below replicaCount (%d): no controller pod could ever be evicted and node drains would hang; raise replicaCount or lower minAvailable" $min (int $v.replicaCount)) }}
+{{- end }}
+{{- end }}
+{{- if $v.apiPriority.enabled }}
+{{- $p := $v.apiPriority }}
+{{- if not (or $p.controller $p.serviceAccounts $p.groups $p.users) }}
+{{- fail "apiPriority.enabled is true but the FlowSchema would match no one: set apiPriority.controller to true, or list apiPriority.serviceAccounts, apiPriority.groups or apiPriority.users" }}
+{{- end }}
+{{- if and (eq $p.limitResponse "Queue") (gt (int $p.queuing.handSize) (int $p.queuing.queues)) }}
+{{- fail (printf "apiPriority.queuing.handSize (%d) is larger than apiPriority.queuing.queues (%d): a flow is dealt handSize of the queues; lower handSize or raise queues" (int $p.queuing.handSize) (int $p.queuing.queues)) }}
 {{- end }}
 {{- end }}
 {{- if and $v.affinity.podAntiAffinity (ne $v.podAntiAffinity "none") }}
