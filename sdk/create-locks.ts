@@ -1,5 +1,5 @@
 import { InvalidLockOptionsError } from './errors.ts'
-import { createKubernetesLeaseStore, kubeConfigNamespace, loadDefaultKubeConfig } from './kubernetes-store.ts'
+import { connectByDefault, createKubernetesLeaseStore, kubeConfigNamespace } from './kubernetes-store.ts'
 import type { Locks } from './locks.ts'
 import { LockClient } from './locks.ts'
 import type { LocksOptions } from './options.ts'
@@ -22,7 +22,12 @@ export function createLocks(options: LocksOptions = {}): Locks {
   if (options.store !== undefined) {
     return new LockClient(resolveLocksOptions(options, processEnvironment()), options.store, false)
   }
-  const kubeConfig = options.kubeConfig ?? loadDefaultKubeConfig()
-  const resolved = resolveLocksOptions(options, processEnvironment(kubeConfigNamespace(kubeConfig)))
-  return new LockClient(resolved, createKubernetesLeaseStore(kubeConfig), true)
+  if (options.kubeConfig !== undefined) {
+    const { kubeConfig } = options
+    const resolved = resolveLocksOptions(options, processEnvironment(kubeConfigNamespace(kubeConfig)))
+    return new LockClient(resolved, createKubernetesLeaseStore(kubeConfig), true)
+  }
+  const cluster = connectByDefault()
+  const resolved = resolveLocksOptions(options, processEnvironment(cluster.namespace))
+  return new LockClient(resolved, cluster.store, true)
 }

@@ -3,7 +3,7 @@ import { createServer, type IncomingMessage } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { ApiException, KubeConfig } from '@kubernetes/client-node'
+import { KubeConfig } from '@kubernetes/client-node'
 import { afterEach, describe, expect, it, vi } from 'vitest'
 import { createLocks } from './create-locks.ts'
 import {
@@ -15,12 +15,13 @@ import {
   NamespaceNotFoundError,
   WatchExpiredError,
 } from './errors.ts'
+import { responseError, transportError } from './kube/errors.ts'
+import type { HttpResponse } from './kube/http.ts'
 import {
   createKubernetesLeaseStore,
   kubeConfigNamespace,
   MAX_RETRY_AFTER_MS,
   parseRetryAfter,
-  translateError,
 } from './kubernetes-store.ts'
 import type { LeaseRecord } from './lease-record.ts'
 import { STALL_MARGIN_SECONDS } from './watch-hub.ts'
@@ -34,20 +35,20 @@ const ctx = (
   name,
   server: 'https://10.0.0.1:443',
 })
+const answer = (code: number, body: unknown, headers: Record<string, string> = {}): HttpResponse => ({
+  status: code,
+  headers,
+  body,
+})
 const status = (code: number, reason: string, message = 'msg') =>
-  new ApiException(
-    code,
-    'Unknown API Status Code!',
-    JSON.stringify({ kind: 'Status', code, reason, message }),
-    {},
-  )
+  answer(code, { kind: 'Status', code, reason, message })
 
-describe('translateError', () => {
+describe('responseError and transportError', () => {
   it('branches 409 on the reason, not only on the status', () => {
-    const exists = translateError(status(409, 'AlreadyExists'), ctx('create'))
+    const exists = responseError(status(409, 'AlreadyExists'), ctx('create'))
     expect(exists).toBeInstanceOf(LeaseConflictError)
     expect((exists as LeaseConflictError).reason).toBe('AlreadyExists')
-    const conflict = translateError(
+    const conflict = responseError(
       status(409, 'Conflict', 'Precondition failed: UID in precondition'),
       ctx('update'),
     )
@@ -55,17 +56,17 @@ describe('translateError', () => {
   })
 
   it('maps 403 and 401 to LockPermissionError naming verb, resource and namespace', () => {
-    const forbidden = translateError(status(403, 'Forbidden'), ctx('update'))
+    const forbidden = responseError(status(403, 'Forbidden'), ctx('update'))
     expect(forbidden).toBeInstanceOf(LockPermissionError)
     expect(forbidden.message).toContain('cannot update leases.coordination.k8s.io in namespace `shop`')
     expect(forbidden.message).toContain('ClusterRole `kube-locks-client`')
-    const unauthorized = translateError(new ApiException(401, 'Unauthorized', undefined, {}), ctx('get'))
+    const unauthorized = responseError(answer(401, undefined), ctx('get'))
     expect(unauthorized.message).toContain('did not accept the credentials')
   })
 
   it('maps 404 of a named lease to LeaseNotFoundError and 410 to WatchExpiredError', () => {
-    expect(translateError(status(404, 'NotFound'), ctx('delete'))).toBeInstanceOf(LeaseNotFoundError)
-    expect(translateError(status(410, 'Expired'), ctx('watch', undefined))).toBeInstanceOf(WatchExpiredError)
+    expect(responseError(status(404, 'NotFound'), ctx('delete'))).toBeInstanceOf(LeaseNotFoundError)
+    expect(responseError(status(410, 'Expired'), ctx('watch', undefined))).toBeInstanceOf(WatchExpiredError)
   })
 
   it('maps 404 of a create whose Status names the namespace to NamespaceNotFoundError', () => {
@@ -76,44 +77,39 @@ describe('translateError', () => {
       message: 'namespaces "gone" not found',
       details: { name: 'gone', kind: 'namespaces' },
     }
-    const error = translateError(
-      new ApiException(404, 'Not Found', JSON.stringify(body), {}),
-      ctx('create'),
-    ) as NamespaceNotFoundError
+    const error = responseError(answer(404, body), ctx('create')) as NamespaceNotFoundError
     expect(error).toBeInstanceOf(NamespaceNotFoundError)
     expect(error.namespace).toBe('gone')
     expect(error.message).toContain('namespace `gone` does not exist')
     // A missing lease is still a missing lease.
     const lease = { ...body, details: { name: 'orders', group: 'coordination.k8s.io', kind: 'leases' } }
-    expect(
-      translateError(new ApiException(404, 'Not Found', JSON.stringify(lease), {}), ctx('delete')),
-    ).toBeInstanceOf(LeaseNotFoundError)
+    expect(responseError(answer(404, lease), ctx('delete'))).toBeInstanceOf(LeaseNotFoundError)
   })
 
   it('treats 5xx on a write as an unknown outcome, on a read as a plain failure', () => {
-    const write = translateError(status(504, 'Timeout'), ctx('update')) as LockUnavailableError
+    const write = responseError(status(504, 'Timeout'), ctx('update')) as LockUnavailableError
     expect(write).toBeInstanceOf(LockUnavailableError)
     expect(write.outcomeUnknown).toBe(true)
     expect(write.message).toContain('https://10.0.0.1:443 answered 504')
     expect(
-      (translateError(status(503, 'ServiceUnavailable'), ctx('get')) as LockUnavailableError).outcomeUnknown,
+      (responseError(status(503, 'ServiceUnavailable'), ctx('get')) as LockUnavailableError).outcomeUnknown,
     ).toBe(false)
     expect(
-      (translateError(status(429, 'TooManyRequests'), ctx('create')) as LockUnavailableError).outcomeUnknown,
+      (responseError(status(429, 'TooManyRequests'), ctx('create')) as LockUnavailableError).outcomeUnknown,
     ).toBe(false)
   })
 
   it('knows a refused connection never carried the write, a reset one may have', () => {
-    const refused = Object.assign(new TypeError('fetch failed'), { cause: { code: 'ECONNREFUSED' } })
-    const reset = Object.assign(new TypeError('fetch failed'), { cause: { code: 'ECONNRESET' } })
-    const a = translateError(refused, ctx('create')) as LockUnavailableError
+    const refused = Object.assign(new Error('connect ECONNREFUSED 10.0.0.1:443'), { code: 'ECONNREFUSED' })
+    const reset = Object.assign(new Error('socket hang up'), { code: 'ECONNRESET' })
+    const a = transportError(refused, ctx('create')) as LockUnavailableError
     expect(a.outcomeUnknown).toBe(false)
     expect(a.message).toContain('at https://10.0.0.1:443 could not be reached (ECONNREFUSED)')
-    expect((translateError(reset, ctx('create')) as LockUnavailableError).outcomeUnknown).toBe(true)
+    expect((transportError(reset, ctx('create')) as LockUnavailableError).outcomeUnknown).toBe(true)
   })
 
   it('reports other rejections with the server message', () => {
-    const invalid = translateError(
+    const invalid = responseError(
       status(422, 'Invalid', 'spec.leaseDurationSeconds: Invalid value'),
       ctx('create'),
     )
@@ -128,16 +124,15 @@ describe('429 Too Many Requests', () => {
   })
 
   const throttled = (headers: Record<string, string>) =>
-    new ApiException(
+    answer(
       429,
-      'Unknown API Status Code!',
-      JSON.stringify({ kind: 'Status', code: 429, reason: 'TooManyRequests', message: 'Too many requests' }),
+      { kind: 'Status', code: 429, reason: 'TooManyRequests', message: 'Too many requests' },
       headers,
     )
 
   it('is a known outcome, even for a write, and carries the Retry-After the server asked for', () => {
     for (const verb of ['create', 'update', 'delete', 'get'] as const) {
-      const error = translateError(throttled({ 'retry-after': '3' }), ctx(verb)) as LockUnavailableError
+      const error = responseError(throttled({ 'retry-after': '3' }), ctx(verb)) as LockUnavailableError
       expect(error).toBeInstanceOf(LockUnavailableError)
       expect(error.outcomeUnknown, verb).toBe(false)
       expect(error.status).toBe(429)
@@ -146,19 +141,19 @@ describe('429 Too Many Requests', () => {
   })
 
   it('says the server throttled the request and what to do, not that it is unreachable', () => {
-    const error = translateError(throttled({ 'retry-after': '2' }), ctx('update'))
+    const error = responseError(throttled({ 'retry-after': '2' }), ctx('update'))
     expect(error.message).toContain('https://10.0.0.1:443 is throttling requests (429 Too Many Requests')
     expect(error.message).toContain('asked to retry after 2 s')
     expect(error.message).toContain('API Priority and Fairness')
     expect(error.message).toContain('apiPriority')
     expect(error.message).not.toContain('reachable')
-    const without = translateError(throttled({}), ctx('update')) as LockUnavailableError
+    const without = responseError(throttled({}), ctx('update')) as LockUnavailableError
     expect(without.retryAfterMs).toBeUndefined()
     expect(without.message).not.toContain('asked to retry')
   })
 
   it('finds the header whatever its case', () => {
-    const error = translateError(throttled({ 'Retry-After': '1' }), ctx('get')) as LockUnavailableError
+    const error = responseError(throttled({ 'Retry-After': '1' }), ctx('get')) as LockUnavailableError
     expect(error.retryAfterMs).toBe(1000)
   })
 
@@ -193,7 +188,7 @@ describe('429 Too Many Requests', () => {
 
   it('counts an HTTP-date from the wall clock when it translates the error', () => {
     vi.useFakeTimers({ now: Date.UTC(2030, 0, 1), toFake: ['Date'] })
-    const error = translateError(
+    const error = responseError(
       throttled({ 'retry-after': 'Tue, 01 Jan 2030 00:00:04 GMT' }),
       ctx('update'),
     ) as LockUnavailableError

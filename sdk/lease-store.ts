@@ -50,8 +50,11 @@ export interface LeaseStore {
     options?: RequestOptions,
   ): Promise<void>
 
-  /** A consistent list, with the collection `resourceVersion` to watch from. */
-  list(namespace: string, options?: ListOptions): Promise<LeaseList>
+  /**
+   * A consistent list, with the collection `resourceVersion` to watch from; of every namespace when
+   * `namespace` is `undefined`. With `limit`, one page: `continue` of the result asks for the next.
+   */
+  list(namespace: string | undefined, options?: ListOptions): Promise<LeaseList>
 
   /**
    * Streams changes after `options.resourceVersion` to `onEvent`, in order. Resolves when the server
@@ -59,7 +62,11 @@ export interface LeaseStore {
    * with `WatchExpiredError` when that `resourceVersion` is too old (list again), or with another
    * `LockError`.
    */
-  watch(namespace: string, options: WatchOptions, onEvent: (event: LeaseEvent) => void): Promise<void>
+  watch(
+    namespace: string | undefined,
+    options: WatchOptions,
+    onEvent: (event: LeaseEvent) => void,
+  ): Promise<void>
 
   /**
    * The API server's version (`GET /version`), which the lock client reads once to warn when fencing
@@ -79,15 +86,21 @@ export interface RequestOptions {
 export interface ListOptions extends RequestOptions {
   /** Equality selectors only, as `key=value[,key=value]`. */
   readonly labelSelector?: string | undefined
+  /** At most this many items (one page); `continue` of the answer asks for the next page. */
+  readonly limit?: number | undefined
+  /** The `continue` token of the previous page. */
+  readonly continue?: string | undefined
 }
 
-export interface WatchOptions extends ListOptions {
+export interface WatchOptions extends Omit<ListOptions, 'limit' | 'continue'> {
   readonly resourceVersion: string
 }
 
 export interface LeaseList {
   readonly items: readonly LeaseRecord[]
   readonly resourceVersion: string
+  /** Set when more pages follow: pass it as `continue` to list the next one. */
+  readonly continue?: string | undefined
 }
 
 export type LeaseEvent =

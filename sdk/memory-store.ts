@@ -77,7 +77,7 @@ export interface MemoryLeaseStoreOptions {
 }
 
 interface Watcher {
-  readonly namespace: string
+  readonly namespace: string | undefined
   readonly selector: Selector
   readonly onEvent: (event: LeaseEvent) => void
   readonly finish: (error?: Error) => void
@@ -100,6 +100,9 @@ export function createMemoryLeaseStore(options: MemoryLeaseStoreOptions = {}): M
   const pauses = new Map<MemoryStoreOperation, { waiters: Set<() => void> }>()
 
   const key = (namespace: string, name: string) => `${namespace}/${name}`
+  /** Whether a lease of `namespace` is seen by a list or watch of `scope` (`undefined`: all namespaces). */
+  const inNamespace = (namespace: string, scope: string | undefined) =>
+    scope === undefined || namespace === scope
 
   function takeFault(operation: MemoryStoreOperation, phase: FaultPhase): Error | undefined {
     const index = faults.findIndex((fault) => fault.operation === operation && fault.phase === phase)
@@ -208,7 +211,7 @@ export function createMemoryLeaseStore(options: MemoryLeaseStoreOptions = {}): M
       if (dropped) oldestResumable = dropped.revision
     }
     for (const watcher of watchers) {
-      if (watcher.namespace === namespace && matches(event.lease.labels, watcher.selector)) {
+      if (inNamespace(namespace, watcher.namespace) && matches(event.lease.labels, watcher.selector)) {
         const deliver = watcher.onEvent
         queueMicrotask(() => {
           if (watchers.has(watcher)) deliver(event)
@@ -279,20 +282,33 @@ export function createMemoryLeaseStore(options: MemoryLeaseStoreOptions = {}): M
       leave('delete', options?.signal)
     },
 
-    async list(namespace: string, options?: ListOptions): Promise<LeaseList> {
-      await enter('list', namespace, undefined, options?.signal)
+    async list(namespace: string | undefined, options?: ListOptions): Promise<LeaseList> {
+      await enter('list', namespace ?? '', undefined, options?.signal)
       const selector = parseSelector(options?.labelSelector)
-      const items = [...leases.values()]
-        .filter((lease) => lease.namespace === namespace && matches(lease.labels, selector))
-        .sort((a, b) => a.name.localeCompare(b.name))
-      const result = { items, resourceVersion: revision.toString() }
+      const all = [...leases.values()]
+        .filter((lease) => inNamespace(lease.namespace, namespace) && matches(lease.labels, selector))
+        .sort((a, b) => key(a.namespace, a.name).localeCompare(key(b.namespace, b.name)))
+      // Pages continue after the key of the last item, as the API server's continue tokens do.
+      const after = options?.continue
+      const from =
+        after === undefined ? 0 : all.findIndex((lease) => key(lease.namespace, lease.name) > after)
+      const rest = from < 0 ? [] : all.slice(from)
+      const limit = options?.limit
+      const items = limit !== undefined && limit > 0 ? rest.slice(0, limit) : rest
+      const last = items.at(-1)
+      const more = last !== undefined && items.length < rest.length
+      const result = {
+        items,
+        resourceVersion: revision.toString(),
+        ...(more ? { continue: key(last.namespace, last.name) } : {}),
+      }
       leave('list', options?.signal)
       return result
     },
 
-    async watch(namespace: string, options: WatchOptions, onEvent: (event: LeaseEvent) => void) {
+    async watch(namespace: string | undefined, options: WatchOptions, onEvent: (event: LeaseEvent) => void) {
       const signal = options.signal
-      await enter('watch', namespace, undefined, signal)
+      await enter('watch', namespace ?? '', undefined, signal)
       const from = BigInt(options.resourceVersion || revision.toString())
       if (from < oldestResumable) throw new WatchExpiredError()
       const selector = parseSelector(options.labelSelector)
@@ -310,7 +326,7 @@ export function createMemoryLeaseStore(options: MemoryLeaseStoreOptions = {}): M
         signal?.addEventListener('abort', onAbort, { once: true })
         const backlog = history.filter(
           (entry) =>
-            entry.namespace === namespace &&
+            inNamespace(entry.namespace, namespace) &&
             entry.revision > from &&
             entry.event.type !== 'BOOKMARK' &&
             matches(entry.event.lease.labels, selector),

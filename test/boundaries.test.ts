@@ -1,7 +1,7 @@
 /**
  * The layering rules: the SDK is the core and imports neither the controller nor the CLI;
- * those two reach the SDK only through its public entry point; inside the SDK a single
- * adapter file talks to @kubernetes/client-node.
+ * those two reach the SDK only through its public entry point; inside the SDK only the wire
+ * folder sdk/kube/ talks HTTP or loads @kubernetes/client-node.
  */
 import { readdirSync, readFileSync } from 'node:fs'
 import { dirname, join, relative, resolve } from 'node:path'
@@ -11,6 +11,8 @@ import { describe, expect, it } from 'vitest'
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..')
 const SDK_ENTRY = 'sdk/index.ts'
 const CLIENT = '@kubernetes/client-node'
+const WIRE = ['node:http', 'node:https', 'node:http2', CLIENT]
+const WIRE_FOLDER = 'sdk/kube/'
 
 type Source = { readonly path: string; readonly text: string }
 
@@ -38,7 +40,6 @@ function importsOf(source: Source): string[] {
 
 function violations(files: readonly Source[]): string[] {
   const found: string[] = []
-  const clientUsers: string[] = []
   for (const source of files) {
     const layer = source.path.split('/')[0]
     for (const target of importsOf(source)) {
@@ -49,13 +50,11 @@ function violations(files: readonly Source[]): string[] {
       if (layer !== 'sdk' && targetLayer === 'sdk' && target !== SDK_ENTRY) {
         found.push(`${source.path} imports ${target}: use the SDK's public entry point ${SDK_ENTRY}`)
       }
-      if (layer === 'sdk' && target.startsWith(CLIENT)) clientUsers.push(source.path)
+      const wire = WIRE.some((module) => target === module || target.startsWith(`${module}/`))
+      if (layer === 'sdk' && wire && !source.path.startsWith(WIRE_FOLDER)) {
+        found.push(`${source.path} imports ${target}: Kubernetes wire code lives in ${WIRE_FOLDER}`)
+      }
     }
-  }
-  if (new Set(clientUsers).size > 1) {
-    found.push(
-      `${CLIENT} is imported by ${[...new Set(clientUsers)].join(', ')}: keep it in one SDK adapter file`,
-    )
   }
   return found
 }
@@ -76,11 +75,15 @@ describe('import boundaries', () => {
       { path: 'sdk/b.ts', text: "export { Watch } from '@kubernetes/client-node'" },
       { path: 'controller/c.ts', text: "import { lockOf } from '../sdk/lock.ts'" },
       { path: 'cli/d.ts', text: "const m = await import('../sdk/index.ts')" },
+      { path: 'sdk/kube/e.ts', text: "import { request } from 'node:https'" },
+      { path: 'sdk/f.ts', text: "import { request } from 'node:http'" },
     ]
     expect(violations(bad)).toEqual([
       'sdk/a.ts imports cli/run.ts: the SDK must not depend on the cli',
+      `sdk/a.ts imports ${CLIENT}: Kubernetes wire code lives in sdk/kube/`,
+      `sdk/b.ts imports ${CLIENT}: Kubernetes wire code lives in sdk/kube/`,
       "controller/c.ts imports sdk/lock.ts: use the SDK's public entry point sdk/index.ts",
-      `${CLIENT} is imported by sdk/a.ts, sdk/b.ts: keep it in one SDK adapter file`,
+      'sdk/f.ts imports node:http: Kubernetes wire code lives in sdk/kube/',
     ])
   })
 })

@@ -1,0 +1,288 @@
+import { InvalidLockOptionsError, LeaseConflictError, LeaseNotFoundError, type LockError } from '../errors.ts'
+import type { LeaseDraft, LeaseObject, LeaseRecord } from '../lease-record.ts'
+import { leaseToRecord, recordToLease } from '../lease-record.ts'
+import type {
+  LeaseEvent,
+  LeaseList,
+  LeaseStore,
+  ListOptions,
+  RequestOptions,
+  WatchOptions,
+} from '../lease-store.ts'
+import type { ServerVersionInfo } from '../server-version.ts'
+import { STALL_MARGIN_SECONDS } from '../watch-hub.ts'
+import type { ErrorContext, Verb } from './errors.ts'
+import { responseError, transportError, watchEventError } from './errors.ts'
+import type { Connection, HttpResponse, RequestInit } from './http.ts'
+import { HttpTransport } from './http.ts'
+
+/**
+ * The `LeaseStore` over the Kubernetes API: `coordination.k8s.io/v1` Leases through the small HTTP
+ * layer in `http.ts`. Every write carries its preconditions (uid and resourceVersion in the body of an
+ * update, `preconditions` in the DeleteOptions of a delete); every failure is one of the SDK's errors.
+ */
+
+export interface KubernetesStoreOptions {
+  /**
+   * Server-side watch duration in seconds (`timeoutSeconds`): the server ends every watch after it, and
+   * the lock client resumes from the last `resourceVersion` at the cost of one request. It also bounds
+   * how long a stalled watch (open, silent: a half-open connection) counts as healthy: silence for
+   * longer than this plus 5 s is taken for a stall, and waiters poll until a new watch works. Kubernetes
+   * sends bookmarks only about once a minute, so silence alone cannot tell a quiet watch from a dead one
+   * any sooner. An integer from 1 to 3600.
+   * @default 15
+   */
+  readonly watchTimeoutSeconds?: number
+}
+
+const DEFAULT_WATCH_TIMEOUT_SECONDS = 15
+const LEASES = '/apis/coordination.k8s.io/v1'
+
+function leasesPath(namespace: string | undefined, name?: string): string {
+  const collection =
+    namespace === undefined
+      ? `${LEASES}/leases`
+      : `${LEASES}/namespaces/${encodeURIComponent(namespace)}/leases`
+  return name === undefined ? collection : `${collection}/${encodeURIComponent(name)}`
+}
+
+/**
+ * A store over the API server that `connect()` describes, called on the first request (a kubeconfig's
+ * exec plugin then runs) and again after it failed.
+ */
+export function createStoreOverConnection(
+  connect: () => Connection | Promise<Connection>,
+  server: string,
+  options: KubernetesStoreOptions = {},
+): LeaseStore {
+  const watchTimeoutSeconds = options.watchTimeoutSeconds ?? DEFAULT_WATCH_TIMEOUT_SECONDS
+  if (!Number.isInteger(watchTimeoutSeconds) || watchTimeoutSeconds < 1 || watchTimeoutSeconds > 3600) {
+    throw new InvalidLockOptionsError(
+      'watchTimeoutSeconds',
+      'an integer number of seconds from 1 to 3600',
+      watchTimeoutSeconds,
+    )
+  }
+  let transport: Promise<HttpTransport> | undefined
+  let closed = false
+  const http = () => {
+    transport ??= Promise.resolve()
+      .then(connect)
+      .then((resolved) => new HttpTransport(resolved))
+    return transport
+  }
+  // A failed resolution (a broken exec plugin) is tried again on the next request.
+  const fresh = async () => {
+    try {
+      return await http()
+    } catch (error) {
+      transport = undefined
+      throw error
+    }
+  }
+
+  async function call(
+    verb: Verb,
+    namespace: string | undefined,
+    name: string | undefined,
+    send: (http: HttpTransport) => Promise<HttpResponse>,
+    signal: AbortSignal | undefined,
+    accept: (status: number) => boolean = (status) => status >= 200 && status < 300,
+  ): Promise<HttpResponse> {
+    signal?.throwIfAborted()
+    const context: ErrorContext = { verb, namespace: namespace ?? '', name, server }
+    let response: HttpResponse
+    try {
+      response = await send(await fresh())
+    } catch (error) {
+      if (signal?.aborted) throw signal.reason
+      throw transportError(error, context)
+    }
+    if (!accept(response.status)) throw responseError(response, context)
+    return response
+  }
+
+  const request = (method: string, path: string, init: RequestInit) => (http: HttpTransport) =>
+    http.request(method, path, init)
+
+  const toRecord = (body: unknown, namespace?: string): LeaseRecord => {
+    const lease = body as LeaseObject
+    return leaseToRecord(
+      namespace === undefined ? lease : { ...lease, metadata: { ...lease.metadata, namespace } },
+    )
+  }
+
+  const store: LeaseStore = {
+    server,
+    watchTimeoutSeconds,
+
+    async get(namespace, name, options?: RequestOptions) {
+      const signal = options?.signal
+      const response = await call(
+        'get',
+        namespace,
+        name,
+        request('GET', leasesPath(namespace, name), { signal }),
+        signal,
+        (status) => status === 200 || status === 404,
+      )
+      if (response.status === 404) {
+        // A 404 about the namespace (it does not exist) is an error; one about the lease is an answer.
+        const details = (response.body as { details?: { kind?: string } } | undefined)?.details
+        if (details?.kind === 'namespaces') {
+          throw responseError(response, { verb: 'get', namespace, name, server })
+        }
+        return undefined
+      }
+      return toRecord(response.body)
+    },
+
+    async create(draft: LeaseDraft, options?: RequestOptions) {
+      const signal = options?.signal
+      const response = await call(
+        'create',
+        draft.namespace,
+        draft.name,
+        request('POST', leasesPath(draft.namespace), { body: recordToLease(draft), signal }),
+        signal,
+      )
+      return toRecord(response.body)
+    },
+
+    async update(record: LeaseRecord, options?: RequestOptions) {
+      const signal = options?.signal
+      try {
+        const response = await call(
+          'update',
+          record.namespace,
+          record.name,
+          request('PUT', leasesPath(record.namespace, record.name), { body: recordToLease(record), signal }),
+          signal,
+        )
+        return toRecord(response.body)
+      } catch (error) {
+        // The uid precondition makes a PUT to a deleted lease fail instead of re-creating it; whatever
+        // status the server uses for that, to the caller it is a lost compare-and-swap.
+        if (error instanceof LeaseNotFoundError) {
+          throw new LeaseConflictError(
+            { reason: 'Conflict', leaseName: record.name, namespace: record.namespace },
+            { cause: error },
+          )
+        }
+        throw error
+      }
+    },
+
+    async delete(namespace, name, preconditions, options?: RequestOptions) {
+      const signal = options?.signal
+      const body = {
+        apiVersion: 'v1',
+        kind: 'DeleteOptions',
+        preconditions: { uid: preconditions.uid, resourceVersion: preconditions.resourceVersion },
+      }
+      await call(
+        'delete',
+        namespace,
+        name,
+        request('DELETE', leasesPath(namespace, name), { body, signal }),
+        signal,
+      )
+    },
+
+    async list(namespace, options?: ListOptions): Promise<LeaseList> {
+      const signal = options?.signal
+      const query = {
+        labelSelector: options?.labelSelector,
+        limit: options?.limit,
+        continue: options?.continue,
+      }
+      const response = await call(
+        'list',
+        namespace,
+        undefined,
+        request('GET', leasesPath(namespace), { query, signal }),
+        signal,
+      )
+      const body = response.body as {
+        items?: LeaseObject[]
+        metadata?: { resourceVersion?: string; continue?: string }
+      }
+      return {
+        items: (body.items ?? []).map((lease) => toRecord(lease, namespace ?? lease.metadata?.namespace)),
+        resourceVersion: body.metadata?.resourceVersion ?? '',
+        ...(body.metadata?.continue ? { continue: body.metadata.continue } : {}),
+      }
+    },
+
+    async serverVersion(options?: RequestOptions): Promise<ServerVersionInfo> {
+      const signal = options?.signal
+      signal?.throwIfAborted()
+      const response = await call('get', undefined, 'version', request('GET', '/version', { signal }), signal)
+      const { major, minor, gitVersion } = (response.body ?? {}) as Partial<ServerVersionInfo>
+      return { major: major ?? '', minor: minor ?? '', gitVersion: gitVersion ?? '' }
+    },
+
+    async watch(namespace, options: WatchOptions, onEvent: (event: LeaseEvent) => void): Promise<void> {
+      const { signal } = options
+      signal?.throwIfAborted()
+      const context: ErrorContext = { verb: 'watch', namespace: namespace ?? '', name: undefined, server }
+      // The server ends the watch after `timeoutSeconds`; a stream silent for longer than that plus a
+      // margin is cut here too, so that callers of `watch` without a hub are not left hanging.
+      const stall = new AbortController()
+      let stallTimer: ReturnType<typeof setTimeout> | undefined
+      const armStall = () => {
+        if (stallTimer !== undefined) clearTimeout(stallTimer)
+        stallTimer = setTimeout(() => stall.abort(), (watchTimeoutSeconds + STALL_MARGIN_SECONDS) * 1000)
+      }
+      const streamSignal = signal === undefined ? stall.signal : AbortSignal.any([signal, stall.signal])
+      let failure: LockError | undefined
+      armStall()
+      try {
+        const response = await (await fresh()).stream(
+          leasesPath(namespace),
+          {
+            query: {
+              watch: true,
+              resourceVersion: options.resourceVersion,
+              allowWatchBookmarks: true,
+              labelSelector: options.labelSelector,
+              timeoutSeconds: watchTimeoutSeconds,
+            },
+            signal: streamSignal,
+          },
+          (object) => {
+            if (failure !== undefined || streamSignal.aborted) return
+            armStall()
+            const { type, object: item } = object as { type?: string; object?: unknown }
+            if (type === 'ERROR') {
+              failure = watchEventError(item, context)
+              stall.abort()
+            } else if (type === 'BOOKMARK') {
+              const resourceVersion = (item as LeaseObject | undefined)?.metadata?.resourceVersion
+              if (resourceVersion) onEvent({ type, resourceVersion })
+            } else if (type === 'ADDED' || type === 'MODIFIED' || type === 'DELETED') {
+              onEvent({ type, lease: toRecord(item, namespace ?? (item as LeaseObject).metadata?.namespace) })
+            }
+          },
+        )
+        if (failure !== undefined) throw failure
+        if (response.status !== 200 && !streamSignal.aborted) throw responseError(response, context)
+      } catch (error) {
+        if (failure !== undefined) throw failure
+        if (signal?.aborted || stall.signal.aborted) return
+        throw transportError(error, context)
+      } finally {
+        if (stallTimer !== undefined) clearTimeout(stallTimer)
+      }
+    },
+
+    async close() {
+      if (closed) return
+      closed = true
+      const pending = transport
+      transport = undefined
+      ;(await pending?.catch(() => undefined))?.close()
+    },
+  }
+  return Object.freeze(store)
+}
