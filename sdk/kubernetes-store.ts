@@ -6,6 +6,7 @@ import { LockApiError } from './errors.ts'
 import type { KubeConfig } from './kube/connection.ts'
 import {
   hasKubeConfigFile,
+  type InClusterOptions,
   inClusterConnection,
   isInCluster,
   kubeConfigConnection,
@@ -59,9 +60,12 @@ export interface DefaultCluster {
  * kubectl's rules without a kubeconfig at hand: a kubeconfig file (`KUBECONFIG`, `~/.kube/config`)
  * wins; else, in a pod, the service account, with no Kubernetes client library loaded at all.
  */
-export function connectByDefault(options: KubernetesLeaseStoreOptions = {}): DefaultCluster {
-  if (!hasKubeConfigFile() && isInCluster()) {
-    const connection: Connection = inClusterConnection()
+export function connectByDefault(
+  options: KubernetesLeaseStoreOptions = {},
+  environment: InClusterOptions = {},
+): DefaultCluster {
+  if (!hasKubeConfigFile(environment.env) && isInCluster(environment)) {
+    const connection: Connection = inClusterConnection(environment)
     return {
       store: createStoreOverConnection(() => connection, connection.server, options),
       namespace: connection.namespace,
