@@ -13,13 +13,13 @@ import {
   loadKubeConfig,
 } from './kube/connection.ts'
 import type { Connection } from './kube/http.ts'
-import type { KubernetesStoreOptions } from './kube/store.ts'
+import type { KubernetesLeaseStore, KubernetesStoreOptions } from './kube/store.ts'
 import { createStoreOverConnection } from './kube/store.ts'
-import type { LeaseStore } from './lease-store.ts'
 
 export { MAX_RETRY_AFTER_MS, parseRetryAfter } from './kube/errors.ts'
 export type { KubeConfig }
 export type KubernetesLeaseStoreOptions = KubernetesStoreOptions
+export type { EventObject, KubernetesLeaseStore } from './kube/store.ts'
 
 /** Loads configuration like kubectl: `KUBECONFIG`, else `~/.kube/config`, else the in-cluster service account. */
 export function loadDefaultKubeConfig(): KubeConfig {
@@ -37,7 +37,7 @@ export function kubeConfigNamespace(kubeConfig: KubeConfig): string | undefined 
 export function createKubernetesLeaseStore(
   kubeConfig: KubeConfig,
   options: KubernetesLeaseStoreOptions = {},
-): LeaseStore {
+): KubernetesLeaseStore {
   const server = kubeConfig.getCurrentCluster()?.server
   if (!server) {
     throw new LockApiError(
@@ -51,7 +51,7 @@ export function createKubernetesLeaseStore(
 
 /** Where `createLocks()` connects when given no `kubeConfig`, by kubectl's rules. */
 export interface DefaultCluster {
-  readonly store: LeaseStore
+  readonly store: KubernetesLeaseStore
   /** The namespace the configuration names (kubeconfig context, service account), if any. */
   readonly namespace: string | undefined
 }

@@ -1,4 +1,4 @@
-import type { LeaseDraft, LeaseRecord } from './lease-record.ts'
+import type { LeaseDraft, LeaseObject, LeaseRecord } from './lease-record.ts'
 import type { ServerVersionInfo } from './server-version.ts'
 
 /**
@@ -90,9 +90,11 @@ export interface ListOptions extends RequestOptions {
   readonly limit?: number | undefined
   /** The `continue` token of the previous page. */
   readonly continue?: string | undefined
+  /** Also return each lease as the API server sent it (`LeaseList.objects`), e.g. to print it whole. */
+  readonly objects?: boolean | undefined
 }
 
-export interface WatchOptions extends Omit<ListOptions, 'limit' | 'continue'> {
+export interface WatchOptions extends Omit<ListOptions, 'limit' | 'continue' | 'objects'> {
   readonly resourceVersion: string
 }
 
@@ -101,6 +103,8 @@ export interface LeaseList {
   readonly resourceVersion: string
   /** Set when more pages follow: pass it as `continue` to list the next one. */
   readonly continue?: string | undefined
+  /** With `objects: true`, the leases as sent, in the order of `items`. */
+  readonly objects?: readonly LeaseObject[] | undefined
 }
 
 export type LeaseEvent =

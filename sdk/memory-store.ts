@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto'
 import { LeaseConflictError, LeaseNotFoundError, LockApiError, WatchExpiredError } from './errors.ts'
 import { isDns1123Subdomain } from './lease-name.ts'
 import type { LeaseDraft, LeaseRecord } from './lease-record.ts'
+import { recordToLease } from './lease-record.ts'
 import type {
   LeaseEvent,
   LeaseList,
@@ -301,6 +302,7 @@ export function createMemoryLeaseStore(options: MemoryLeaseStoreOptions = {}): M
         items,
         resourceVersion: revision.toString(),
         ...(more ? { continue: key(last.namespace, last.name) } : {}),
+        ...(options?.objects ? { objects: items.map((item) => recordToLease(item)) } : {}),
       }
       leave('list', options?.signal)
       return result

@@ -35,6 +35,8 @@ export interface HttpResponse {
 export interface RequestInit {
   readonly query?: Readonly<Record<string, string | number | boolean | undefined>> | undefined
   readonly body?: unknown
+  /** @default `application/json` (a merge patch says `application/merge-patch+json`) */
+  readonly contentType?: string | undefined
   readonly signal?: AbortSignal | undefined
 }
 
@@ -141,7 +143,7 @@ export class HttpTransport {
     let payload: string | undefined
     if (init.body !== undefined) {
       payload = JSON.stringify(init.body)
-      headers['Content-Type'] = 'application/json'
+      headers['Content-Type'] = init.contentType ?? 'application/json'
       headers['Content-Length'] = String(Buffer.byteLength(payload))
     }
     signal?.throwIfAborted()

@@ -35,7 +35,29 @@ export interface KubernetesStoreOptions {
   readonly watchTimeoutSeconds?: number
 }
 
+/** A `events.k8s.io/v1` Event, as sent and received. */
+export type EventObject = Readonly<Record<string, unknown>>
+
+/** The Kubernetes store: leases, and the Events that the controller records about them. */
+export interface KubernetesLeaseStore extends LeaseStore {
+  /** Creates an `events.k8s.io/v1` Event. */
+  createEvent(namespace: string, event: EventObject, options?: RequestOptions): Promise<EventObject>
+  /** Merge-patches an Event (a repeated one: its series count). */
+  patchEvent(
+    namespace: string,
+    name: string,
+    patch: EventObject,
+    options?: RequestOptions,
+  ): Promise<EventObject>
+}
+
 const DEFAULT_WATCH_TIMEOUT_SECONDS = 15
+const EVENTS = 'events.events.k8s.io'
+
+function eventsPath(namespace: string, name?: string): string {
+  const collection = `/apis/events.k8s.io/v1/namespaces/${encodeURIComponent(namespace)}/events`
+  return name === undefined ? collection : `${collection}/${encodeURIComponent(name)}`
+}
 const LEASES = '/apis/coordination.k8s.io/v1'
 
 function leasesPath(namespace: string | undefined, name?: string): string {
@@ -54,7 +76,7 @@ export function createStoreOverConnection(
   connect: () => Connection | Promise<Connection>,
   server: string,
   options: KubernetesStoreOptions = {},
-): LeaseStore {
+): KubernetesLeaseStore {
   const watchTimeoutSeconds = options.watchTimeoutSeconds ?? DEFAULT_WATCH_TIMEOUT_SECONDS
   if (!Number.isInteger(watchTimeoutSeconds) || watchTimeoutSeconds < 1 || watchTimeoutSeconds > 3600) {
     throw new InvalidLockOptionsError(
@@ -88,9 +110,10 @@ export function createStoreOverConnection(
     send: (http: HttpTransport) => Promise<HttpResponse>,
     signal: AbortSignal | undefined,
     accept: (status: number) => boolean = (status) => status >= 200 && status < 300,
+    resource?: string,
   ): Promise<HttpResponse> {
     signal?.throwIfAborted()
-    const context: ErrorContext = { verb, namespace: namespace ?? '', name, server }
+    const context: ErrorContext = { verb, namespace: namespace ?? '', name, server, resource }
     let response: HttpResponse
     try {
       response = await send(await fresh())
@@ -112,7 +135,7 @@ export function createStoreOverConnection(
     )
   }
 
-  const store: LeaseStore = {
+  const store: KubernetesLeaseStore = {
     server,
     watchTimeoutSeconds,
 
@@ -207,10 +230,12 @@ export function createStoreOverConnection(
         items?: LeaseObject[]
         metadata?: { resourceVersion?: string; continue?: string }
       }
+      const objects = body.items ?? []
       return {
-        items: (body.items ?? []).map((lease) => toRecord(lease, namespace ?? lease.metadata?.namespace)),
+        items: objects.map((lease) => toRecord(lease, namespace ?? lease.metadata?.namespace)),
         resourceVersion: body.metadata?.resourceVersion ?? '',
         ...(body.metadata?.continue ? { continue: body.metadata.continue } : {}),
+        ...(options?.objects ? { objects } : {}),
       }
     },
 
@@ -274,6 +299,38 @@ export function createStoreOverConnection(
       } finally {
         if (stallTimer !== undefined) clearTimeout(stallTimer)
       }
+    },
+
+    async createEvent(namespace, event, options?: RequestOptions) {
+      const signal = options?.signal
+      const response = await call(
+        'create',
+        namespace,
+        undefined,
+        request('POST', eventsPath(namespace), { body: event, signal }),
+        signal,
+        undefined,
+        EVENTS,
+      )
+      return response.body as EventObject
+    },
+
+    async patchEvent(namespace, name, patch, options?: RequestOptions) {
+      const signal = options?.signal
+      const response = await call(
+        'patch',
+        namespace,
+        name,
+        request('PATCH', eventsPath(namespace, name), {
+          body: patch,
+          contentType: 'application/merge-patch+json',
+          signal,
+        }),
+        signal,
+        undefined,
+        EVENTS,
+      )
+      return response.body as EventObject
     },
 
     async close() {

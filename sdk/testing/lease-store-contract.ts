@@ -153,6 +153,61 @@ export function describeLeaseStoreContract(
       expect(all.items.map((item) => item.name).sort()).toEqual(['foreign', 'managed'])
     })
 
+    it('lists every namespace when none is named, in pages, and with the objects as sent', async () => {
+      const { store, namespace } = await setup()
+      const run = { 'contract-run': `r${Math.random().toString(36).slice(2, 10)}` }
+      const names = ['page-a', 'page-b', 'page-c', 'page-d', 'page-e']
+      for (const name of names) {
+        await store.create(
+          draft(namespace, name, { labels: { [MANAGED_BY_LABEL]: MANAGED_BY_VALUE, ...run } }),
+        )
+      }
+      const selector = `contract-run=${run['contract-run']}`
+      const seen: string[] = []
+      let next: string | undefined
+      let pages = 0
+      do {
+        const page = await store.list(undefined, {
+          labelSelector: selector,
+          limit: 2,
+          continue: next,
+          objects: true,
+        })
+        pages++
+        expect(page.items.length).toBeLessThanOrEqual(2)
+        expect(page.objects?.map((object) => object.metadata?.name)).toEqual(
+          page.items.map((item) => item.name),
+        )
+        for (const item of page.items) {
+          expect(item.namespace).toBe(namespace)
+          seen.push(item.name)
+        }
+        next = page.continue
+      } while (next !== undefined && pages < 10)
+      expect(seen.sort()).toEqual(names)
+      expect(pages).toBe(3)
+    })
+
+    it('watches every namespace when none is named', async () => {
+      const { store, namespace } = await setup()
+      const { resourceVersion } = await store.list(namespace)
+      const controller = new AbortController()
+      const seen: LeaseEvent[] = []
+      const watching = store.watch(
+        undefined,
+        { resourceVersion, labelSelector: MANAGED_BY_SELECTOR, signal: controller.signal },
+        (event) => {
+          if (event.type !== 'BOOKMARK' && event.lease.namespace === namespace) {
+            seen.push(event)
+            controller.abort()
+          }
+        },
+      )
+      await store.create(draft(namespace, 'anywhere'))
+      await watching
+      expect(seen.map((event) => event.type !== 'BOOKMARK' && event.lease.name)).toEqual(['anywhere'])
+    })
+
     it('watches changes after a resourceVersion, in order, and stops on abort', async () => {
       const { store, namespace } = await setup()
       const before = await store.create(draft(namespace, 'early'))
