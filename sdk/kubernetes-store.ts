@@ -10,6 +10,7 @@ import {
   inClusterConnection,
   isInCluster,
   kubeConfigConnection,
+  kubeConfigNamespace,
   loadKubeConfig,
 } from './kube/connection.ts'
 import type { Connection } from './kube/http.ts'
@@ -18,19 +19,13 @@ import { createStoreOverConnection } from './kube/store.ts'
 
 export { MAX_RETRY_AFTER_MS, parseRetryAfter } from './kube/errors.ts'
 export type { KubeConfig }
+export { kubeConfigNamespace }
 export type KubernetesLeaseStoreOptions = KubernetesStoreOptions
 export type { EventObject, KubernetesLeaseStore } from './kube/store.ts'
 
 /** Loads configuration like kubectl: `KUBECONFIG`, else `~/.kube/config`, else the in-cluster service account. */
 export function loadDefaultKubeConfig(): KubeConfig {
   return loadKubeConfig()
-}
-
-/** The namespace of the current context (in a pod: the service account's namespace), if any. */
-export function kubeConfigNamespace(kubeConfig: KubeConfig): string | undefined {
-  const context = kubeConfig.getContextObject(kubeConfig.getCurrentContext())
-  const namespace = context?.namespace?.trim()
-  return namespace === undefined || namespace === '' ? undefined : namespace
 }
 
 /** A store over the API server of `kubeConfig`'s current context. */

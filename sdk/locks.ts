@@ -88,9 +88,7 @@ export class LockClient implements Locks {
     }
     this.#checkServerVersion()
     const task = (async () => this.#acquire(this.#lockName(name), resolveAcquireOptions(options)))()
-    this.#pending.add(task)
-    const forget = () => this.#pending.delete(task)
-    task.then(forget, forget)
+    this.#track(task)
     return task
   }
 
@@ -151,14 +149,12 @@ export class LockClient implements Locks {
   #checkServerVersion(): void {
     if (this.#versionChecked || this.#closeController.signal.aborted) return
     this.#versionChecked = true
-    const timer = this.#requestTimer(this.#options.requestTimeoutMs)
-    const signal = AbortSignal.any([timer.start(), this.#closeController.signal])
-    const task = checkServerVersion(this.#store, this.#options.logger, { signal }).finally(() =>
-      timer.clear(),
+    this.#track(
+      this.#bounded(
+        (signal) => checkServerVersion(this.#store, this.#options.logger, { signal }),
+        this.#closeController.signal,
+      ),
     )
-    this.#pending.add(task)
-    const forget = () => this.#pending.delete(task)
-    task.then(forget, forget)
   }
 
   #lockName(name: string | undefined): string {
@@ -372,7 +368,7 @@ export class LockClient implements Locks {
             nextPollAt = undefined
             pollWanted = this.#hub.failing
             state = forgetView(state)
-            if (line !== undefined) lineRead = this.#readLine(line, readBudget(), signals)
+            if (line !== undefined) readLine(line)
             break
           }
         }
@@ -408,19 +404,20 @@ export class LockClient implements Locks {
 
   /** Reads the line within `budgetMs`. Never throws: without it, the lock is taken as if nobody waited. */
   async #readLine(line: WaitLine, budgetMs: number, signals: readonly AbortSignal[]): Promise<void> {
-    const timer = this.#requestTimer(Math.max(0, budgetMs))
     try {
-      await line.read(AbortSignal.any([timer.start(), ...signals]))
+      await this.#bounded((signal) => line.read(signal), AbortSignal.any([...signals]), Math.max(0, budgetMs))
     } catch (error) {
       this.#options.logger.debug?.('could not read the line of a fair lock', { error })
-    } finally {
-      timer.clear()
     }
   }
 
-  /** Runs one request of the line under a full request timeout (and `signal`, if given). */
-  async #bounded<T>(request: (signal: AbortSignal) => Promise<T>, signal?: AbortSignal): Promise<T> {
-    const timer = this.#requestTimer(this.#options.requestTimeoutMs)
+  /** Runs one request under a request timeout of `ms` (by default a full one), and `signal` if given. */
+  async #bounded<T>(
+    request: (signal: AbortSignal) => Promise<T>,
+    signal?: AbortSignal,
+    ms = this.#options.requestTimeoutMs,
+  ): Promise<T> {
+    const timer = this.#requestTimer(ms)
     try {
       return await request(signal === undefined ? timer.start() : AbortSignal.any([timer.start(), signal]))
     } finally {
@@ -428,7 +425,7 @@ export class LockClient implements Locks {
     }
   }
 
-  /** Tracks background work (leaving a line), so that close() waits for it. */
+  /** Tracks a call or background work (leaving a line, the version check), so that close() waits for it. */
   #track(task: Promise<unknown>): void {
     const settled = task.catch(() => {})
     this.#pending.add(settled)

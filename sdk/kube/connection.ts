@@ -134,8 +134,6 @@ export async function kubeConfigConnection(kubeConfig: KubeConfig): Promise<Conn
   const first = await apply()
   let headers = first.headers
   let appliedAt = performance.now()
-  const context = kubeConfig.getContextObject(kubeConfig.getCurrentContext())
-  const namespace = context?.namespace?.trim()
   return {
     server: cluster.server,
     tls: {
@@ -154,6 +152,13 @@ export async function kubeConfigConnection(kubeConfig: KubeConfig): Promise<Conn
       }
       return headers
     },
-    namespace: namespace === undefined || namespace === '' ? undefined : namespace,
+    namespace: kubeConfigNamespace(kubeConfig),
   }
+}
+
+/** The namespace of the kubeconfig's current context, if it names one. */
+export function kubeConfigNamespace(kubeConfig: KubeConfig): string | undefined {
+  const context = kubeConfig.getContextObject(kubeConfig.getCurrentContext())
+  const namespace = context?.namespace?.trim()
+  return namespace === undefined || namespace === '' ? undefined : namespace
 }

@@ -87,16 +87,13 @@ export function createStoreOverConnection(
   }
   let transport: Promise<HttpTransport> | undefined
   let closed = false
-  const http = () => {
+  // Connected on the first request; a failed connection (a broken exec plugin) is tried again on the next.
+  const fresh = async () => {
     transport ??= Promise.resolve()
       .then(connect)
       .then((resolved) => new HttpTransport(resolved))
-    return transport
-  }
-  // A failed resolution (a broken exec plugin) is tried again on the next request.
-  const fresh = async () => {
     try {
-      return await http()
+      return await transport
     } catch (error) {
       transport = undefined
       throw error
