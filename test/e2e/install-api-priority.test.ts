@@ -4,10 +4,11 @@
 // which the store surfaces as a known outcome with `retryAfterMs`.
 import { randomBytes } from 'node:crypto'
 import { request as httpsRequest, type RequestOptions } from 'node:https'
-import { KubeConfig, loadAllYaml } from '@kubernetes/client-node'
+import { KubeConfig } from '@kubernetes/client-node'
 import { describe, expect, it, onTestFinished } from 'vitest'
 import { CHART_DIR, TEMPLATE_KUBE_VERSION } from '../../hack/render-manifests.ts'
 import { createKubernetesLeaseStore, LockUnavailableError } from '../../sdk/index.ts'
+import { templateError as chartError, type Manifest, template as renderChart } from './chart.ts'
 import {
   adminKubeConfig,
   type CommandResult,
@@ -18,9 +19,6 @@ import {
   waitFor,
 } from './support.ts'
 
-// biome-ignore lint/suspicious/noExplicitAny: rendered manifests are checked field by field
-type Manifest = any
-
 const FLOW_CONTROL = new Set(['FlowSchema', 'PriorityLevelConfiguration'])
 const SUPPORTED_KUBE_VERSION = '1.33.0'
 
@@ -29,34 +27,13 @@ function ok(result: CommandResult, what: string): string {
   return result.stdout
 }
 
-async function template(args: readonly string[], kubeVersion = SUPPORTED_KUBE_VERSION): Promise<Manifest[]> {
-  const result = await helm([
-    'template',
-    'locks',
-    CHART_DIR,
-    '--namespace',
-    'locks-system',
-    '--kube-version',
-    kubeVersion,
-    ...args,
-  ])
-  if (result.code !== 0) throw new Error(`helm template failed:\n${result.stderr}`)
-  return loadAllYaml(result.stdout).filter((doc) => doc)
+/** The chart as a supported Kubernetes version renders it. */
+function template(args: readonly string[], kubeVersion = SUPPORTED_KUBE_VERSION): Promise<Manifest[]> {
+  return renderChart(args, kubeVersion)
 }
 
-async function templateError(args: readonly string[]): Promise<string> {
-  const result = await helm([
-    'template',
-    'locks',
-    CHART_DIR,
-    '--namespace',
-    'locks-system',
-    '--kube-version',
-    SUPPORTED_KUBE_VERSION,
-    ...args,
-  ])
-  expect(result.code, `helm template ${args.join(' ')} should have failed`).not.toBe(0)
-  return result.stderr
+function templateError(args: readonly string[]): Promise<string> {
+  return chartError(args, SUPPORTED_KUBE_VERSION)
 }
 
 const flowControl = (docs: Manifest[]) => docs.filter((doc) => FLOW_CONTROL.has(doc.kind))

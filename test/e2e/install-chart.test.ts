@@ -1,48 +1,10 @@
 // The Helm chart as rendered: lint, defaults, values validation, the committed plain manifests.
 // Nothing here needs the API server; install-cluster.test.ts puts the same objects on it.
 import { readFile } from 'node:fs/promises'
-import { loadAllYaml } from '@kubernetes/client-node'
 import { describe, expect, inject, it } from 'vitest'
-import {
-  CHART_DIR,
-  MANIFEST_PATH,
-  renderManifests,
-  TEMPLATE_KUBE_VERSION,
-} from '../../hack/render-manifests.ts'
+import { CHART_DIR, MANIFEST_PATH, renderManifests } from '../../hack/render-manifests.ts'
+import { type Manifest, template, templateError } from './chart.ts'
 import { helm } from './support.ts'
-
-// biome-ignore lint/suspicious/noExplicitAny: rendered manifests are checked field by field
-type Manifest = any
-
-async function template(args: readonly string[] = []): Promise<Manifest[]> {
-  const result = await helm([
-    'template',
-    'locks',
-    CHART_DIR,
-    '--namespace',
-    'locks-system',
-    '--kube-version',
-    TEMPLATE_KUBE_VERSION,
-    ...args,
-  ])
-  if (result.code !== 0) throw new Error(`helm template failed:\n${result.stderr}`)
-  return loadAllYaml(result.stdout).filter((doc) => doc)
-}
-
-async function templateError(args: readonly string[]): Promise<string> {
-  const result = await helm([
-    'template',
-    'locks',
-    CHART_DIR,
-    '--namespace',
-    'locks-system',
-    '--kube-version',
-    TEMPLATE_KUBE_VERSION,
-    ...args,
-  ])
-  expect(result.code, `helm template ${args.join(' ')} should have failed`).not.toBe(0)
-  return result.stderr
-}
 
 function find(docs: Manifest[], kind: string, name?: string, namespace?: string): Manifest {
   const found = docs.filter(
