@@ -7,6 +7,9 @@ import {
   MANAGED_BY_VALUE,
   type MemoryLeaseStore,
   POD_ANNOTATION,
+  renewedTicket,
+  SERVICE_ANNOTATION,
+  ticketDraft,
   WatchExpiredError,
 } from '../sdk/index.ts'
 import { Controller } from './controller.ts'
@@ -31,6 +34,25 @@ function managed(name: string, overrides: Partial<LeaseDraft> = {}): LeaseDraft 
     ...overrides,
   }
 }
+
+/** A waiter's ticket for lock `lock`, living `duration` seconds unrenewed, as the SDK creates it. */
+function ticket(lock: string, suffix: string, duration = 5, identity = `pod-${suffix}_1_w`): LeaseDraft {
+  return ticketDraft({
+    namespace: NS,
+    leaseName: lock,
+    lockName: lock,
+    identity,
+    durationSeconds: duration,
+    annotations: { [SERVICE_ANNOTATION]: 'billing', [POD_ANNOTATION]: `pod-${suffix}` },
+    wallNow: Date.now(),
+    name: `${lock}.q-${suffix.padEnd(16, 'a')}`,
+  })
+}
+
+const gauge = async (name: string, labels: Record<string, string> = {}) =>
+  (await metrics.registry.getSingleMetric(name)?.get())?.values
+    .filter((value) => Object.entries(labels).every(([key, v]) => value.labels[key] === v))
+    .reduce((sum, value) => sum + value.value, 0) ?? 0
 
 function storeSource(store: MemoryLeaseStore): LeaseSource {
   return {
@@ -232,6 +254,89 @@ describe('Controller', () => {
     expect(store.calls.filter((call) => call.operation === 'list')).toHaveLength(2)
     await vi.advanceTimersByTimeAsync(3_000)
     expect(store.peek(NS, 'orders')?.holderIdentity).toBeUndefined()
+  })
+
+  it('deletes a ticket left unrenewed for its duration plus grace, not before, and never frees it', async () => {
+    store.seed(managed('held', { leaseDurationSeconds: 3600 }))
+    const seeded = store.seed(ticket('held', 'dead', 5))
+    start({ retention: 600 })
+    await vi.advanceTimersByTimeAsync(5_999)
+    expect(store.peek(NS, seeded.name)).toBeDefined()
+    expect(writes()).toEqual([])
+    await vi.advanceTimersByTimeAsync(1)
+    expect(store.peek(NS, seeded.name)).toBeUndefined()
+    const ticketWrites = writes().filter((call) => call.name === seeded.name)
+    expect(ticketWrites.map((call) => call.operation)).toEqual(['delete'])
+    expect(await counter('kube_locks_tickets_deleted_total')).toBe(1)
+    expect(await gauge('kube_locks_tickets_deleted_total', { reason: 'expired' })).toBe(1)
+    // Not a lock: no lock counter moves, and no Event (a waiter that is gone is not news on the lease).
+    expect(await counter('kube_locks_expired_total')).toBe(0)
+    expect(await counter('kube_locks_reclaimed_total')).toBe(0)
+    expect(await counter('kube_locks_deleted_total')).toBe(0)
+    expect(events).toEqual([])
+    expect(store.peek(NS, 'held')?.holderIdentity).toBe('pod-a_1_x')
+  })
+
+  it('keeps a ticket that its waiter renews', async () => {
+    let current = store.seed(ticket('orders', 'live', 5))
+    start({ retention: 0 })
+    for (let i = 0; i < 10; i++) {
+      await vi.advanceTimersByTimeAsync(2_000)
+      current = store.seed(renewedTicket(current, Date.now()))
+    }
+    await vi.advanceTimersByTimeAsync(5_999)
+    expect(store.peek(NS, current.name)?.holderIdentity).toBe('pod-live_1_w')
+    expect(writes()).toEqual([])
+    await vi.advanceTimersByTimeAsync(1)
+    expect(store.peek(NS, current.name)).toBeUndefined()
+  })
+
+  it('deletes a ticket that names no waiter at once, whatever the retention', async () => {
+    const seeded = store.seed({ ...ticket('orders', 'empty'), holderIdentity: undefined })
+    start({ retention: 600 })
+    await vi.advanceTimersByTimeAsync(0)
+    expect(store.peek(NS, seeded.name)).toBeUndefined()
+    expect(await gauge('kube_locks_tickets_deleted_total', { reason: 'free' })).toBe(1)
+    expect(events).toEqual([])
+  })
+
+  it('a ticket renewed while its delete is in flight survives: the delete conflicts', async () => {
+    const seeded = store.seed(ticket('orders', 'slow', 5))
+    start()
+    const paused = store.pause('delete')
+    await vi.advanceTimersByTimeAsync(6_000)
+    expect(paused.waiting).toBe(1)
+    store.seed(renewedTicket(seeded, Date.now()))
+    paused.resume()
+    await vi.advanceTimersByTimeAsync(0)
+    expect(store.peek(NS, seeded.name)?.holderIdentity).toBe('pod-slow_1_w')
+    expect(await counter('kube_locks_tickets_deleted_total')).toBe(0)
+    expect(await gauge('kube_locks_reconcile_conflicts_total', { action: 'delete-ticket' })).toBe(1)
+  })
+
+  it('counts tickets apart from locks', async () => {
+    store.seed(managed('orders', { leaseDurationSeconds: 3600 }))
+    store.seed(managed('idle', { holderIdentity: undefined }))
+    store.seed(ticket('orders', 'one', 3600))
+    store.seed(ticket('orders', 'two', 3600))
+    const controller = start({ retention: 600 })
+    await vi.advanceTimersByTimeAsync(0)
+    expect(controller.size).toBe(4)
+    expect(await gauge('kube_locks_leases', { state: 'held' })).toBe(1)
+    expect(await gauge('kube_locks_leases', { state: 'free' })).toBe(1)
+    expect(await gauge('kube_locks_tickets')).toBe(2)
+    store.remove(NS, 'orders.q-oneaaaaaaaaaaaaa')
+    await vi.advanceTimersByTimeAsync(0)
+    expect(await gauge('kube_locks_tickets')).toBe(1)
+    expect(await gauge('kube_locks_leases', { state: 'held' })).toBe(1)
+  })
+
+  it('a standby never deletes tickets', async () => {
+    store.seed(ticket('orders', 'dead', 1))
+    store.seed({ ...ticket('orders', 'empty'), holderIdentity: undefined })
+    start({ elector: standby })
+    await vi.advanceTimersByTimeAsync(600_000)
+    expect(writes()).toEqual([])
   })
 
   it('forgets deleted leases', async () => {

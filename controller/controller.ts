@@ -1,12 +1,12 @@
 import {
   compareResourceVersions,
   isFree,
+  isTicket,
   LeaseConflictError,
   type LeaseEvent,
   LeaseNotFoundError,
   type LeaseRecord,
   type LeaseStore,
-  LOCK_NAME_ANNOTATION,
   type Logger,
   MANAGED_BY_SELECTOR,
   WatchExpiredError,
@@ -21,6 +21,13 @@ import {
   resolveControllerOptions,
 } from './options.ts'
 import { type Decision, type Observation, observe, reconcile } from './reconcile.ts'
+import {
+  leaseFields,
+  reportExpired,
+  reportGarbageCollected,
+  reportReclaimed,
+  reportTicketDeleted,
+} from './report.ts'
 import { WorkQueue } from './work-queue.ts'
 
 export interface ControllerDependencies {
@@ -39,8 +46,9 @@ const MAX_BACKOFF_MS = 60_000
 /**
  * Keeps an in-memory view of the managed leases in scope (list, then watch), and reconciles each
  * lease — keyed by `namespace/name` — whenever it changes or its next deadline comes: an expired lease
- * is marked free, a lease free for the retention period is deleted. Every replica keeps the view, so a
- * new leader already knows how long each lease has been unchanged; only the leader writes.
+ * is marked free, a lease free for the retention period is deleted, a ticket whose waiter is gone is
+ * deleted. Every replica keeps the view, so a new leader already knows how long each lease has been
+ * unchanged; only the leader writes.
  */
 export class Controller {
   readonly #options: ResolvedControllerOptions
@@ -55,6 +63,7 @@ export class Controller {
   #acting: AbortController | undefined
   #held = 0
   #free = 0
+  #tickets = 0
   #started = false
 
   constructor(options: ControllerOptions, dependencies: ControllerDependencies) {
@@ -228,10 +237,12 @@ export class Controller {
   }
 
   #count(record: LeaseRecord, delta: number): void {
-    if (isFree(record)) this.#free += delta
+    if (isTicket(record)) this.#tickets += delta
+    else if (isFree(record)) this.#free += delta
     else this.#held += delta
     this.#deps.metrics.leases.set({ state: 'held' }, this.#held)
     this.#deps.metrics.leases.set({ state: 'free' }, this.#free)
+    this.#deps.metrics.tickets.set(this.#tickets)
   }
 
   // ---- reconcile ----
@@ -264,7 +275,8 @@ export class Controller {
       case 'ignore':
         return
       case 'free':
-      case 'delete': {
+      case 'delete':
+      case 'delete-ticket': {
         const acting = this.#acting
         // A standby keeps its view but never writes; becoming the leader enqueues every lease again.
         if (acting === undefined || acting.signal.aborted) return
@@ -283,72 +295,41 @@ export class Controller {
   async #act(
     key: string,
     observation: Observation,
-    decision: Extract<Decision, { kind: 'free' | 'delete' }>,
+    decision: Extract<Decision, { kind: 'free' | 'delete' | 'delete-ticket' }>,
     acting: AbortSignal,
     queue: WorkQueue,
   ): Promise<void> {
-    const { store, metrics, logger, events } = this.#deps
+    const { store, metrics, logger } = this.#deps
     const { record } = observation
-    const fields = {
-      lock: record.annotations[LOCK_NAME_ANNOTATION] ?? record.name,
-      namespace: record.namespace,
-      lease: record.name,
-      holder: record.holderIdentity,
-      resourceVersion: record.resourceVersion,
-    }
-    const lease = { namespace: record.namespace, name: record.name, uid: record.uid }
+    const fields = leaseFields(record)
     const signal = AbortSignal.any([acting, AbortSignal.timeout(this.#options.requestTimeoutMs)])
     const action = decision.kind
     if (decision.kind === 'free') {
       const noted = `${record.uid}/${record.resourceVersion}`
       if (this.#expiryNoted.get(key) !== noted) {
         this.#expiryNoted.set(key, noted)
-        metrics.expired.inc()
-        const seconds = Math.round(decision.unchangedMs / 100) / 10
-        logger.warn?.('lock expired', {
-          ...fields,
-          unchangedSeconds: seconds,
-          leaseDurationSeconds: record.leaseDurationSeconds,
-        })
-        events.record({
-          reason: 'LockExpired',
-          type: 'Warning',
-          action: 'Reclaim',
-          lease,
-          note:
-            `lock \`${fields.lock}\` held by \`${record.holderIdentity}\` was neither renewed nor released for ` +
-            `${seconds} s, past its expiry of ${record.leaseDurationSeconds} s: the holder died, or its code ` +
-            'ran longer than `expires` — raise `expires` or use `renew: true`',
-        })
+        reportExpired(this.#deps, record, decision.unchangedMs)
       }
     }
     const started = performance.now()
     try {
-      if (decision.kind === 'free') {
-        const written = await store.update(decision.update, { signal })
-        metrics.reclaimed.inc()
-        logger.info?.('lock reclaimed: marked free', { ...fields, resourceVersion: written.resourceVersion })
-        events.record({
-          reason: 'LockReclaimed',
-          type: 'Normal',
-          action: 'Reclaim',
-          lease,
-          note: `expired lock \`${fields.lock}\` of \`${record.holderIdentity}\` marked free; waiters can take it now`,
-        })
-        this.#apply({ type: 'MODIFIED', lease: written })
-      } else {
-        await store.delete(record.namespace, record.name, decision.preconditions, { signal })
-        metrics.deleted.inc()
-        const seconds = Math.round(decision.freeMs / 1000)
-        logger.info?.('lease garbage-collected', { ...fields, freeSeconds: seconds })
-        events.record({
-          reason: 'LockGarbageCollected',
-          type: 'Normal',
-          action: 'Delete',
-          lease,
-          note: `lease of lock \`${fields.lock}\` deleted after staying free for ${seconds} s (retention ${this.#options.retentionMs / 1000} s)`,
-        })
-        this.#apply({ type: 'DELETED', lease: record })
+      switch (decision.kind) {
+        case 'free': {
+          const written = await store.update(decision.update, { signal })
+          reportReclaimed(this.#deps, record, written)
+          this.#apply({ type: 'MODIFIED', lease: written })
+          break
+        }
+        case 'delete':
+          await store.delete(record.namespace, record.name, decision.preconditions, { signal })
+          reportGarbageCollected(this.#deps, record, decision.freeMs, this.#options.retentionMs)
+          this.#apply({ type: 'DELETED', lease: record })
+          break
+        case 'delete-ticket':
+          await store.delete(record.namespace, record.name, decision.preconditions, { signal })
+          reportTicketDeleted(this.#deps, record, decision.why, decision.unchangedMs)
+          this.#apply({ type: 'DELETED', lease: record })
+          break
       }
       this.#failures.delete(key)
     } catch (error) {
@@ -359,7 +340,7 @@ export class Controller {
         logger.debug?.('lease changed before the write; nothing to do', { ...fields, action })
         return
       }
-      if (error instanceof LeaseNotFoundError && decision.kind === 'delete') {
+      if (error instanceof LeaseNotFoundError && decision.kind !== 'free') {
         this.#apply({ type: 'DELETED', lease: record })
         return
       }

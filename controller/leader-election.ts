@@ -42,6 +42,9 @@ export function createLockLeaderElector(options: LockLeaderElectorOptions): Lead
             expires,
             timeout: Number.POSITIVE_INFINITY,
             renew: true,
+            // Two or three replicas need no line, and the leader-election Role grants no `delete`,
+            // which a waiter's ticket needs.
+            fair: false,
             signal,
           })
         } catch (error) {

@@ -42,8 +42,9 @@ function usage<T>(parse: (text: string) => T): (text: string) => T {
 function program(): Command {
   return new Command('kube-locks-controller')
     .description(
-      'Marks expired kube-locks leases free, deletes leases that stayed free past the retention period, ' +
-        'records Events and serves Prometheus metrics. Run two or more replicas: one leader acts.',
+      'Marks expired kube-locks leases free, deletes leases that stayed free past the retention period ' +
+        'and the tickets of waiters that are gone, records Events and serves Prometheus metrics. Run two ' +
+        'or more replicas: one leader acts.',
     )
     .addOption(
       new Option('--namespaces <a,b>', 'namespaces whose locks to manage, comma-separated; empty means all')
@@ -58,7 +59,10 @@ function program(): Command {
         .argParser(usage((text) => parseSeconds('--retention', text))),
     )
     .addOption(
-      new Option('--grace <seconds>', 'extra time past a lease duration before a held lock counts as expired')
+      new Option(
+        '--grace <seconds>',
+        "extra time past a lease duration before a held lock (or a waiter's ticket) counts as expired",
+      )
         .env('KUBE_LOCKS_GRACE')
         .default(DEFAULTS.grace)
         .argParser(usage((text) => parseSeconds('--grace', text))),

@@ -6,8 +6,12 @@ import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom
  */
 export interface ControllerMetrics {
   readonly registry: Registry
-  /** Managed leases in scope, by `state` (`held` or `free`), as this replica sees them. */
+  /** Locks' leases in scope, by `state` (`held` or `free`), as this replica sees them; tickets apart. */
   readonly leases: Gauge<'state'>
+  /** Tickets in scope: waiters in fair locks' queues, as this replica sees them. */
+  readonly tickets: Gauge
+  /** Tickets deleted, by `reason` (`expired`: the waiter is gone; `free`: it named no waiter). */
+  readonly ticketsDeleted: Counter<'reason'>
   readonly expired: Counter
   readonly reclaimed: Counter
   readonly deleted: Counter
@@ -31,8 +35,19 @@ export function createMetrics(options: { readonly processMetrics?: boolean } = {
     registry,
     leases: new Gauge({
       name: 'kube_locks_leases',
-      help: 'Managed leases in scope, by state (held or free), as this replica sees them.',
+      help: "Locks' leases in scope, by state (held or free), as this replica sees them; tickets are counted in kube_locks_tickets.",
       labelNames: ['state'],
+      registers,
+    }),
+    tickets: new Gauge({
+      name: 'kube_locks_tickets',
+      help: "Tickets in scope (waiters in fair locks' queues), as this replica sees them.",
+      registers,
+    }),
+    ticketsDeleted: new Counter({
+      name: 'kube_locks_tickets_deleted_total',
+      help: 'Tickets this controller deleted, by reason (expired: unrenewed past its duration plus grace, the waiter is gone; free: it named no waiter).',
+      labelNames: ['reason'],
       registers,
     }),
     expired: new Counter({
@@ -52,7 +67,7 @@ export function createMetrics(options: { readonly processMetrics?: boolean } = {
     }),
     conflicts: new Counter({
       name: 'kube_locks_reconcile_conflicts_total',
-      help: 'Frees or deletes refused because the lease changed after the controller looked (expected under contention).',
+      help: 'Frees or deletes refused because the lease changed after the controller looked (expected under contention), by action (free, delete, delete-ticket).',
       labelNames: ['action'],
       registers,
     }),

@@ -8,6 +8,7 @@ import {
   NODE_ANNOTATION,
   POD_ANNOTATION,
   SERVICE_ANNOTATION,
+  ticketDraft,
 } from '../sdk/index.ts'
 import { type Decision, observe, reconcile } from './reconcile.ts'
 
@@ -39,6 +40,27 @@ function lease(overrides: Partial<LeaseRecord> = {}): LeaseRecord {
 
 const free = (overrides: Partial<LeaseRecord> = {}) =>
   lease({ holderIdentity: undefined, annotations: { [LOCK_NAME_ANNOTATION]: 'orders' }, ...overrides })
+
+/** A waiter's ticket in the queue of lock `orders`, as the SDK creates it. */
+function ticket(overrides: Partial<LeaseRecord> = {}): LeaseRecord {
+  const draft = ticketDraft({
+    namespace: 'shop',
+    leaseName: 'orders',
+    lockName: 'orders',
+    identity: 'pod-b_7_efgh',
+    durationSeconds: 15,
+    annotations: { [SERVICE_ANNOTATION]: 'update-customer', [POD_ANNOTATION]: 'pod-b' },
+    wallNow: WALL,
+    name: 'orders.q-abcdefghijklmnop',
+  })
+  return {
+    ...draft,
+    uid: 'uid-t',
+    resourceVersion: '9007199254740995',
+    creationTimestamp: '2030-01-02T03:04:05Z',
+    ...overrides,
+  }
+}
 
 type Case = {
   readonly name: string
@@ -131,6 +153,64 @@ const cases: Case[] = [
     expected: { kind: 'ignore' },
   },
   {
+    name: 'ticket, just seen: waits for its duration plus grace',
+    record: ticket(),
+    unchangedMs: 0,
+    expected: { kind: 'wait', state: 'waiting', requeueAfterMs: 17_000 },
+  },
+  {
+    name: 'ticket, duration passed but not the grace',
+    record: ticket(),
+    unchangedMs: 16_999,
+    expected: { kind: 'wait', state: 'waiting', requeueAfterMs: 1 },
+  },
+  {
+    name: 'ticket unrenewed for its duration plus grace: deleted, never freed',
+    record: ticket(),
+    unchangedMs: 17_000,
+    expected: {
+      kind: 'delete-ticket',
+      why: 'expired',
+      preconditions: { uid: 'uid-t', resourceVersion: '9007199254740995' },
+      unchangedMs: 17_000,
+    },
+  },
+  {
+    name: 'ticket without a waiter: deleted at once, not kept for the retention',
+    record: ticket({ holderIdentity: undefined }),
+    unchangedMs: 0,
+    expected: {
+      kind: 'delete-ticket',
+      why: 'free',
+      preconditions: { uid: 'uid-t', resourceVersion: '9007199254740995' },
+    },
+  },
+  {
+    name: 'ticket with an empty holder counts as free',
+    record: ticket({ holderIdentity: '' }),
+    unchangedMs: 0,
+    expected: { kind: 'delete-ticket', why: 'free' },
+  },
+  {
+    name: 'ticket without a duration never expires by observation',
+    record: ticket({ leaseDurationSeconds: undefined }),
+    unchangedMs: 10 ** 9,
+    expected: { kind: 'ignore' },
+  },
+  {
+    name: 'ticket, grace 0 deletes at the duration exactly',
+    record: ticket(),
+    unchangedMs: 15_000,
+    settings: { graceMs: 0, retentionMs: 300_000 },
+    expected: { kind: 'delete-ticket', why: 'expired' },
+  },
+  {
+    name: 'unmanaged lease with the queue label: never deleted',
+    record: ticket({ labels: { 'kube-locks.io/queue-for': 'orders' } }),
+    unchangedMs: 10 ** 9,
+    expected: { kind: 'ignore' },
+  },
+  {
     name: 'managed-by another tool',
     record: lease({ labels: { [MANAGED_BY_LABEL]: 'Helm' } }),
     unchangedMs: 10 ** 9,
@@ -171,6 +251,41 @@ describe('reconcile', () => {
       'example.com/owner': 'team-a',
     })
     expect(freedRecord(record, WALL).labels).toEqual(record.labels)
+  })
+})
+
+describe('reconcile of tickets', () => {
+  it('never asks to free a ticket, whatever it looks like', () => {
+    for (const record of [
+      ticket(),
+      ticket({ holderIdentity: undefined }),
+      ticket({ leaseDurationSeconds: 1 }),
+    ]) {
+      for (const unchangedMs of [0, 1_000, 17_000, 10 ** 9]) {
+        const decision = reconcile({ record, firstSeenAt: 0 }, unchangedMs, WALL, settings)
+        expect(decision.kind, `${record.holderIdentity} after ${unchangedMs} ms`).not.toBe('free')
+        expect(decision.kind).not.toBe('delete')
+      }
+    }
+  })
+
+  it('a renewal just before expiry keeps the ticket for a whole duration plus grace more', () => {
+    let observation = observe(undefined, ticket(), 0)
+    expect(reconcile(observation, 16_999, WALL, settings).kind).toBe('wait')
+    observation = observe(
+      observation,
+      ticket({ resourceVersion: '9007199254740997', renewTime: '2030-01-02T03:04:21.000000Z' }),
+      16_999,
+    )
+    expect(reconcile(observation, 17_000, WALL, settings)).toMatchObject({
+      kind: 'wait',
+      state: 'waiting',
+      requeueAfterMs: 16_999,
+    })
+    expect(reconcile(observation, 33_999, WALL, settings)).toMatchObject({
+      kind: 'delete-ticket',
+      preconditions: { uid: 'uid-t', resourceVersion: '9007199254740997' },
+    })
   })
 })
 
