@@ -5,7 +5,12 @@ import { cleanObject, formatItems, type Item, type PrintOptions, WatchPrinter } 
 const KEYS = { name: 'kube-locks.io/name', service: 'kube-locks.io/service', pod: 'p', node: 'n' }
 const NOW = Date.parse('2030-01-01T12:00:00Z')
 
-function item(name: string, holder: string | undefined, lockName = name): Item {
+function item(
+  name: string,
+  holder: string | undefined,
+  lockName = name,
+  extra: Pick<Item, 'waiting' | 'queue'> = {},
+): Item {
   const json: LeaseJson = {
     apiVersion: 'coordination.k8s.io/v1',
     kind: 'Lease',
@@ -37,7 +42,46 @@ function item(name: string, holder: string | undefined, lockName = name): Item {
       renewTime: '2030-01-01T11:59:50.000001Z',
       leaseTransitions: 1,
       annotations: { 'kube-locks.io/name': lockName },
+      labels: {},
       creationTimestamp: '2030-01-01T11:59:00Z',
+    },
+    ...extra,
+  }
+}
+
+/** A waiter's ticket for lock `lock`, as the API server sends it. */
+function ticket(lock: string, suffix: string, holder: string, acquireTime: string): Item {
+  const name = `${lock}.q-${suffix}`
+  const labels = { 'app.kubernetes.io/managed-by': 'kube-locks', 'kube-locks.io/queue-for': lock }
+  const annotations = {
+    'kube-locks.io/name': lock,
+    'kube-locks.io/waits-for': lock,
+    'kube-locks.io/service': 'billing',
+    p: `pod-${suffix}`,
+  }
+  const spec = {
+    holderIdentity: holder,
+    leaseDurationSeconds: 15,
+    acquireTime,
+    renewTime: '2030-01-01T11:59:58.000000Z',
+  }
+  return {
+    json: {
+      apiVersion: 'coordination.k8s.io/v1',
+      kind: 'Lease',
+      metadata: { name, namespace: 'shop', uid: `uid-${name}`, resourceVersion: '9', labels, annotations },
+      spec,
+    },
+    view: {
+      namespace: 'shop',
+      name,
+      uid: `uid-${name}`,
+      resourceVersion: '9',
+      leaseTransitions: 0,
+      labels,
+      annotations,
+      creationTimestamp: undefined,
+      ...spec,
     },
   }
 }
@@ -48,12 +92,86 @@ describe('formatItems', () => {
   it('prints a table by default', () => {
     expect(formatItems([item('a', 'w_1_x'), item('b--h', undefined, 'b/B')], base)).toBe(
       [
-        'NAME   HOLDER   SERVICE   AGE   EXPIRES IN   TRANSITIONS',
-        'a      w_1_x    <none>    60s   10s          1',
-        'b/B    <none>   <none>    60s   <none>       1',
+        'NAME   HOLDER   SERVICE   AGE   EXPIRES IN   WAITING   TRANSITIONS',
+        'a      w_1_x    <none>    60s   10s          0         1',
+        'b/B    <none>   <none>    60s   <none>       0         1',
         '',
       ].join('\n'),
     )
+  })
+
+  it('counts waiters in the WAITING column and as status.waiting in json and yaml', () => {
+    const items = [item('a', 'w_1_x', 'a', { waiting: 3 }), item('b', undefined, 'b', { waiting: 0 })]
+    expect(formatItems(items, base).split('\n')[1]).toBe(
+      'a      w_1_x    <none>    60s   10s          3         1',
+    )
+    const list = JSON.parse(formatItems(items, { ...base, format: 'json' }))
+    expect(list.items.map((i: { status?: unknown }) => i.status)).toEqual([{ waiting: 3 }, { waiting: 0 }])
+    expect(formatItems(items, { ...base, format: 'yaml' })).toContain('    status:\n      waiting: 3\n')
+    // -o name stays a list of names
+    expect(formatItems(items, { ...base, format: 'name' })).toBe(
+      'lease.coordination.k8s.io/a\nlease.coordination.k8s.io/b\n',
+    )
+  })
+
+  it('prints a lock with its queue in line order under it, for get', () => {
+    const queue = [
+      ticket('a', 'first', 'w-2_1_y', '2030-01-01T11:58:00.000000Z'),
+      ticket('a', 'second', 'w-3_1_z', '2030-01-01T11:59:30.000000Z'),
+    ]
+    const lock = item('a', 'w_1_x', 'a', { waiting: 2, queue })
+    expect(formatItems([lock], base, true)).toBe(
+      [
+        'NAME   HOLDER   SERVICE   AGE   EXPIRES IN   WAITING   TRANSITIONS',
+        'a      w_1_x    <none>    60s   10s          2         1',
+        '',
+        'POSITION   HOLDER    SERVICE   POD          WAITING FOR',
+        '1          w-2_1_y   billing   pod-first    2m',
+        '2          w-3_1_z   billing   pod-second   30s',
+        '',
+      ].join('\n'),
+    )
+    expect(formatItems([lock], { ...base, format: 'wide' }, true).split('\n')[3]).toBe(
+      'POSITION   HOLDER    SERVICE   POD          WAITING FOR   TICKET       NODE     EXPIRES IN',
+    )
+    expect(formatItems([lock], { ...base, noHeaders: true }, true)).toBe(
+      [
+        'a   w_1_x   <none>   60s   10s   2   1',
+        '',
+        '1   w-2_1_y   billing   pod-first    2m',
+        '2   w-3_1_z   billing   pod-second   30s',
+        '',
+      ].join('\n'),
+    )
+    // Nothing under a lock nobody waits for.
+    expect(
+      formatItems([item('a', 'w_1_x', 'a', { waiting: 0, queue: [] })], base, true).split('\n'),
+    ).toHaveLength(3)
+  })
+
+  it('puts the queue in status for get -o json and yaml, with the times as the server wrote them', () => {
+    const queue = [ticket('a', 'first', 'w-2_1_y', '2030-01-01T11:58:00.000001Z')]
+    const one = JSON.parse(
+      formatItems([item('a', 'w', 'a', { waiting: 1, queue })], { ...base, format: 'json' }, true),
+    )
+    expect(one.kind).toBe('Lease')
+    expect(one.status).toEqual({
+      waiting: 1,
+      queue: [
+        {
+          position: 1,
+          lease: 'a.q-first',
+          holderIdentity: 'w-2_1_y',
+          service: 'billing',
+          pod: 'pod-first',
+          acquireTime: '2030-01-01T11:58:00.000001Z',
+          renewTime: '2030-01-01T11:59:58.000000Z',
+          leaseDurationSeconds: 15,
+        },
+      ],
+    })
+    const yaml = formatItems([item('a', 'w', 'a', { waiting: 1, queue })], { ...base, format: 'yaml' }, true)
+    expect(yaml).toContain("acquireTime: '2030-01-01T11:58:00.000001Z'")
   })
 
   it('prints a v1 List without managedFields as JSON, and one object for a single result', () => {
@@ -97,15 +215,17 @@ describe('WatchPrinter', () => {
     const first = printer.print([item('a', 'w_1_x')], NOW)
     const next = printer.print([item('a', undefined)], NOW)
     expect(first).toBe(
-      'NAME   HOLDER   SERVICE   AGE   EXPIRES IN   TRANSITIONS\na      w_1_x    <none>    60s   10s          1\n',
+      'NAME   HOLDER   SERVICE   AGE   EXPIRES IN   WAITING   TRANSITIONS\na      w_1_x    <none>    60s   10s          0         1\n',
     )
-    expect(next).toBe('a      <none>   <none>    60s   <none>       1\n')
+    expect(next).toBe('a      <none>   <none>    60s   <none>       0         1\n')
   })
 
   it('prints one document per change in YAML and one object per change in JSON', () => {
     const yaml = new WatchPrinter({ ...base, format: 'yaml' })
     expect(yaml.print([item('a', 'w'), item('b', 'w')], NOW).match(/^---$/gm)).toHaveLength(2)
     const json = new WatchPrinter({ ...base, format: 'json' })
-    expect(JSON.parse(json.print([item('a', 'w')], NOW)).kind).toBe('Lease')
+    const printed = JSON.parse(json.print([item('a', 'w', 'a', { waiting: 2 })], NOW))
+    expect(printed.kind).toBe('Lease')
+    expect(printed.status).toEqual({ waiting: 2 })
   })
 })

@@ -261,8 +261,9 @@ describe('runtime failures exit 1 with one line', () => {
       expect(result.stderr).toBe(
         'error: forbidden: cannot list leases.coordination.k8s.io in namespace `shop` as `system:serviceaccount:shop:viewer`: ask for a Role (or ClusterRole for -A) that grants `list` on leases in group coordination.k8s.io; check with `kubectl auth can-i list leases.coordination.k8s.io -n shop`\n',
       )
-      expect(requests.at(-1)).toBe(
-        '/apis/coordination.k8s.io/v1/namespaces/shop/leases?labelSelector=app.kubernetes.io%2Fmanaged-by%3Dkube-locks&limit=500',
+      // Locks without tickets (the tickets go apart, for the WAITING column).
+      expect(requests).toContain(
+        '/apis/coordination.k8s.io/v1/namespaces/shop/leases?labelSelector=app.kubernetes.io%2Fmanaged-by%3Dkube-locks%2C%21kube-locks.io%2Fqueue-for&limit=500',
       )
     })
 
@@ -312,10 +313,16 @@ describe('list --watch', () => {
     let lists = 0
     const server = createServer((req, res) => {
       const url = new URL(req.url ?? '/', 'http://x')
+      res.writeHead(200, { 'content-type': 'application/json' })
+      if (!url.searchParams.get('labelSelector')?.includes('!kube-locks.io/queue-for')) {
+        // The tickets' list and watch: none, and a quiet watch.
+        if (url.searchParams.get('watch')) res.flushHeaders()
+        else res.end(JSON.stringify({ items: [], metadata: { resourceVersion: '10' } }))
+        return
+      }
       requests.push(
         `${url.searchParams.get('watch') ? 'watch' : 'list'} ${url.searchParams.get('resourceVersion') ?? ''}`,
       )
-      res.writeHead(200, { 'content-type': 'application/json' })
       if (!url.searchParams.get('watch')) {
         lists += 1
         const items =

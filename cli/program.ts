@@ -1,37 +1,35 @@
 import { Command, CommanderError, Option } from 'commander'
 import {
   createLocks,
+  LeaseNotManagedError,
   LOCK_NAME_ANNOTATION,
   LockError,
   LockTimeoutError,
   leaseToRecord,
 } from '../sdk/index.ts'
-import { WatchExpired } from './api.ts'
 import { completionScript, SHELLS } from './completion.ts'
 import { parseSeconds } from './duration.ts'
 import { CliError, oneLine, UsageError } from './errors.ts'
 import { ExitCode } from './exit-codes.ts'
 import { GC_DEFAULTS, gcPlan } from './gc-plan.ts'
-import { formatItems, type Item, OUTPUT_FORMATS, type OutputFormat, WatchPrinter } from './output.ts'
+import { type GetFlags, getCommand } from './get.ts'
+import { DEFAULT_CHUNK_SIZE, type ListFlags, listCommand } from './list.ts'
+import { OUTPUT_FORMATS, type OutputFormat } from './output.ts'
 import { DEFAULT_RELEASE_TIMEOUT, type ReleaseFlags, releaseCommand } from './release.ts'
 import { cell, renderTable } from './rows.ts'
 import { KILL_AFTER_DEFAULTS, RUN_ENV, runTiming, supervise } from './run.ts'
 import {
   type CliContext,
   type CommonFlags,
-  findLock,
   interrupted,
-  itemOf,
-  KEYS,
   labelSelector,
+  refuseTicketName,
   Session,
 } from './session.ts'
 
 export { type CliContext, candidateLeaseNames, KEYS } from './session.ts'
 
 const PROGRAM = 'locks'
-const DEFAULT_CHUNK_SIZE = 500
-const WATCH_TIMEOUT_SECONDS = 300
 
 function secondsOption(flag: string, limits: Parameters<typeof parseSeconds>[1]) {
   return (value: string) => {
@@ -71,97 +69,6 @@ function withClusterOptions(command: Command): Command {
 
 function examples(lines: readonly string[]): string {
   return `\nExamples:\n${lines.map((line) => (line.startsWith('#') ? `  ${line}` : `  $ ${line}`)).join('\n')}\n`
-}
-
-interface ListFlags extends CommonFlags {
-  readonly allNamespaces?: boolean
-  readonly selector?: string
-  readonly output: OutputFormat
-  readonly headers: boolean
-  readonly watch?: boolean
-  readonly chunkSize: number
-}
-
-async function listCommand(ctx: CliContext, flags: ListFlags): Promise<number> {
-  const session = new Session(ctx, flags)
-  const namespace = flags.allNamespaces ? undefined : session.namespace
-  const selector = labelSelector(flags.selector)
-  const api = session.api
-  const list = await api.list(namespace, { labelSelector: selector, chunkSize: flags.chunkSize }, ctx.signal)
-  const items = list.items.map(itemOf)
-  const printOptions = {
-    format: flags.output,
-    allNamespaces: flags.allNamespaces === true,
-    noHeaders: !flags.headers,
-    keys: KEYS,
-  }
-  const where = namespace === undefined ? '' : ` in namespace \`${namespace}\``
-  if (!flags.watch) {
-    if (items.length === 0 && (flags.output === 'table' || flags.output === 'wide')) {
-      ctx.stderr(`No locks found${where}.\n`)
-      return ExitCode.ok
-    }
-    ctx.stdout(formatItems(items, { ...printOptions, now: ctx.now() }))
-    return ExitCode.ok
-  }
-
-  const printer = new WatchPrinter(printOptions)
-  const printed = new Map<string, string>()
-  const show = (batch: readonly Item[]) => {
-    for (const item of batch) printed.set(item.view.uid, item.view.resourceVersion)
-    ctx.stdout(printer.print(batch, ctx.now()))
-  }
-  if (items.length === 0 && (flags.output === 'table' || flags.output === 'wide')) {
-    ctx.stderr(`No locks found${where}; watching for changes.\n`)
-  }
-  show(items)
-  let resourceVersion = list.resourceVersion
-  while (!ctx.signal.aborted) {
-    try {
-      await api.watch(
-        namespace,
-        { labelSelector: selector, resourceVersion, timeoutSeconds: WATCH_TIMEOUT_SECONDS },
-        (event) => {
-          if (event.type === 'BOOKMARK') {
-            resourceVersion = event.resourceVersion
-            return
-          }
-          resourceVersion = event.lease.metadata?.resourceVersion ?? resourceVersion
-          show([itemOf(event.lease)])
-        },
-        ctx.signal,
-      )
-    } catch (error) {
-      if (!(error instanceof WatchExpired)) throw error
-      // Too far behind: list again and show only what changed since it was last shown.
-      const again = await api.list(
-        namespace,
-        { labelSelector: selector, chunkSize: flags.chunkSize },
-        ctx.signal,
-      )
-      show(again.items.map(itemOf).filter((item) => printed.get(item.view.uid) !== item.view.resourceVersion))
-      resourceVersion = again.resourceVersion
-    }
-  }
-  return interrupted(ctx.signal)
-}
-
-interface GetFlags extends CommonFlags {
-  readonly output: OutputFormat
-  readonly headers: boolean
-}
-
-async function getCommand(ctx: CliContext, name: string, flags: GetFlags): Promise<number> {
-  const session = new Session(ctx, flags)
-  const item = await findLock(session, name)
-  ctx.stdout(
-    formatItems(
-      [item],
-      { format: flags.output, allNamespaces: false, noHeaders: !flags.headers, now: ctx.now(), keys: KEYS },
-      true,
-    ),
-  )
-  return ExitCode.ok
 }
 
 interface RunFlags extends CommonFlags {
@@ -212,6 +119,8 @@ async function runCommand(ctx: CliContext, name: string, command: readonly strin
         ctx.stderr(`error: ${oneLine(error.message)}\n`)
         return ExitCode.notAcquired
       }
+      // The SDK refuses a ticket's lease as not a lock's; say what it is.
+      if (error instanceof LeaseNotManagedError) await refuseTicketName(session, name, 'run')
       throw error
     }
     if (flags.verbose) {
@@ -266,6 +175,7 @@ async function gcCommand(ctx: CliContext, flags: GcFlags): Promise<number> {
       namespace: step.lease.namespace,
       name: step.lease.annotations[LOCK_NAME_ANNOTATION] ?? step.lease.name,
       lease: step.lease.name,
+      kind: step.kind,
       action: step.action,
       reason: step.reason,
       holder: step.lease.holderIdentity ?? null,
@@ -280,7 +190,9 @@ async function gcCommand(ctx: CliContext, flags: GcFlags): Promise<number> {
   }
   if (plan.length === 0) {
     const where = namespace === undefined ? '' : ` in namespace \`${namespace}\``
-    ctx.stderr(`Nothing to reclaim${where}: no lock is expired or free for longer than the retention.\n`)
+    ctx.stderr(
+      `Nothing to reclaim${where}: no lock is expired or free for longer than the retention, and no ticket is due for deletion.\n`,
+    )
     return ExitCode.ok
   }
   const headers = [...(flags.allNamespaces ? ['NAMESPACE'] : []), 'NAME', 'HOLDER', 'ACTION', 'REASON']
@@ -334,7 +246,7 @@ Exit codes: 0 ok, 1 runtime failure, 2 usage error; \`locks run\` also ${ExitCod
     program
       .command('list')
       .alias('ls')
-      .description('list locks: who holds what, since when, and when it expires'),
+      .description('list locks: who holds what, since when, when it expires, and how many wait for it'),
   )
     .option('-A, --all-namespaces', 'list locks in all namespaces')
     .option('-l, --selector <selector>', 'filter by label selector, as in kubectl (e.g. `team=payments`)')
@@ -363,7 +275,7 @@ Exit codes: 0 ok, 1 runtime failure, 2 usage error; \`locks run\` also ${ExitCod
     program
       .command('get')
       .argument('<name>', 'lock name, or lease name (also as lease.coordination.k8s.io/NAME)')
-      .description('show one lock'),
+      .description('show one lock, and its waiters in line order'),
   )
     .addOption(outputOption(OUTPUT_FORMATS))
     .option('--no-headers', 'omit the header row')

@@ -1,5 +1,15 @@
 import { describe, expect, it } from 'vitest'
-import { cell, expiresIn, type LeaseView, lockColumns, lockRow, NONE, renderTable } from './rows.ts'
+import {
+  cell,
+  expiresIn,
+  type LeaseView,
+  lockColumns,
+  lockRow,
+  NONE,
+  queueColumns,
+  queueRow,
+  renderTable,
+} from './rows.ts'
 
 const KEYS = { name: 'lock/name', service: 'lock/service', pod: 'lock/pod', node: 'lock/node' }
 const NOW = Date.parse('2030-01-01T12:00:00Z')
@@ -56,6 +66,7 @@ describe('lockRow', () => {
       node: 'n1',
       age: '120m',
       expiresIn: '15s',
+      waiting: '0',
       transitions: '3',
       duration: '20s',
       acquired: '60s',
@@ -80,6 +91,68 @@ describe('lockRow', () => {
   })
 })
 
+describe('lockRow of a lock with waiters', () => {
+  it('counts the waiters given', () => {
+    expect(lockRow(lease(), NOW, KEYS, 3).waiting).toBe('3')
+    expect(lockRow(lease({ holderIdentity: undefined }), NOW, KEYS, 1).waiting).toBe('1')
+  })
+})
+
+describe('queueRow', () => {
+  const ticket = lease({
+    name: 'orders-eu--abc.q-aaaabbbbccccdddd',
+    holderIdentity: 'worker-2_7_y',
+    leaseDurationSeconds: 15,
+    acquireTime: '2030-01-01T11:58:00.000000Z',
+    renewTime: '2030-01-01T11:59:58.000000Z',
+    annotations: {
+      'lock/name': 'orders/EU',
+      'lock/service': 'billing',
+      'lock/pod': 'billing-9',
+      'lock/node': 'n2',
+    },
+  })
+
+  it("shows the waiter, its place in line and how long it has waited (from the ticket's acquireTime)", () => {
+    expect(queueRow(ticket, 2, NOW, KEYS)).toEqual({
+      position: '2',
+      holder: 'worker-2_7_y',
+      service: 'billing',
+      pod: 'billing-9',
+      node: 'n2',
+      waitingFor: '2m',
+      ticket: 'orders-eu--abc.q-aaaabbbbccccdddd',
+      expiresIn: '13s',
+    })
+  })
+
+  it('shows <none> for what the waiter did not record', () => {
+    expect(
+      queueRow(lease({ ...ticket, annotations: {}, acquireTime: undefined }), 1, NOW, KEYS),
+    ).toMatchObject({
+      service: NONE,
+      pod: NONE,
+      node: NONE,
+      waitingFor: NONE,
+    })
+  })
+
+  it('has columns for the table and more for wide', () => {
+    const headers = (wide: boolean) => queueColumns({ wide }).map((column) => column.header)
+    expect(headers(false)).toEqual(['POSITION', 'HOLDER', 'SERVICE', 'POD', 'WAITING FOR'])
+    expect(headers(true)).toEqual([
+      'POSITION',
+      'HOLDER',
+      'SERVICE',
+      'POD',
+      'WAITING FOR',
+      'TICKET',
+      'NODE',
+      'EXPIRES IN',
+    ])
+  })
+})
+
 describe('lockColumns', () => {
   it('adds NAMESPACE with -A and details with wide, like kubectl', () => {
     const headers = (options: { allNamespaces: boolean; wide: boolean }) =>
@@ -90,6 +163,7 @@ describe('lockColumns', () => {
       'SERVICE',
       'AGE',
       'EXPIRES IN',
+      'WAITING',
       'TRANSITIONS',
     ])
     expect(headers({ allNamespaces: true, wide: true })).toEqual([
@@ -99,6 +173,7 @@ describe('lockColumns', () => {
       'SERVICE',
       'AGE',
       'EXPIRES IN',
+      'WAITING',
       'TRANSITIONS',
       'LEASE',
       'DURATION',

@@ -37,6 +37,8 @@ export interface LockRow {
   readonly node: string
   readonly age: string
   readonly expiresIn: string
+  /** Waiters in the lock's queue (tickets that name one). */
+  readonly waiting: string
   readonly transitions: string
   readonly duration: string
   readonly acquired: string
@@ -82,7 +84,7 @@ export function lockNameOf(lease: LeaseView, keys: AnnotationKeys): string {
   return lease.annotations[keys.name] ?? lease.name
 }
 
-export function lockRow(lease: LeaseView, now: number, keys: AnnotationKeys): LockRow {
+export function lockRow(lease: LeaseView, now: number, keys: AnnotationKeys, waiting = 0): LockRow {
   const held = isHeld(lease)
   const holderAnnotation = (key: string) => (held ? (lease.annotations[key] ?? NONE) : NONE)
   return {
@@ -95,6 +97,7 @@ export function lockRow(lease: LeaseView, now: number, keys: AnnotationKeys): Lo
     node: holderAnnotation(keys.node),
     age: ageSince(lease.creationTimestamp, now),
     expiresIn: expiresIn(lease, now),
+    waiting: String(waiting),
     transitions: String(lease.leaseTransitions ?? 0),
     duration: lease.leaseDurationSeconds === undefined ? NONE : `${lease.leaseDurationSeconds}s`,
     acquired: held ? ageSince(lease.acquireTime, now) : NONE,
@@ -102,9 +105,38 @@ export function lockRow(lease: LeaseView, now: number, keys: AnnotationKeys): Lo
   }
 }
 
-export interface Column {
+/** One waiter in a lock's queue: a ticket, at its place in line (1 = next to take the lock). */
+export interface QueueRow {
+  readonly position: string
+  readonly holder: string
+  readonly service: string
+  readonly pod: string
+  readonly node: string
+  /** Since the waiter began waiting: its ticket's `acquireTime`. */
+  readonly waitingFor: string
+  /** The ticket's Lease name. */
+  readonly ticket: string
+  /** By the times written in the ticket, as for locks: information, not the controller's judgement. */
+  readonly expiresIn: string
+}
+
+export function queueRow(ticket: LeaseView, position: number, now: number, keys: AnnotationKeys): QueueRow {
+  const annotation = (key: string) => ticket.annotations[key] ?? NONE
+  return {
+    position: String(position),
+    holder: isHeld(ticket) ? (ticket.holderIdentity as string) : NONE,
+    service: annotation(keys.service),
+    pod: annotation(keys.pod),
+    node: annotation(keys.node),
+    waitingFor: ageSince(ticket.acquireTime, now),
+    ticket: ticket.name,
+    expiresIn: expiresIn(ticket, now),
+  }
+}
+
+export interface Column<Row = LockRow> {
   readonly header: string
-  readonly value: (row: LockRow) => string
+  readonly value: (row: Row) => string
 }
 
 const COLUMNS = {
@@ -114,6 +146,7 @@ const COLUMNS = {
   service: { header: 'SERVICE', value: (row) => row.service },
   age: { header: 'AGE', value: (row) => row.age },
   expiresIn: { header: 'EXPIRES IN', value: (row) => row.expiresIn },
+  waiting: { header: 'WAITING', value: (row) => row.waiting },
   transitions: { header: 'TRANSITIONS', value: (row) => row.transitions },
   lease: { header: 'LEASE', value: (row) => row.lease },
   duration: { header: 'DURATION', value: (row) => row.duration },
@@ -133,8 +166,33 @@ export function lockColumns(options: { readonly allNamespaces: boolean; readonly
     c.service,
     c.age,
     c.expiresIn,
+    c.waiting,
     c.transitions,
     ...(options.wide ? [c.lease, c.duration, c.acquired, c.renewed, c.pod, c.node] : []),
+  ]
+}
+
+const QUEUE_COLUMNS = {
+  position: { header: 'POSITION', value: (row) => row.position },
+  holder: { header: 'HOLDER', value: (row) => row.holder },
+  service: { header: 'SERVICE', value: (row) => row.service },
+  pod: { header: 'POD', value: (row) => row.pod },
+  waitingFor: { header: 'WAITING FOR', value: (row) => row.waitingFor },
+  ticket: { header: 'TICKET', value: (row) => row.ticket },
+  node: { header: 'NODE', value: (row) => row.node },
+  expiresIn: { header: 'EXPIRES IN', value: (row) => row.expiresIn },
+} satisfies Record<string, Column<QueueRow>>
+
+/** The queue's columns under a lock in `get`; `wide` adds the ticket's name, the node and its expiry. */
+export function queueColumns(options: { readonly wide: boolean }): Column<QueueRow>[] {
+  const c = QUEUE_COLUMNS
+  return [
+    c.position,
+    c.holder,
+    c.service,
+    c.pod,
+    c.waitingFor,
+    ...(options.wide ? [c.ticket, c.node, c.expiresIn] : []),
   ]
 }
 

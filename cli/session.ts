@@ -1,6 +1,7 @@
 import { constants } from 'node:os'
 import {
   isDns1123Subdomain,
+  isTicket,
   LOCK_NAME_ANNOTATION,
   leaseNameFor,
   leaseToRecord,
@@ -10,6 +11,7 @@ import {
   NODE_ANNOTATION,
   POD_ANNOTATION,
   SERVICE_ANNOTATION,
+  ticketLock,
 } from '../sdk/index.ts'
 import { ApiClient, type LeaseJson } from './api.ts'
 import { CliError, UsageError } from './errors.ts'
@@ -116,10 +118,39 @@ export async function findLock(session: Session, name: string): Promise<Item> {
         `lease \`${namespace}/${leaseName}\` is not a kube-locks lock (it lacks the label ${MANAGED_BY_SELECTOR}); locks leaves it alone: use kubectl for it`,
       )
     }
-    return itemOf(lease)
+    const item = itemOf(lease)
+    if (isTicket(item.view)) throw new CliError(notALock(item))
+    return item
   }
   throw new CliError(
     `lock \`${name}\` not found in namespace \`${namespace}\`: check the name and the namespace (-n), or see \`locks list -A\``,
+  )
+}
+
+/** Why a ticket is refused where a lock is expected. */
+function notALock(ticket: Item): string {
+  const lock = ticket.view.annotations[LOCK_NAME_ANNOTATION] ?? ticketLock(ticket.view) ?? '?'
+  return `lease \`${ticket.view.namespace}/${ticket.view.name}\` is a ticket, a waiter's place in the queue of lock \`${lock}\`, not a lock: see that lock and its queue with \`locks get ${lock}\`; a ticket goes away when its waiter stops waiting, or when the controller sees that its waiter is gone`
+}
+
+/**
+ * Refuses a lock name whose lease is a ticket, saying so; returns when it is not one. Tickets have
+ * random names, so only a name copied from one (`locks list -o name` never shows them) meets one.
+ */
+export async function refuseTicketName(session: Session, name: string, command: string): Promise<void> {
+  let leaseName: string
+  try {
+    leaseName = leaseNameFor(name)
+  } catch {
+    return // not a lock name at all: the SDK says why
+  }
+  const lease = await session.api.get(session.namespace, leaseName, session.ctx.signal)
+  if (lease === undefined || !isManagedLease(lease)) return
+  const item = itemOf(lease)
+  if (!isTicket(item.view)) return
+  const lock = item.view.annotations[LOCK_NAME_ANNOTATION] ?? ticketLock(item.view) ?? '?'
+  throw new CliError(
+    `lock name \`${name}\` is the name of lease \`${item.view.namespace}/${leaseName}\`, a ticket: a waiter's place in the queue of lock \`${lock}\`; it is not a lock and ${command} leaves it alone: choose another lock name`,
   )
 }
 

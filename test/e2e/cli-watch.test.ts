@@ -37,8 +37,10 @@ describe('locks list --watch', () => {
     await watch.waitForOutput('bravo to hold the lock', (stdout) => rowsOf(stdout, 'bravo').length > 0)
 
     const lines = watch.stdout.trimEnd().split('\n')
-    expect(lines[0]).toMatch(/^NAME +HOLDER +SERVICE +AGE +EXPIRES IN +TRANSITIONS$/)
+    expect(lines[0]).toMatch(/^NAME +HOLDER +SERVICE +AGE +EXPIRES IN +WAITING +TRANSITIONS$/)
     expect(lines.filter((line) => line.startsWith('NAME '))).toHaveLength(1)
+    // bravo's ticket, if it had to take one, is never a row of its own.
+    expect(lines.slice(1).every((line) => line.startsWith('handover '))).toBe(true)
     // alpha's rows come before bravo's, with the free state in between.
     const alphaAt = lines.findIndex((line) => line.includes(' alpha_'))
     const freeAt = lines.findIndex((line, i) => i > alphaAt && /^handover +<none> /.test(line))

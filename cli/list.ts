@@ -1,0 +1,176 @@
+import { MANAGED_BY_SELECTOR, QUEUE_LABEL } from '../sdk/index.ts'
+import { type ApiClient, type WatchEvent, WatchExpired } from './api.ts'
+import { ExitCode } from './exit-codes.ts'
+import { formatItems, type Item, type OutputFormat, WatchPrinter } from './output.ts'
+import { Queues } from './queue.ts'
+import { type CliContext, type CommonFlags, interrupted, itemOf, KEYS, Session } from './session.ts'
+
+export const DEFAULT_CHUNK_SIZE = 500
+const WATCH_TIMEOUT_SECONDS = 300
+
+/** Locks, never tickets: the server leaves out every lease with the queue label. */
+export function lockSelector(extra: string | undefined): string {
+  const locks = `${MANAGED_BY_SELECTOR},!${QUEUE_LABEL}`
+  return extra === undefined || extra.trim() === '' ? locks : `${locks},${extra}`
+}
+
+/**
+ * Every ticket in scope. Apart from the locks' selector: tickets carry no labels of their lock's (a
+ * `-l` that picks locks would drop them), and WAITING counts a lock's waiters whatever `-l` says.
+ */
+export const TICKET_SELECTOR = `${MANAGED_BY_SELECTOR},${QUEUE_LABEL}`
+
+export interface ListFlags extends CommonFlags {
+  readonly allNamespaces?: boolean
+  readonly selector?: string
+  readonly output: OutputFormat
+  readonly headers: boolean
+  readonly watch?: boolean
+  readonly chunkSize: number
+}
+
+export async function listCommand(ctx: CliContext, flags: ListFlags): Promise<number> {
+  const session = new Session(ctx, flags)
+  const namespace = flags.allNamespaces ? undefined : session.namespace
+  const api = session.api
+  const scope = { api, namespace, chunkSize: flags.chunkSize }
+  // `-o name` prints names only: it needs no count.
+  const counted = flags.output !== 'name'
+  const [lockList, ticketList] = await Promise.all([
+    listItems(scope, lockSelector(flags.selector), ctx.signal),
+    counted ? listItems(scope, TICKET_SELECTOR, ctx.signal) : undefined,
+  ])
+  let queues = new Queues(ticketList?.items)
+  const withWaiting = (lock: Item): Item => (counted ? { ...lock, waiting: queues.count(lock) } : lock)
+  const printOptions = {
+    format: flags.output,
+    allNamespaces: flags.allNamespaces === true,
+    noHeaders: !flags.headers,
+    keys: KEYS,
+  }
+  const where = namespace === undefined ? '' : ` in namespace \`${namespace}\``
+  const tabular = flags.output === 'table' || flags.output === 'wide'
+  if (!flags.watch) {
+    if (lockList.items.length === 0 && tabular) {
+      ctx.stderr(`No locks found${where}.\n`)
+      return ExitCode.ok
+    }
+    ctx.stdout(formatItems(lockList.items.map(withWaiting), { ...printOptions, now: ctx.now() }))
+    return ExitCode.ok
+  }
+
+  // --watch: the locks as they change, and a lock again when the number of its waiters changes.
+  const printer = new WatchPrinter(printOptions)
+  const locks = new Map<string, Item>()
+  /** What was last printed of each lock: `uid/resourceVersion/waiting`. */
+  const printed = new Map<string, string>()
+  const signature = (item: Item) => `${item.view.uid}/${item.view.resourceVersion}/${item.waiting ?? ''}`
+  const show = (batch: readonly Item[]) => {
+    const changed = batch.map(withWaiting).filter((item) => printed.get(item.view.uid) !== signature(item))
+    for (const item of changed) printed.set(item.view.uid, signature(item))
+    ctx.stdout(printer.print(changed, ctx.now()))
+  }
+  const setLocks = (items: readonly Item[]) => {
+    locks.clear()
+    for (const item of items) locks.set(queues.keyOf(item), item)
+  }
+  if (lockList.items.length === 0 && tabular) ctx.stderr(`No locks found${where}; watching for changes.\n`)
+  setLocks(lockList.items)
+  show(lockList.items)
+  await followAll(ctx.signal, [
+    follow(scope, lockSelector(flags.selector), lockList.resourceVersion, {
+      changed: (type, item) => {
+        if (type === 'DELETED') locks.delete(queues.keyOf(item))
+        else locks.set(queues.keyOf(item), item)
+        // Printed as kubectl -w prints it, the last state of a deleted lease too.
+        printed.delete(item.view.uid)
+        show([item])
+      },
+      // Too far behind: list again and print only what changed since it was last printed.
+      relisted: (items) => {
+        setLocks(items)
+        show(items)
+      },
+    }),
+    ...(ticketList === undefined
+      ? []
+      : [
+          follow(scope, TICKET_SELECTOR, ticketList.resourceVersion, {
+            changed: (type, ticket) => {
+              const key = type === 'DELETED' ? queues.delete(ticket) : queues.set(ticket)
+              const lock = key === undefined ? undefined : locks.get(key)
+              if (lock !== undefined) show([lock])
+            },
+            relisted: (tickets) => {
+              queues = new Queues(tickets)
+              show([...locks.values()])
+            },
+          }),
+        ]),
+  ])
+  return interrupted(ctx.signal)
+}
+
+interface Scope {
+  readonly api: ApiClient
+  readonly namespace: string | undefined
+  readonly chunkSize: number
+}
+
+async function listItems(scope: Scope, labelSelector: string, signal: AbortSignal) {
+  const list = await scope.api.list(scope.namespace, { labelSelector, chunkSize: scope.chunkSize }, signal)
+  return { items: list.items.map(itemOf), resourceVersion: list.resourceVersion }
+}
+
+interface FollowHandlers {
+  changed(type: Exclude<WatchEvent['type'], 'BOOKMARK'>, item: Item): void
+  relisted(items: Item[]): void
+}
+
+/** Watches from `resourceVersion` until `signal` aborts; on 410 Gone lists again and watches on. */
+function follow(scope: Scope, labelSelector: string, resourceVersion: string, handlers: FollowHandlers) {
+  return async (signal: AbortSignal): Promise<void> => {
+    let from = resourceVersion
+    while (!signal.aborted) {
+      try {
+        await scope.api.watch(
+          scope.namespace,
+          { labelSelector, resourceVersion: from, timeoutSeconds: WATCH_TIMEOUT_SECONDS },
+          (event) => {
+            if (event.type === 'BOOKMARK') {
+              from = event.resourceVersion
+              return
+            }
+            from = event.lease.metadata?.resourceVersion ?? from
+            handlers.changed(event.type, itemOf(event.lease))
+          },
+          signal,
+        )
+      } catch (error) {
+        if (!(error instanceof WatchExpired)) throw error
+        const again = await listItems(scope, labelSelector, signal)
+        from = again.resourceVersion
+        handlers.relisted(again.items)
+      }
+    }
+  }
+}
+
+/** Runs the watches until `signal` aborts or one fails; a failure stops the others before it is thrown. */
+async function followAll(
+  signal: AbortSignal,
+  watches: readonly ((signal: AbortSignal) => Promise<void>)[],
+): Promise<void> {
+  const stop = new AbortController()
+  const both = AbortSignal.any([signal, stop.signal])
+  let failure: { error: unknown } | undefined
+  await Promise.allSettled(
+    watches.map((watch) =>
+      watch(both).catch((error: unknown) => {
+        failure ??= { error }
+        stop.abort()
+      }),
+    ),
+  )
+  if (failure !== undefined && !signal.aborted) throw failure.error
+}
