@@ -4,10 +4,12 @@ import { tmpdir } from 'node:os'
 import { dirname, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { onTestFailed } from 'vitest'
+import { leaseNameFor } from '../../sdk/index.ts'
 import { type CheckResult, checkHistory, describeViolations } from './checker.ts'
 import { initResource, readResource } from './fenced-resource.ts'
 import type { History, Hold, Write } from './history.ts'
 import { type HoldRecord, judgeHold } from './holds.ts'
+import { type CreateRecord, judgeOrder, type OrderResult } from './order.ts'
 import type { Command, Report, WorkerConfig } from './protocol.ts'
 import { createRandom, deriveSeed, faultsSeed } from './random.ts'
 import { overlapToleranceMs, TIMEBASE, toLocal } from './timebase.ts'
@@ -41,8 +43,14 @@ export class FaultRun {
   readonly resourceRoot: string
   readonly workers = new Map<string, Worker>()
   readonly #holds: HoldRecord[] = []
-  /** Send time of the last write that may have applied, per holder (it precedes the `acquired` report). */
+  /**
+   * Send time of the last write that may have applied, per holder and lease (it precedes the `acquired`
+   * report). Only writes of a hold's own lock lease count: a fair waiter also writes its ticket, a lease
+   * of its own naming the same holder.
+   */
   readonly #anchors = new Map<string, number>()
+  /** The creates each holder identity sent (its tickets, and the lock's lease if it created it). */
+  readonly #creates = new Map<string, CreateRecord[]>()
   readonly #writes: Write[] = []
   readonly #locks = new Set<string>()
   /** Writes begun (read reported) and not yet reported written, per worker and lock. */
@@ -113,12 +121,26 @@ export class FaultRun {
     const key = (lock: string) => `${worker.id}\u0000${lock}`
     switch (report.type) {
       case 'store-write': {
-        const { holder } = report
+        const { holder, name } = report
         if (holder === undefined || report.outcome === 'refused') break
         const sent = toLocal(report.writeSent)
-        this.#anchors.set(holder, Math.max(this.#anchors.get(holder) ?? sent, sent))
+        if (report.op === 'create') {
+          const creates = this.#creates.get(holder) ?? []
+          creates.push({
+            holder,
+            name,
+            sentAt: sent,
+            outcome: report.outcome,
+            resourceVersion: report.resourceVersion,
+          })
+          this.#creates.set(holder, creates)
+        }
+        const anchor = anchorKey(holder, name)
+        this.#anchors.set(anchor, Math.max(this.#anchors.get(anchor) ?? sent, sent))
         for (const hold of this.#holds) {
-          if (hold.holder === holder && hold.worker === worker.id) hold.anchor = this.#anchors.get(holder)
+          if (hold.holder === holder && hold.worker === worker.id && leaseNameFor(hold.lock) === name) {
+            hold.anchor = this.#anchors.get(anchor)
+          }
         }
         break
       }
@@ -130,7 +152,7 @@ export class FaultRun {
           token: report.token,
           start: toLocal(report.sent),
           validForMs: report.validForMs,
-          anchor: this.#anchors.get(report.holder),
+          anchor: this.#anchors.get(anchorKey(report.holder, leaseNameFor(report.lock))),
           probe: undefined,
           signalAt: undefined,
           signalReason: undefined,
@@ -214,17 +236,27 @@ export class FaultRun {
     }
   }
 
+  /** How the acquisitions so far were served against the order of their tickets (fair locks). */
+  order(): OrderResult {
+    return judgeOrder(this.#holds, (holder) => this.#creates.get(holder) ?? [])
+  }
+
   /** Judges the history so far, with the overlap tolerance derived from the measured timebase error. */
   check(): CheckResult {
     return checkHistory(this.history(), { toleranceMs: overlapToleranceMs(), now: performance.now() })
   }
 
   /** Checks the history and fails with every violation; records the counts for the summary. */
-  assertSafe(name: string): CheckResult {
+  assertSafe(name: string): CheckResult & { readonly order: OrderResult } {
     const result = this.check()
+    const order = this.order()
     recordSummary({
       test: name,
       acquisitions: result.holds,
+      queued: order.queued,
+      inversions: order.inversions,
+      overtaken: order.overtaken,
+      unplaced: order.unplaced,
       writes: result.writes,
       committed: result.committed,
       fenced: result.fenced,
@@ -247,7 +279,21 @@ export class FaultRun {
         `${result.violations.length} safety violations (FAULTS_SEED=${this.seed}):\n${describeViolations(result.violations)}`,
       )
     }
-    return result
+    return { ...result, order }
+  }
+
+  /**
+   * Fails unless every acquisition that waited in line was served in the order of its ticket: for runs
+   * without faults, where no waiter loses its place.
+   */
+  assertInOrder(): OrderResult {
+    const order = this.order()
+    if (order.inversions > 0 || order.unplaced > 0) {
+      throw new Error(
+        `${order.inversions} order inversions among ${order.queued} waits in line, ${order.unplaced} of unknown place (FAULTS_SEED=${this.seed}):\n${order.examples.join('\n')}`,
+      )
+    }
+    return order
   }
 
   /** Kills every worker (continuing paused ones first) and removes the resource files. */
@@ -414,6 +460,10 @@ export class Worker {
       clearTimeout(timer)
     }
   }
+}
+
+function anchorKey(holder: string, leaseName: string): string {
+  return `${holder}\u0000${leaseName}`
 }
 
 /**

@@ -9,6 +9,8 @@ export interface WorkerAcquireOptions {
   readonly timeout: number
   readonly renew?: boolean
   readonly safetyMargin?: number
+  /** Wait in line (`true`, the SDK's default) or race for a released lock (`false`). */
+  readonly fair?: boolean
 }
 
 export interface WorkerConfig {
