@@ -84,6 +84,49 @@ export function requestDelta(
   return { leases, all, byVerb }
 }
 
+/** Requests by kind (a verb, a Redis command): what a system under test sends while it waits. */
+export type Tally = Readonly<Record<string, number>>
+
+/** Lease requests to the API server, by verb, from `apiserver_request_total`. */
+export async function leaseRequests(kubeConfig: KubeConfig): Promise<Tally> {
+  const out: Record<string, number> = {}
+  for (const [key, value] of await requestCounts(kubeConfig)) {
+    const [verb, resource] = key.split(' ') as [string, string]
+    if (resource === 'leases') out[verb] = (out[verb] ?? 0) + value
+  }
+  return out
+}
+
+/**
+ * Commands sent to a redis-server, by command, from `INFO commandstats`: those that run scripts, as
+ * redlock sends nothing else. Redis counts the commands a script runs (`exists`, `set`, …) as well;
+ * they are not requests of a client and are left out, as are the INFO calls of this function.
+ */
+export async function redisCommands(port: number): Promise<Tally> {
+  const { stdout } = await exec('redis-cli', ['-p', String(port), 'INFO', 'commandstats'])
+  const out: Record<string, number> = {}
+  for (const match of stdout.matchAll(/^cmdstat_([^:]+):calls=(\d+)/gm)) {
+    const [, command, calls] = match as unknown as [string, string, string]
+    if (SCRIPT_COMMANDS.has(command)) out[command] = Number(calls)
+  }
+  return out
+}
+
+const SCRIPT_COMMANDS = new Set(['eval', 'evalsha', 'eval_ro', 'evalsha_ro', 'fcall', 'fcall_ro'])
+
+/** What was sent between two tallies: the total and the kinds that changed. */
+export function tallyDelta(before: Tally, after: Tally): { total: number; byKind: Record<string, number> } {
+  let total = 0
+  const byKind: Record<string, number> = {}
+  for (const [kind, value] of Object.entries(after)) {
+    const delta = value - (before[kind] ?? 0)
+    if (delta === 0) continue
+    total += delta
+    byKind[kind] = delta
+  }
+  return { total, byKind }
+}
+
 /** Builds the client-go leader-election peer once per source version into the cache; returns its path. */
 export async function buildLeaderElectionPeer(
   sourceDir: string,
@@ -123,7 +166,7 @@ async function freePort(): Promise<number> {
 /** Debian's redis-server, installed with apt-get if missing, on a free loopback port, without persistence. */
 export async function startRedis(
   log: (line: string) => void,
-): Promise<{ port: number; version: string; stop(): Promise<void> }> {
+): Promise<{ port: number; version: string; pid: number | undefined; stop(): Promise<void> }> {
   if ((await commandOutput('sh', ['-c', 'command -v redis-server'])) === 'unknown') {
     log('installing redis-server with apt-get…')
     const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' }
@@ -154,5 +197,5 @@ export async function startRedis(
     if (performance.now() > deadline || !redis.alive) throw new Error('redis-server did not start')
     await new Promise((resolve) => setTimeout(resolve, 100))
   }
-  return { port, version, stop: () => redis.stop(5_000, 'SIGTERM') }
+  return { port, version, pid: redis.pid, stop: () => redis.stop(5_000, 'SIGTERM') }
 }

@@ -5,7 +5,9 @@
  * (the floor), client-go's leader election (a Go peer, default and tight settings) and redlock on a
  * local Redis. Starts its own control plane (etcd + kube-apiserver) and redis-server and stops them at
  * the end. Prints a table, writes JSON to bench/results/ and, on a full run (or with --docs), the
- * figures and the latency plot to docs/benchmarks.md and bench/plots/latency.svg.
+ * figures and the latency plot to docs/benchmarks.md and bench/plots/latency.svg. A run of some
+ * scenarios with --docs writes its figures to a section of their own (and bench/plots/latency-partial.svg),
+ * leaving the full run's figures as they are; the next full run removes that section.
  */
 import { existsSync, readFileSync } from 'node:fs'
 import { mkdir, readFile, writeFile } from 'node:fs/promises'
@@ -35,9 +37,9 @@ import {
   scale,
   throughput,
   uncontended,
-  waiting,
 } from './scenarios.ts'
 import { summarize } from './stats.ts'
+import { waiting } from './waiting.ts'
 
 const SCENARIOS = ['uncontended', 'handover', 'crash', 'throughput', 'waiting', 'scale'] as const
 const { values } = parseArgs({
@@ -53,7 +55,8 @@ for (const name of only) {
   if (!(SCENARIOS as readonly string[]).includes(name))
     throw new Error(`Expected --only to name some of ${SCENARIOS.join(', ')}, got \`${name}\``)
 }
-const writeDocs = values.docs ?? (!quick && only.size === SCENARIOS.length)
+const complete = only.size === SCENARIOS.length
+const writeDocs = values.docs ?? (!quick && complete)
 const PROFILE = quick
   ? {
       uncontended: 40,
@@ -65,7 +68,9 @@ const PROFILE = quick
       throughput: [2],
       throughputSeconds: 3,
       waiters: 10,
-      waitWindow: 5,
+      waitIdle: 5,
+      waitBusy: 12,
+      singleHandovers: 6,
       scale: 300,
     }
   : {
@@ -78,9 +83,19 @@ const PROFILE = quick
       throughput: [1, 8],
       throughputSeconds: 10,
       waiters: 100,
-      waitWindow: 15,
+      waitIdle: 15,
+      waitBusy: 30,
+      singleHandovers: 20,
       scale: 10_000,
     }
+/** A generated part of docs/benchmarks.md: the full run's results, or those of a run of some scenarios. */
+interface Block {
+  readonly start: string
+  readonly end: string
+}
+const RESULTS: Block = { start: '<!-- results:start -->', end: '<!-- results:end -->' }
+const PARTIAL: Block = { start: '<!-- partial-results:start -->', end: '<!-- partial-results:end -->' }
+
 const CRASH_EXPIRES = 5
 const CRASH_HOLD_MS = 2_500
 
@@ -102,7 +117,12 @@ const onSignal = () => {
 process.once('SIGINT', onSignal)
 process.once('SIGTERM', onSignal)
 
-const report: Report = { quick, date: startedAt.toISOString(), profile: PROFILE } as Report
+const report: Report = {
+  quick,
+  ...(!complete && { only: SCENARIOS.filter((name) => only.has(name)) }),
+  date: startedAt.toISOString(),
+  profile: PROFILE,
+} as Report
 try {
   const goPeer = await buildLeaderElectionPeer(join(ROOT, 'bench', 'peers', 'leader-election'), log)
   log('starting a local control plane…')
@@ -110,7 +130,16 @@ try {
   log('starting redis-server…')
   redis = await startRedis(log)
   const kubeConfig = loadKubeConfig(plane.kubeconfigPath)
-  const ctx: Context = { kubeconfig: plane.kubeconfigPath, kubeConfig, redisPort: redis.port, goPeer, log }
+  const serverPids = [plane.apiserver.pid, plane.etcd.pid].filter((pid) => pid !== undefined)
+  const ctx: Context = {
+    kubeconfig: plane.kubeconfigPath,
+    kubeConfig,
+    redisPort: redis.port,
+    redisPid: redis.pid,
+    goPeer,
+    serverPids,
+    log,
+  }
   report.versions = await versions(kubeConfig, redis.version)
 
   if (only.has('uncontended')) {
@@ -174,8 +203,14 @@ try {
     }
   }
   if (only.has('waiting')) {
-    log(`cost of waiting: ${PROFILE.waiters} processes on one lock…`)
-    report.waiting = await waiting(ctx, PROFILE.waiters, PROFILE.waitWindow)
+    log(`waiting: ${PROFILE.waiters} processes on one lock, each system in turn…`)
+    report.waiting = await waiting(ctx, {
+      waiters: PROFILE.waiters,
+      idleSeconds: PROFILE.waitIdle,
+      busySeconds: PROFILE.waitBusy,
+      singleHandovers: PROFILE.singleHandovers,
+      clientGo: [CLIENT_GO_DEFAULTS, CLIENT_GO_TIGHT],
+    })
   }
   if (only.has('scale')) {
     log(`scale: ${PROFILE.scale} held locks…`)
@@ -210,26 +245,40 @@ const file = join(resultsDir, `bench-${report.date.replace(/[:.]/g, '-')}${quick
 await writeFile(file, `${JSON.stringify(report, null, 2)}\n`)
 process.stdout.write(`\nwritten to ${file}\n`)
 if (writeDocs) {
-  const { markdown, svg } = renderMarkdown(report)
+  const plotName = complete ? 'latency' : 'latency-partial'
+  const { markdown, svg } = renderMarkdown(report, plotName)
   await mkdir(join(ROOT, 'bench', 'plots'), { recursive: true })
-  await writeFile(join(ROOT, 'bench', 'plots', 'latency.svg'), svg)
+  await writeFile(join(ROOT, 'bench', 'plots', `${plotName}.svg`), svg)
   const docPath = join(ROOT, 'docs', 'benchmarks.md')
-  const existing = existsSync(docPath) ? await readFile(docPath, 'utf8') : undefined
-  await writeFile(docPath, alignTables(spliceResults(existing, markdown)))
-  process.stdout.write(`figures written to docs/benchmarks.md and bench/plots/latency.svg\n`)
+  let doc = existsSync(docPath) ? await readFile(docPath, 'utf8') : '# Benchmarks\n'
+  if (complete) {
+    doc = splice(doc, RESULTS, markdown)
+    doc = splice(doc, PARTIAL, undefined)
+  } else {
+    const heading = `### Run of ${report.only?.join(', ')} alone\n\nFigures of a separate run of only these scenarios, as the script wrote them; they are not those of the full run above.`
+    doc = splice(doc, PARTIAL, `${heading}\n\n${markdown}`)
+  }
+  await writeFile(docPath, alignTables(doc))
+  process.stdout.write(`figures written to docs/benchmarks.md and bench/plots/${plotName}.svg\n`)
 }
 
-/** Replaces the generated part of the document, keeping the text around it. */
-function spliceResults(existing: string | undefined, generated: string): string {
-  const start = '<!-- results:start -->'
-  const end = '<!-- results:end -->'
-  const block = `${start}\n${generated.trim()}\n${end}`
-  if (existing === undefined || !existing.includes(start) || !existing.includes(end)) {
-    return `# Benchmarks\n\nHow to run: \`npm run bench\` (full, ~15 min) or \`npm run bench -- --quick\`.\n\n${block}\n`
+/**
+ * Replaces a generated part of the document, keeping the text around it; `undefined` removes it. A
+ * part not there yet goes after the full run's results, or at the end.
+ */
+function splice(doc: string, block: Block, generated: string | undefined): string {
+  const text = generated === undefined ? '' : `${block.start}\n${generated.trim()}\n${block.end}`
+  const at = doc.indexOf(block.start)
+  const to = doc.indexOf(block.end)
+  if (at >= 0 && to > at) {
+    const after = doc.slice(to + block.end.length)
+    return doc.slice(0, at) + text + (text === '' ? after.replace(/^\n+/, '') : after)
   }
-  return (
-    existing.slice(0, existing.indexOf(start)) + block + existing.slice(existing.indexOf(end) + end.length)
-  )
+  if (text === '') return doc
+  const anchor = doc.indexOf(RESULTS.end)
+  if (anchor < 0) return `${doc.trimEnd()}\n\n${text}\n`
+  const cut = anchor + RESULTS.end.length
+  return `${doc.slice(0, cut)}\n\n${text}${doc.slice(cut)}`
 }
 
 /** Pads every Markdown table's cells to their column's width, as the repository's formatter does. */

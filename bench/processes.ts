@@ -1,4 +1,5 @@
 import { type ChildProcess, spawn } from 'node:child_process'
+import { readFile } from 'node:fs/promises'
 import { createInterface } from 'node:readline'
 
 /** A JSON event of a worker or a peer; `t` is wall-clock Unix milliseconds. */
@@ -116,3 +117,29 @@ export async function killAll(): Promise<void> {
 export function runningCount(): number {
   return running.size
 }
+
+/**
+ * CPU time in milliseconds of the processes `pids` that are alive, plus that of every child this
+ * process has reaped (`cutime` + `cstime` of its own `/proc` entry): the difference of two readings
+ * counts a child that exits in between too. Linux only; a process gone meanwhile counts 0.
+ */
+export async function cpuMs(pids: readonly number[], withReaped = true): Promise<number> {
+  const ticks = async (pid: number | 'self', fields: readonly number[]) => {
+    try {
+      const stat = await readFile(`/proc/${pid}/stat`, 'utf8')
+      // Fields after the command name (which may hold spaces), from field 3 (`state`) on.
+      const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+      return fields.reduce((sum, field) => sum + Number(rest[field - 3]), 0)
+    } catch {
+      return 0
+    }
+  }
+  const counts = await Promise.all([
+    ...pids.map((pid) => ticks(pid, [14, 15])),
+    ...(withReaped ? [ticks('self', [16, 17])] : []),
+  ])
+  return (counts.reduce((sum, n) => sum + n, 0) * 1000) / CLOCK_TICKS
+}
+
+/** `getconf CLK_TCK` on every Linux in use. */
+const CLOCK_TICKS = 100

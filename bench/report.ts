@@ -1,16 +1,14 @@
 import { latencyPlot, type PlotRow } from './plot.ts'
-import type {
-  CrashSamples,
-  ScaleResult,
-  ThroughputResult,
-  UncontendedResult,
-  WaitingResult,
-} from './scenarios.ts'
+import { drainTable, waitingRows } from './report-waiting.ts'
+import type { CrashSamples, ScaleResult, ThroughputResult, UncontendedResult } from './scenarios.ts'
 import { CLIENT_GO_DEFAULTS, CLIENT_GO_TIGHT } from './scenarios.ts'
 import { formatMs, formatRatio, summarize } from './stats.ts'
+import type { WaitingResult } from './waiting.ts'
 
 export interface Report {
   quick: boolean
+  /** The scenarios run, when not all of them (`--only`). */
+  only?: string[]
   date: string
   profile: Record<string, unknown>
   machine?: {
@@ -44,7 +42,7 @@ export interface Report {
 }
 
 /** One line of the results: a figure, its baseline, the ratio and the target it answers to. */
-interface Row {
+export interface Row {
   readonly measure: string
   readonly value: string
   readonly baseline: string
@@ -61,7 +59,7 @@ function rows(report: Report): Row[] {
     for (const q of ['p50', 'p99'] as const) {
       const ratio = u.kubeLocks[q] / u.raw[q]
       out.push({
-        measure: `uncontended acquire + release, ${q}`,
+        measure: `uncontended acquire + release (defaults: fair), ${q}`,
         value: formatMs(u.kubeLocks[q]),
         baseline: `${formatMs(u.raw[q])} raw read + 2 updates`,
         ratio: formatRatio(ratio),
@@ -69,6 +67,13 @@ function rows(report: Report): Row[] {
         met: ratio <= 1.2,
       })
     }
+    out.push({
+      measure: 'uncontended acquire + release, fair: false, p50 / p99',
+      value: `${formatMs(u.kubeLocksUnfair.p50)} / ${formatMs(u.kubeLocksUnfair.p99)}`,
+      baseline: `${formatMs(u.raw.p50)} / ${formatMs(u.raw.p99)} raw`,
+      ratio: formatRatio(u.kubeLocksUnfair.p50 / u.raw.p50),
+      target: '',
+    })
     out.push({
       measure: 'raw read + 2 updates, client-node default (new connection per request), p50',
       value: formatMs(u.rawPlain.p50),
@@ -149,31 +154,7 @@ function rows(report: Report): Row[] {
       target: '',
     })
   }
-  const w = report.waiting
-  if (w) {
-    out.push({
-      measure: `waiting: lease requests/s added per waiting process (${w.waiters} waiting)`,
-      value: w.addedPerWaiterPerSecond.toFixed(3),
-      baseline: `${w.idleLeaseRequestsPerSecond.toFixed(2)}/s holder alone → ${w.waitingLeaseRequestsPerSecond.toFixed(2)}/s`,
-      ratio: '',
-      target: '≤ 1',
-      met: w.addedPerWaiterPerSecond <= 1,
-    })
-    out.push({
-      measure: `waiting: handover along the queue p50/p99 (${w.waiters} → 0)`,
-      value: `${formatMs(w.queueHandover.p50)} / ${formatMs(w.queueHandover.p99)}`,
-      baseline: floor === undefined ? '–' : `${formatMs(floor)} one raw update p50`,
-      ratio: floor === undefined ? '' : formatRatio(w.queueHandover.p50 / floor),
-      target: '',
-    })
-    out.push({
-      measure: 'waiting: lease requests per handover while the queue drains',
-      value: w.queueLeaseRequestsPerHandover.toFixed(1),
-      baseline: `${w.waiters} waiters, drained in ${w.queueSeconds.toFixed(1)} s`,
-      ratio: '',
-      target: '',
-    })
-  }
+  if (report.waiting) out.push(...waitingRows(report.waiting))
   const s = report.scale
   if (s) {
     out.push({
@@ -246,13 +227,27 @@ export function renderTable(report: Report): string {
   const table = rows(report)
   const columns = ['measure', 'kube-locks / figure', 'baseline', 'ratio', 'target', '']
   const cells = table.map((r) => [r.measure, r.value, r.baseline, r.ratio, r.target, mark(r.met)])
+  const lines = [
+    `kube-locks benchmarks${report.quick ? ' (quick)' : ''}${report.only ? ` (${report.only.join(', ')})` : ''}, ${report.date}`,
+    ...header(report),
+    '',
+    ...textTable(columns, cells),
+  ]
+  if (report.waiting) {
+    const drains = drainTable(report.waiting)
+    lines.push('', ...textTable(drains.columns, drains.cells), '', ...drains.notes)
+  }
+  return `\n${lines.join('\n')}\n`
+}
+
+function textTable(columns: readonly string[], cells: readonly (readonly string[])[]): string[] {
   const widths = columns.map((c, i) => Math.max(c.length, ...cells.map((row) => (row[i] as string).length)))
-  const line = (row: string[]) =>
+  const line = (row: readonly string[]) =>
     row
       .map((cell, i) => cell.padEnd(widths[i] as number))
       .join('  ')
       .trimEnd()
-  return `\n${[`kube-locks benchmarks${report.quick ? ' (quick)' : ''}, ${report.date}`, ...header(report), '', line(columns), ...cells.map(line)].join('\n')}\n`
+  return [line(columns), ...cells.map(line)]
 }
 
 const COLORS = {
@@ -263,13 +258,40 @@ const COLORS = {
   queue: '#8250df',
 }
 
-export function renderMarkdown(report: Report): { markdown: string; svg: string } {
+function flags(report: Report): string {
+  const flags = [
+    ...(report.quick ? ['--quick'] : []),
+    ...(report.only ? [`--only ${report.only.join(',')}`] : []),
+  ]
+  return flags.length === 0 ? '' : ` -- ${flags.join(' ')}`
+}
+
+function drainMarkdown(w: WaitingResult): string[] {
+  const { columns, cells, notes } = drainTable(w)
+  const row = (cells: readonly string[]) => `| ${cells.map((c) => c.replace(/\|/g, '\\|')).join(' | ')} |`
+  return [
+    '',
+    row(columns),
+    row(columns.map(() => '---')),
+    ...cells.map(row),
+    '',
+    ...notes.map((n) => `- ${n}`),
+  ]
+}
+
+/** The page's results and their plot; `plotName` is the plot's file name in `bench/plots/`, without `.svg`. */
+export function renderMarkdown(report: Report, plotName = 'latency'): { markdown: string; svg: string } {
   const plotRows: PlotRow[] = []
   if (report.uncontended) {
     plotRows.push(
       {
-        label: 'kube-locks acquire + release',
+        label: 'kube-locks acquire + release (fair)',
         samples: report.uncontended.samples.kubeLocks,
+        color: COLORS.kubeLocks,
+      },
+      {
+        label: 'kube-locks acquire + release, fair: false',
+        samples: report.uncontended.samples.kubeLocksUnfair,
         color: COLORS.kubeLocks,
       },
       { label: 'raw read + 2 updates (floor)', samples: report.uncontended.samples.raw, color: COLORS.raw },
@@ -294,11 +316,22 @@ export function renderMarkdown(report: Report): { markdown: string; svg: string 
     )
   }
   if (report.waiting) {
-    plotRows.push({
-      label: `queue of ${report.waiting.waiters}: kube-locks`,
-      samples: report.waiting.queueSamples,
-      color: COLORS.queue,
-    })
+    const w = report.waiting
+    plotRows.push(
+      { label: 'single waiter: kube-locks fair', samples: w.single.fair, color: COLORS.queue },
+      { label: 'single waiter: kube-locks fair: false', samples: w.single.unfair, color: COLORS.queue },
+      ...[w.fair, w.unfair].map((d) => ({
+        label: `queue of ${w.waiters}: ${d.label}`,
+        samples: d.handoverSamples,
+        color: COLORS.queue,
+      })),
+      { label: `queue of ${w.waiters}: redlock`, samples: w.redlock.handoverSamples, color: COLORS.redlock },
+      ...w.clientGo.map((d) => ({
+        label: `queue of ${w.waiters}: ${d.label.replace('client-go LE ', 'client-go ')}`,
+        samples: d.handoverSamples,
+        color: COLORS.clientGo,
+      })),
+    )
   }
   if (report.crash) {
     const c = report.crash
@@ -321,7 +354,7 @@ export function renderMarkdown(report: Report): { markdown: string; svg: string 
   const table = rows(report)
   const escapeCell = (cell: string) => cell.replace(/\|/g, '\\|')
   const markdown = [
-    `Measured ${report.date.slice(0, 10)} with \`npm run bench\`${report.quick ? ' -- --quick' : ''}.`,
+    `Measured ${report.date.slice(0, 10)} with \`npm run bench${flags(report)}\`.`,
     '',
     ...header(report).map((line) => `- ${line}`),
     '',
@@ -331,8 +364,9 @@ export function renderMarkdown(report: Report): { markdown: string; svg: string 
       (r) =>
         `| ${[r.measure, r.value, r.baseline, r.ratio, r.target, mark(r.met)].map(escapeCell).join(' | ')} |`,
     ),
+    ...(report.waiting ? ['', ...drainMarkdown(report.waiting)] : []),
     '',
-    '![Latency distributions](../bench/plots/latency.svg)',
+    `![Latency distributions](../bench/plots/${plotName}.svg)`,
   ].join('\n')
   return { markdown, svg }
 }

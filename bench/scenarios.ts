@@ -3,13 +3,7 @@ import { dirname, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { CoordinationV1Api } from '@kubernetes/client-node'
 import { leaseNameFor, parseMicroTime } from '../sdk/index.ts'
-import {
-  createNamespace,
-  type loadKubeConfig,
-  type RequestCounts,
-  requestCounts,
-  requestDelta,
-} from './cluster.ts'
+import { createNamespace, type loadKubeConfig } from './cluster.ts'
 import { Peer, type PeerEvent } from './processes.ts'
 import { type Summary, summarize } from './stats.ts'
 import type { WorkerConfig } from './worker.ts'
@@ -21,7 +15,10 @@ export interface Context {
   readonly kubeconfig: string
   readonly kubeConfig: ReturnType<typeof loadKubeConfig>
   readonly redisPort: number
+  readonly redisPid: number | undefined
   readonly goPeer: string
+  /** kube-apiserver and etcd, whose CPU time some scenarios count. */
+  readonly serverPids: readonly number[]
   readonly log: (line: string) => void
 }
 
@@ -36,16 +33,17 @@ export async function worker(
   ctx: Context,
   backend: WorkerKind,
   namespace: string,
-  nodeFlags: readonly string[] = [],
+  options: { readonly nodeFlags?: readonly string[]; readonly identity?: string } = {},
 ): Promise<Peer> {
   const { kubeconfig } = ctx
+  const { identity, nodeFlags = [] } = options
   const config: WorkerConfig =
     backend === 'redlock'
       ? { backend, redisPort: ctx.redisPort }
       : backend === 'kube-locks'
-        ? { backend, kubeconfig, namespace }
+        ? { backend, kubeconfig, namespace, ...(identity !== undefined && { identity }) }
         : { backend: 'raw', kubeconfig, namespace, reuseConnections: backend === 'raw' }
-  const peer = new Peer(`${backend}-worker-${++serial}`, process.execPath, [
+  const peer = new Peer(`${backend}-worker-${identity ?? ++serial}`, process.execPath, [
     ...nodeFlags,
     WORKER,
     JSON.stringify(config),
@@ -75,8 +73,13 @@ export const CLIENT_GO_TIGHT: ElectionSettings = {
   retryPeriod: 0.1,
 }
 
-function candidate(ctx: Context, namespace: string, name: string, settings: ElectionSettings): Peer {
-  const identity = `candidate-${++serial}`
+export function candidate(
+  ctx: Context,
+  namespace: string,
+  name: string,
+  settings: ElectionSettings,
+  identity = `candidate-${++serial}`,
+): Peer {
   return new Peer(identity, ctx.goPeer, [
     `--kubeconfig=${ctx.kubeconfig}`,
     `--namespace=${namespace}`,
@@ -88,7 +91,7 @@ function candidate(ctx: Context, namespace: string, name: string, settings: Elec
   ])
 }
 
-const event =
+export const event =
   (name: string, id?: string) =>
   (e: PeerEvent): boolean =>
     e.event === name && (id === undefined || e.id === id)
@@ -96,18 +99,31 @@ const event =
 // ---------------------------------------------------------------------------------------------------
 
 export interface UncontendedResult {
+  /** The default: fair (the lock's line is read beside the lease). */
   readonly kubeLocks: Summary
+  /** `fair: false`: the lease alone. */
+  readonly kubeLocksUnfair: Summary
   readonly raw: Summary
   /** The same requests with client-node's default of a new connection pool per request. */
   readonly rawPlain: Summary
   readonly rawRead: Summary
   readonly rawUpdate: Summary
-  readonly samples: { readonly kubeLocks: number[]; readonly raw: number[] }
+  readonly samples: {
+    readonly kubeLocks: number[]
+    readonly kubeLocksUnfair: number[]
+    readonly raw: number[]
+  }
+  /** The lease requests of one acquire + release, as the process counted them (`get lock`, `list line`). */
+  readonly requestsPerCycle: {
+    readonly fair: Record<string, number>
+    readonly unfair: Record<string, number>
+  }
 }
 
 /**
- * Acquire + release of one free lock by one process, against the same read + two updates issued
- * directly. The two run in alternating blocks so that a change in machine load hits both alike.
+ * Acquire + release of one free lock by one process, with the defaults (fair) and with `fair: false`,
+ * against the same read + two updates issued directly. They run in alternating blocks so that a
+ * change in machine load hits all alike.
  */
 export async function uncontended(ctx: Context, count: number): Promise<UncontendedResult> {
   const namespace = 'bench-uncontended'
@@ -115,25 +131,31 @@ export async function uncontended(ctx: Context, count: number): Promise<Unconten
   const kl = await worker(ctx, 'kube-locks', namespace)
   const raw = await worker(ctx, 'raw', namespace)
   const plain = await worker(ctx, 'raw-plain', namespace)
-  const cycle = async (peer: Peer, name: string, n: number) => {
+  const unfair = await worker(ctx, 'kube-locks', namespace)
+  const cycle = async (peer: Peer, name: string, n: number, fair?: boolean) => {
     const from = peer.events.length
-    peer.send({ op: 'cycle', name, count: n })
+    peer.send({ op: 'cycle', name, count: n, ...(fair !== undefined && { fair }) })
     return (await peer.next(event('cycled'), 600_000, from)) as PeerEvent & {
       samples: number[]
       requests: number[][]
     }
   }
   await cycle(kl, 'kube-locks', 5)
+  await cycle(unfair, 'kube-locks-unfair', 5, false)
   await cycle(raw, 'raw', 5)
   await cycle(plain, 'raw-plain', 5)
   const blocks = 5
   const kubeLocks: number[] = []
+  const unfairSamples: number[] = []
   const rawSamples: number[] = []
   const plainSamples: number[] = []
   const reads: number[] = []
   const updates: number[] = []
   for (let b = 0; b < blocks; b++) {
     kubeLocks.push(...(await cycle(kl, 'kube-locks', Math.ceil(count / blocks))).samples)
+    unfairSamples.push(
+      ...(await cycle(unfair, 'kube-locks-unfair', Math.ceil(count / blocks), false)).samples,
+    )
     const r = await cycle(raw, 'raw', Math.ceil(count / blocks))
     rawSamples.push(...r.samples)
     for (const [read, take, free] of r.requests) {
@@ -142,14 +164,30 @@ export async function uncontended(ctx: Context, count: number): Promise<Unconten
     }
     plainSamples.push(...(await cycle(plain, 'raw-plain', Math.ceil(count / blocks))).samples)
   }
-  await Promise.all([kl.stop(), raw.stop(), plain.stop()])
+  const perCycle = async (peer: Peer, cycles: number) => {
+    const from = peer.events.length
+    peer.send({ op: 'counts' })
+    const { counts } = (await peer.next(event('counts'), 60_000, from)) as PeerEvent & {
+      counts: Record<string, number>
+    }
+    return Object.fromEntries(
+      Object.entries(counts)
+        .filter(([kind]) => kind !== 'watch namespace')
+        .map(([kind, n]) => [kind, Math.round((n / cycles) * 100) / 100]),
+    )
+  }
+  const cycles = 5 + blocks * Math.ceil(count / blocks)
+  const requestsPerCycle = { fair: await perCycle(kl, cycles), unfair: await perCycle(unfair, cycles) }
+  await Promise.all([kl.stop(), unfair.stop(), raw.stop(), plain.stop()])
   return {
     kubeLocks: summarize(kubeLocks),
+    kubeLocksUnfair: summarize(unfairSamples),
     raw: summarize(rawSamples),
     rawPlain: summarize(plainSamples),
     rawRead: summarize(reads),
     rawUpdate: summarize(updates),
-    samples: { kubeLocks, raw: rawSamples },
+    samples: { kubeLocks, kubeLocksUnfair: unfairSamples, raw: rawSamples },
+    requestsPerCycle,
   }
 }
 
@@ -164,12 +202,14 @@ export async function handoverLocks(
   ctx: Context,
   backend: 'kube-locks' | 'redlock' | 'raw',
   count: number,
+  options: { readonly fair?: boolean; readonly namespace?: string } = {},
 ): Promise<number[]> {
-  const namespace = `bench-handover-${backend}`
+  const namespace = options.namespace ?? `bench-handover-${backend}`
   if (backend !== 'redlock') await createNamespace(ctx.kubeConfig, namespace)
   const peers = [await worker(ctx, backend, namespace), await worker(ctx, backend, namespace)] as const
   const name = 'handover'
-  const acquire = { op: 'acquire', name, expires: 20, timeout: null }
+  const fair = options.fair === undefined ? {} : { fair: options.fair }
+  const acquire = { op: 'acquire', name, expires: 20, timeout: null, ...fair }
   peers[0].send({ ...acquire, id: 'h0' })
   await peers[0].next(event('acquired', 'h0'), 60_000)
   const samples: number[] = []
@@ -352,96 +392,6 @@ export async function throughput(
 
 // ---------------------------------------------------------------------------------------------------
 
-export interface WaitingResult {
-  readonly waiters: number
-  readonly windowSeconds: number
-  /** Lease requests per second with only the holder (renewing), then with every waiter waiting. */
-  readonly idleLeaseRequestsPerSecond: number
-  readonly waitingLeaseRequestsPerSecond: number
-  readonly allRequestsPerSecondIdle: number
-  readonly allRequestsPerSecondWaiting: number
-  readonly addedPerWaiterPerSecond: number
-  readonly waitingByVerb: Record<string, number>
-  /** Release → next holder along the queue, each waiter holding 20 ms. */
-  readonly queueHandover: Summary
-  readonly queueSamples: number[]
-  readonly queueLeaseRequestsPerHandover: number
-  readonly queueSeconds: number
-}
-
-export async function waiting(ctx: Context, waiters: number, windowSeconds: number): Promise<WaitingResult> {
-  const namespace = 'bench-waiting'
-  await createNamespace(ctx.kubeConfig, namespace)
-  const holder = await worker(ctx, 'kube-locks', namespace)
-  holder.send({ op: 'acquire', id: 'holder', name: 'queue', expires: 20, timeout: 0, renew: true })
-  await holder.next(event('acquired', 'holder'), 60_000)
-  ctx.log(`  starting ${waiters} waiting processes…`)
-  const peers: Peer[] = []
-  for (let i = 0; i < waiters; i += 10) {
-    peers.push(
-      ...(await Promise.all(
-        Array.from({ length: Math.min(10, waiters - i) }, () => worker(ctx, 'kube-locks', namespace)),
-      )),
-    )
-  }
-  const window = async () => {
-    const before: RequestCounts = await requestCounts(ctx.kubeConfig)
-    await sleep(windowSeconds * 1000)
-    return requestDelta(before, await requestCounts(ctx.kubeConfig))
-  }
-  ctx.log('  measuring API requests with the holder alone…')
-  const idle = await window()
-  peers.forEach((peer, i) => {
-    peer.send({ op: 'acquire', id: `w${i}`, name: 'queue', expires: 20, timeout: null, holdMs: 20 })
-  })
-  await Promise.all(peers.map((peer, i) => peer.next(event('waiting', `w${i}`), 60_000)))
-  // Each waiter first reads the lease and lists to start its watch; measure once that has settled
-  // (fewer lease requests in 2 s than one per 20 waiters), at most after 60 s.
-  const settleBy = performance.now() + 60_000
-  for (;;) {
-    const before = await requestCounts(ctx.kubeConfig)
-    await sleep(2_000)
-    const { leases } = requestDelta(before, await requestCounts(ctx.kubeConfig))
-    if (leases * 20 < waiters || performance.now() > settleBy) break
-  }
-  ctx.log(`  measuring API requests with ${waiters} waiting…`)
-  const busy = await window()
-
-  ctx.log('  releasing: the queue drains…')
-  const before = await requestCounts(ctx.kubeConfig)
-  const started = performance.now()
-  holder.send({ op: 'release', id: 'holder' })
-  await Promise.all(peers.map((peer, i) => peer.next(event('released', `w${i}`), 600_000)))
-  const queueSeconds = (performance.now() - started) / 1000
-  const drained = requestDelta(before, await requestCounts(ctx.kubeConfig))
-  const releases = [holder, ...peers]
-    .flatMap((peer) => peer.events.filter((e) => e.event === 'releasing'))
-    .map((e) => e.t)
-    .sort((a, b) => a - b)
-  const acquisitions = peers
-    .flatMap((peer) => peer.events.filter((e) => e.event === 'acquired'))
-    .map((e) => e.t)
-    .sort((a, b) => a - b)
-  const queueSamples = acquisitions.map((t, i) => t - (releases[i] as number))
-  await Promise.all([holder, ...peers].map((peer) => peer.stop()))
-  return {
-    waiters,
-    windowSeconds,
-    idleLeaseRequestsPerSecond: idle.leases / windowSeconds,
-    waitingLeaseRequestsPerSecond: busy.leases / windowSeconds,
-    allRequestsPerSecondIdle: idle.all / windowSeconds,
-    allRequestsPerSecondWaiting: busy.all / windowSeconds,
-    addedPerWaiterPerSecond: (busy.leases - idle.leases) / windowSeconds / waiters,
-    waitingByVerb: busy.byVerb,
-    queueHandover: summarize(queueSamples),
-    queueSamples,
-    queueLeaseRequestsPerHandover: drained.leases / waiters,
-    queueSeconds,
-  }
-}
-
-// ---------------------------------------------------------------------------------------------------
-
 export interface ScaleResult {
   readonly locks: number
   readonly acquireSeconds: number
@@ -460,7 +410,7 @@ const mib = (bytes: number) => Math.round((bytes / 2 ** 20) * 10) / 10
 export async function scale(ctx: Context, locks: number): Promise<ScaleResult> {
   const namespace = 'bench-scale'
   await createNamespace(ctx.kubeConfig, namespace)
-  const holder = await worker(ctx, 'kube-locks', namespace, ['--expose-gc'])
+  const holder = await worker(ctx, 'kube-locks', namespace, { nodeFlags: ['--expose-gc'] })
   ctx.log(`  one process acquires ${locks} locks…`)
   holder.send({ op: 'hold-many', prefix: 'scale', count: locks, concurrency: 64 })
   const held = (await holder.next(event('holding'), 1_800_000)) as PeerEvent & {

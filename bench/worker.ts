@@ -20,10 +20,24 @@ import {
 } from '@kubernetes/client-node'
 import { Redis } from 'ioredis'
 import Redlock, { type Lock as RedlockLock } from 'redlock'
-import { createLocks, formatMicroTime, type Lock } from '../sdk/index.ts'
+import {
+  createKubernetesLeaseStore,
+  createLocks,
+  formatMicroTime,
+  type LeaseRecord,
+  type LeaseStore,
+  type Lock,
+  QUEUE_LABEL,
+} from '../sdk/index.ts'
 
 export type WorkerConfig =
-  | { readonly backend: 'kube-locks'; readonly kubeconfig: string; readonly namespace: string }
+  | {
+      readonly backend: 'kube-locks'
+      readonly kubeconfig: string
+      readonly namespace: string
+      /** Prefix of the holder identities, so that tickets and leases tell which process they are of. */
+      readonly identity?: string
+    }
   | {
       readonly backend: 'raw'
       readonly kubeconfig: string
@@ -45,10 +59,20 @@ export type Command =
       readonly renew?: boolean
       /** Release this long after acquiring (milliseconds); without it, wait for a `release` command. */
       readonly holdMs?: number
+      /** kube-locks: wait in line (the default) or race. */
+      readonly fair?: boolean
     }
   | { readonly op: 'release'; readonly id: string }
   /** Acquire and release `name` over and over, one at a time, for `seconds` or `count` cycles. */
-  | { readonly op: 'cycle'; readonly name: string; readonly seconds?: number; readonly count?: number }
+  | {
+      readonly op: 'cycle'
+      readonly name: string
+      readonly seconds?: number
+      readonly count?: number
+      readonly fair?: boolean
+    }
+  /** kube-locks: the lease requests this process sent so far, by verb and object (`update lock`). */
+  | { readonly op: 'counts' }
   /** Acquire `count` distinct locks (held, not renewed) and report the process's memory. */
   | {
       readonly op: 'hold-many'
@@ -64,7 +88,15 @@ const emit = (event: string, fields: Record<string, unknown> = {}) =>
   process.stdout.write(`${JSON.stringify({ event, t: now(), ...fields })}\n`)
 
 interface Backend {
-  acquire(name: string, expires: number, timeout: number | null, renew: boolean): Promise<Held>
+  acquire(
+    name: string,
+    expires: number,
+    timeout: number | null,
+    renew: boolean,
+    fair?: boolean,
+  ): Promise<Held>
+  /** Requests sent so far, by verb and object; kube-locks only. */
+  readonly counts?: Readonly<Record<string, number>>
   /** Times of each request of one acquire+release, for the raw floor. */
   readonly lastRequests?: number[]
   close(): Promise<void>
@@ -95,7 +127,12 @@ async function run(command: Command): Promise<void> {
   switch (command.op) {
     case 'acquire': {
       emit('waiting', { id: command.id })
-      const lock = await backend.acquire(command.name, command.expires, command.timeout, !!command.renew)
+      queued.pending = { id: command.id, fair: command.fair ?? true }
+      const lock = await backend
+        .acquire(command.name, command.expires, command.timeout, !!command.renew, command.fair)
+        .finally(() => {
+          queued.pending = undefined
+        })
       held.set(command.id, lock)
       emit('acquired', { id: command.id })
       if (command.holdMs !== undefined) {
@@ -114,7 +151,7 @@ async function run(command: Command): Promise<void> {
       const count = command.count ?? Number.POSITIVE_INFINITY
       while (samples.length < count && performance.now() < until) {
         const t0 = performance.now()
-        const lock = await backend.acquire(command.name, 20, 10, false)
+        const lock = await backend.acquire(command.name, 20, 10, false, command.fair)
         await lock.release()
         samples.push(performance.now() - t0)
         if (backend.lastRequests) requests.push([...backend.lastRequests])
@@ -143,8 +180,38 @@ async function run(command: Command): Promise<void> {
       emit('holding', { count: command.count, seconds, before, after: process.memoryUsage() })
       return
     }
+    case 'counts':
+      emit('counts', { counts: backend.counts ?? {} })
+      return
     case 'exit':
       return shutdown()
+  }
+}
+
+/**
+ * The acquisition in progress, and what it has done so far, for the `queued` event: it is in line — a
+ * fair waiter's ticket exists; a racing waiter has read the lease held — and its process watches.
+ */
+const queued: {
+  pending: { readonly id: string; readonly fair: boolean } | undefined
+  watching: boolean
+  ticketed: boolean
+  sawHeld: boolean
+} = { pending: undefined, watching: false, ticketed: false, sawHeld: false }
+
+function onRequest(verb: string, object: string, result: unknown): void {
+  if (verb === 'watch') queued.watching = true
+  if (queued.pending === undefined) return
+  if (verb === 'create' && object === 'ticket') queued.ticketed = true
+  if (verb === 'get' && object === 'lock' && (result as LeaseRecord | undefined)?.holderIdentity) {
+    queued.sawHeld = true
+  }
+  const { id, fair } = queued.pending
+  if (queued.watching && (fair ? queued.ticketed : queued.sawHeld)) {
+    queued.pending = undefined
+    queued.ticketed = false
+    queued.sawHeld = false
+    emit('queued', { id })
   }
 }
 
@@ -174,7 +241,7 @@ function sleep(ms: number): Promise<void> {
 function createBackend(config: WorkerConfig): Backend {
   switch (config.backend) {
     case 'kube-locks':
-      return kubeLocksBackend(config.kubeconfig, config.namespace)
+      return kubeLocksBackend(config.kubeconfig, config.namespace, config.identity)
     case 'raw':
       return rawBackend(config.kubeconfig, config.namespace, config.reuseConnections)
     case 'redlock':
@@ -188,18 +255,76 @@ function loadKubeConfig(path: string): KubeConfig {
   return kubeConfig
 }
 
-function kubeLocksBackend(kubeconfig: string, namespace: string): Backend {
-  const locks = createLocks({ namespace, kubeConfig: loadKubeConfig(kubeconfig), identity: 'bench' })
+function kubeLocksBackend(kubeconfig: string, namespace: string, identity = 'bench'): Backend {
+  const counts: Record<string, number> = {}
+  const store = countingStore(
+    createKubernetesLeaseStore(loadKubeConfig(kubeconfig)),
+    (verb, object, result) => {
+      const key = `${verb} ${object}`
+      counts[key] = (counts[key] ?? 0) + 1
+      onRequest(verb, object, result)
+    },
+  )
+  const locks = createLocks({ namespace, store, identity })
   return {
-    async acquire(name, expires, timeout, renew) {
+    counts,
+    async acquire(name, expires, timeout, renew, fair) {
       const lock: Lock = await locks.acquire(name, {
         expires,
         timeout: timeout ?? Number.POSITIVE_INFINITY,
         renew,
+        fair,
       })
       return { release: () => lock.release() }
     },
-    close: () => locks.close(),
+    async close() {
+      await locks.close()
+      await store.close?.()
+    },
+  }
+}
+
+/**
+ * The store with every request reported when it has been answered (a watch when it is sent): its verb,
+ * and whether it was about a lock's lease, a ticket, a lock's line (a list of its tickets) or the
+ * namespace (the watch's list). Tickets are told by their label or by the `.q-` in their name.
+ */
+function countingStore(
+  store: LeaseStore,
+  report: (verb: string, object: string, result: unknown) => void,
+): LeaseStore {
+  const byName = (name: string) => (name.includes('.q-') ? 'ticket' : 'lock')
+  const byLabels = (labels: Readonly<Record<string, string>>) =>
+    labels[QUEUE_LABEL] === undefined ? 'lock' : 'ticket'
+  const counted = async <T>(verb: string, object: string, request: Promise<T>): Promise<T> => {
+    let result: T | undefined
+    try {
+      result = await request
+      return result
+    } finally {
+      report(verb, object, result)
+    }
+  }
+  return {
+    server: store.server,
+    watchTimeoutSeconds: store.watchTimeoutSeconds,
+    get: (namespace, name, options) => counted('get', byName(name), store.get(namespace, name, options)),
+    create: (draft, options) => counted('create', byLabels(draft.labels), store.create(draft, options)),
+    update: (record, options) => counted('update', byLabels(record.labels), store.update(record, options)),
+    delete: (namespace, name, preconditions, options) =>
+      counted('delete', byName(name), store.delete(namespace, name, preconditions, options)),
+    list: (namespace, options) =>
+      counted(
+        'list',
+        options?.labelSelector?.includes(QUEUE_LABEL) ? 'line' : 'namespace',
+        store.list(namespace, options),
+      ),
+    watch: (namespace, options, onEvent) => {
+      report('watch', 'namespace', undefined)
+      return store.watch(namespace, options, onEvent)
+    },
+    ...(store.serverVersion && { serverVersion: store.serverVersion.bind(store) }),
+    ...(store.close && { close: store.close.bind(store) }),
   }
 }
 

@@ -1,0 +1,431 @@
+import { loadavg } from 'node:os'
+import { CoordinationV1Api } from '@kubernetes/client-node'
+import { compareTickets, type LeaseObject, leaseNameFor, leaseToRecord, queueSelector } from '../sdk/index.ts'
+import { createNamespace, leaseRequests, redisCommands, type Tally, tallyDelta } from './cluster.ts'
+import { cpuMs, type Peer, type PeerEvent } from './processes.ts'
+import {
+  type Context,
+  candidate,
+  type ElectionSettings,
+  event,
+  handoverLocks,
+  sleep,
+  worker,
+} from './scenarios.ts'
+import { type Summary, summarize } from './stats.ts'
+
+/**
+ * Many processes waiting on one lock: what the waiting costs the API server (or Redis), then, when
+ * the holder releases, how the queue drains — handover latency along it, requests per handover, and
+ * whether the waiters were served in the order they began waiting. The same for kube-locks with fair
+ * waiting (the default) and with `fair: false`, for redlock and for client-go's leader election.
+ *
+ * The waiters begin waiting one after another, each once the previous one waits: a kube-locks waiter
+ * once its process watches and — fair — its ticket exists, or — `fair: false` — it has read the lease
+ * held (the worker's store reports both); a redlock worker or a client-go candidate, which make their
+ * first attempt as they start, once it reported so and a moment passed.
+ */
+
+export interface WaitingProfile {
+  readonly waiters: number
+  /** Seconds with the holder alone, then with everyone waiting, over which requests are counted. */
+  readonly idleSeconds: number
+  readonly busySeconds: number
+  /** Handovers between two processes taking turns: the reference for the queue. */
+  readonly singleHandovers: number
+  /** client-go leader election settings whose queue of `waiters` candidates is drained too. */
+  readonly clientGo: readonly ElectionSettings[]
+}
+
+export interface DrainResult {
+  readonly label: string
+  /** What is counted: lease requests to the API server, or commands to redis-server. */
+  readonly unit: 'lease requests' | 'Redis commands'
+  readonly waiters: number
+  /** Load average (1 min) when the phase began and ended. */
+  readonly loadAverage: readonly [number, number]
+  /** Seconds from the first waiter's start to the last one waiting. */
+  readonly startSeconds: number
+  readonly idlePerSecond: number
+  readonly waitingPerSecond: number
+  /** (waiting − idle) per second per waiting process. */
+  readonly addedPerWaiterPerSecond: number
+  readonly idleByKind: Record<string, number>
+  readonly waitingByKind: Record<string, number>
+  /** Release → next holder along the queue, each holder keeping the lock `holdMs`. */
+  readonly handover: Summary
+  readonly handoverSamples: number[]
+  readonly requestsPerHandover: number
+  readonly drainByKind: Record<string, number>
+  /** kube-locks: the drain's requests as the processes counted them, by verb and object (`update lock`). */
+  readonly drainByObject?: Record<string, number> | undefined
+  readonly drainSeconds: number
+  /** CPU time (ms) of the holder's and the waiters' processes per second per waiter, while they wait. */
+  readonly waitingCpuMsPerWaiterSecond: number
+  /** CPU time (ms) of the store's processes (kube-apiserver + etcd, or redis-server) per second while they wait. */
+  readonly waitingServerCpuMsPerSecond: number
+  /** CPU time (ms) per handover while the queue drains: of all the lock's processes, and of the store. */
+  readonly drainCpuMsPerHandover: number
+  readonly drainServerCpuMsPerHandover: number
+  /** Waiter indices (start order) in the order they acquired. */
+  readonly order: number[]
+  /** Acquisitions that came before that of a waiter who began waiting earlier. */
+  readonly outOfOrder: number
+  /** Pairs of waiters served in the opposite order to the one they began waiting in. */
+  readonly inversions: number
+  /** Fair kube-locks: whether the line, listed just before the release, was in start order. */
+  readonly lineInStartOrder?: boolean | undefined
+}
+
+export interface WaitingResult {
+  readonly waiters: number
+  readonly idleSeconds: number
+  readonly busySeconds: number
+  readonly holdMs: number
+  /** One waiter at a time (two processes taking turns, as in `handover`), in the same run: the reference. */
+  readonly single: { readonly fair: number[]; readonly unfair: number[] }
+  readonly fair: DrainResult
+  readonly unfair: DrainResult
+  readonly redlock: DrainResult
+  readonly clientGo: DrainResult[]
+}
+
+/** How long each waiter keeps the lock before releasing it. */
+const HOLD_MS = 20
+const LOCK = 'queue'
+/** After the last waiter joined: its process's first requests are over by then. */
+const SETTLE_MS = 3_000
+/** A redlock or client-go waiter's first attempt follows its report within this. */
+const FIRST_ATTEMPT_MS = 50
+const DRAIN_TIMEOUT_MS = 900_000
+
+export async function waiting(ctx: Context, profile: WaitingProfile): Promise<WaitingResult> {
+  const { waiters, singleHandovers } = profile
+  ctx.log(`  one waiter at a time, fair and fair: false, ${singleHandovers} handovers each…`)
+  // In alternating blocks, so that a change in machine load hits both alike.
+  const single = { fair: [] as number[], unfair: [] as number[] }
+  const blocks = 2
+  for (let b = 0; b < blocks; b++) {
+    const count = Math.ceil(singleHandovers / blocks)
+    for (const fair of [true, false]) {
+      const namespace = `bench-waiting-single-${fair ? 'fair' : 'unfair'}-${b}`
+      single[fair ? 'fair' : 'unfair'].push(
+        ...(await handoverLocks(ctx, 'kube-locks', count, { fair, namespace })),
+      )
+    }
+  }
+  ctx.log(`  ${waiters} waiting, kube-locks fair (the default)…`)
+  const fairDrain = await drain(
+    ctx,
+    workerQueue(ctx, 'kube-locks', true, 'bench-waiting-fair', waiters),
+    profile,
+  )
+  ctx.log(`  ${waiters} waiting, kube-locks fair: false…`)
+  const unfairDrain = await drain(
+    ctx,
+    workerQueue(ctx, 'kube-locks', false, 'bench-waiting-unfair', waiters),
+    profile,
+  )
+  ctx.log(`  ${waiters} waiting, redlock…`)
+  const redlock = await drain(
+    ctx,
+    workerQueue(ctx, 'redlock', undefined, 'bench-waiting-redlock', waiters),
+    profile,
+  )
+  const clientGo: DrainResult[] = []
+  for (const settings of profile.clientGo) {
+    ctx.log(`  ${waiters} waiting, client-go leader election ${settings.label}…`)
+    const namespace = `bench-waiting-client-go-${settings.leaseDuration}s`
+    clientGo.push(await drain(ctx, clientGoQueue(ctx, settings, namespace, waiters), profile))
+  }
+  return {
+    waiters,
+    idleSeconds: profile.idleSeconds,
+    busySeconds: profile.busySeconds,
+    holdMs: HOLD_MS,
+    single,
+    fair: fairDrain,
+    unfair: unfairDrain,
+    redlock,
+    clientGo,
+  }
+}
+
+/** One system under test with a holder and `waiters` processes waiting on one lock. */
+interface Queue {
+  readonly label: string
+  readonly unit: DrainResult['unit']
+  readonly waiters: number
+  /** Counts what the system sends to its store so far. */
+  meter(): Promise<Tally>
+  /** The store's processes: kube-apiserver and etcd, or redis-server. */
+  readonly serverPids: readonly number[]
+  /** The holder's and the waiters' processes still running. */
+  pids(): number[]
+  /** Starts the holder and the waiters' processes (not yet waiting); resolves once the holder holds. */
+  prepare(): Promise<void>
+  /** Waiter `i` begins waiting; resolves once it waits. */
+  join(i: number): Promise<void>
+  /** Whether the store's view of the queue is in start order, where there is one. */
+  lineInStartOrder?(): Promise<boolean>
+  /** Requests by verb and object, as the processes counted them, where they do. */
+  objectCounts?(): Promise<Tally>
+  release(): void
+  /** Resolves once every waiter acquired and released. */
+  drained(): Promise<void>
+  /** Wall-clock time of each waiter's acquisition, by start order. */
+  acquisitions(): number[]
+  /** Wall-clock times at which the holder and each waiter began to release. */
+  releases(): number[]
+  stop(): Promise<void>
+}
+
+async function drain(ctx: Context, queue: Queue, profile: WaitingProfile): Promise<DrainResult> {
+  const loadStart = loadavg()[0] as number
+  await queue.prepare()
+  const window = async (seconds: number) => {
+    const before = await queue.meter()
+    await sleep(seconds * 1000)
+    return tallyDelta(before, await queue.meter())
+  }
+  ctx.log(`    counting requests with the holder alone for ${profile.idleSeconds} s…`)
+  const idle = await window(profile.idleSeconds)
+  ctx.log(`    ${queue.waiters} begin waiting, one after another…`)
+  const joinStart = performance.now()
+  for (let i = 0; i < queue.waiters; i++) await queue.join(i)
+  const startSeconds = (performance.now() - joinStart) / 1000
+  await sleep(SETTLE_MS)
+  ctx.log(`    counting requests with ${queue.waiters} waiting for ${profile.busySeconds} s…`)
+  const cpu = async () => ({
+    own: await cpuMs(queue.pids()),
+    server: await cpuMs(queue.serverPids, false),
+  })
+  const cpuBusy = await cpu()
+  const busy = await window(profile.busySeconds)
+  const cpuBusyEnd = await cpu()
+  const lineInStartOrder = await queue.lineInStartOrder?.()
+  const objectsBefore = await queue.objectCounts?.()
+  ctx.log('    releasing: the queue drains…')
+  const before = await queue.meter()
+  const cpuDrain = await cpu()
+  const started = performance.now()
+  queue.release()
+  await queue.drained()
+  const drainSeconds = (performance.now() - started) / 1000
+  const cpuDrainEnd = await cpu()
+  const drained = tallyDelta(before, await queue.meter())
+  const objectsAfter = await queue.objectCounts?.()
+  const acquisitions = queue.acquisitions()
+  const releases = queue.releases().sort((a, b) => a - b)
+  const handoverSamples = [...acquisitions].sort((a, b) => a - b).map((t, i) => t - (releases[i] as number))
+  const order = orderOf(acquisitions)
+  await queue.stop()
+  const idlePerSecond = idle.total / profile.idleSeconds
+  const waitingPerSecond = busy.total / profile.busySeconds
+  return {
+    label: queue.label,
+    unit: queue.unit,
+    waiters: queue.waiters,
+    loadAverage: [round(loadStart), round(loadavg()[0] as number)],
+    startSeconds,
+    idlePerSecond,
+    waitingPerSecond,
+    addedPerWaiterPerSecond: (waitingPerSecond - idlePerSecond) / queue.waiters,
+    idleByKind: idle.byKind,
+    waitingByKind: busy.byKind,
+    handover: summarize(handoverSamples),
+    handoverSamples,
+    requestsPerHandover: drained.total / queue.waiters,
+    drainByKind: drained.byKind,
+    drainByObject: objectsBefore && objectsAfter ? tallyDelta(objectsBefore, objectsAfter).byKind : undefined,
+    drainSeconds,
+    waitingCpuMsPerWaiterSecond: (cpuBusyEnd.own - cpuBusy.own) / profile.busySeconds / queue.waiters,
+    waitingServerCpuMsPerSecond: (cpuBusyEnd.server - cpuBusy.server) / profile.busySeconds,
+    drainCpuMsPerHandover: (cpuDrainEnd.own - cpuDrain.own) / queue.waiters,
+    drainServerCpuMsPerHandover: (cpuDrainEnd.server - cpuDrain.server) / queue.waiters,
+    order,
+    ...inversions(order),
+    lineInStartOrder,
+  }
+}
+
+const round = (x: number) => Math.round(x * 100) / 100
+
+/** The waiters' indices (start order) sorted by the time of their acquisition. */
+function orderOf(acquisitions: readonly number[]): number[] {
+  return acquisitions
+    .map((t, i) => [t, i] as const)
+    .sort((a, b) => a[0] - b[0])
+    .map(([, i]) => i)
+}
+
+/** Acquisitions ahead of an earlier waiter still waiting, and pairs served out of start order. */
+export function inversions(order: readonly number[]): { outOfOrder: number; inversions: number } {
+  const served = new Set<number>()
+  let earliestWaiting = 0
+  let outOfOrder = 0
+  let pairs = 0
+  for (const [k, i] of order.entries()) {
+    if (i !== earliestWaiting) outOfOrder++
+    for (let j = 0; j < k; j++) if ((order[j] as number) > i) pairs++
+    served.add(i)
+    while (served.has(earliestWaiting)) earliestWaiting++
+  }
+  return { outOfOrder, inversions: pairs }
+}
+
+/** kube-locks (fair or not) or redlock, each waiter a `bench/worker.ts` process. */
+function workerQueue(
+  ctx: Context,
+  backend: 'kube-locks' | 'redlock',
+  fair: boolean | undefined,
+  namespace: string,
+  waiters: number,
+): Queue {
+  let holder: Peer | undefined
+  const peers: Peer[] = []
+  const all = () => [...(holder ? [holder] : []), ...peers]
+  const id = (i: number) => `w${i}`
+  const kubernetes = backend === 'kube-locks'
+  return {
+    label: kubernetes ? `kube-locks ${fair ? 'fair' : 'fair: false'}` : 'redlock defaults',
+    unit: kubernetes ? 'lease requests' : 'Redis commands',
+    waiters,
+    meter: () => (kubernetes ? leaseRequests(ctx.kubeConfig) : redisCommands(ctx.redisPort)),
+    serverPids: kubernetes ? ctx.serverPids : ctx.redisPid === undefined ? [] : [ctx.redisPid],
+    pids: () => pidsOf(all()),
+    async prepare() {
+      if (kubernetes) await createNamespace(ctx.kubeConfig, namespace)
+      holder = await worker(ctx, backend, namespace, { identity: 'holder' })
+      // redlock's holder does not renew: its TTL outlasts the phase.
+      const expires = kubernetes ? 20 : 3600
+      holder.send({ op: 'acquire', id: 'holder', name: LOCK, expires, timeout: 0, renew: kubernetes })
+      await holder.next(event('acquired', 'holder'), 60_000)
+      ctx.log(`    starting ${waiters} processes…`)
+      for (let i = 0; i < waiters; i += 10) {
+        const batch = Array.from({ length: Math.min(10, waiters - i) }, (_, j) =>
+          worker(ctx, backend, namespace, { identity: id(i + j) }),
+        )
+        peers.push(...(await Promise.all(batch)))
+      }
+    },
+    async join(i) {
+      const peer = peers[i] as Peer
+      const from = peer.events.length
+      peer.send({
+        op: 'acquire',
+        id: id(i),
+        name: LOCK,
+        expires: 20,
+        timeout: null,
+        holdMs: HOLD_MS,
+        ...(fair !== undefined && { fair }),
+      })
+      if (kubernetes) {
+        await peer.next(event('queued', id(i)), 60_000, from)
+      } else {
+        await peer.next(event('waiting', id(i)), 60_000, from)
+        await sleep(FIRST_ATTEMPT_MS)
+      }
+    },
+    ...(kubernetes && {
+      objectCounts: async () => {
+        const counts = await Promise.all(
+          all().map(async (peer) => {
+            const from = peer.events.length
+            peer.send({ op: 'counts' })
+            return (await peer.next(event('counts'), 60_000, from)).counts as Tally
+          }),
+        )
+        const sum: Record<string, number> = {}
+        for (const tally of counts) {
+          for (const [kind, n] of Object.entries(tally)) sum[kind] = (sum[kind] ?? 0) + n
+        }
+        return sum
+      },
+    }),
+    ...(kubernetes &&
+      fair && {
+        lineInStartOrder: async () => {
+          const leaseName = leaseNameFor(LOCK)
+          const list = await ctx.kubeConfig
+            .makeApiClient(CoordinationV1Api)
+            .listNamespacedLease({ namespace, labelSelector: queueSelector(leaseName) })
+          const line = list.items
+            .map((lease) => leaseToRecord(lease as LeaseObject))
+            .sort(compareTickets)
+            .map((ticket) => Number(/^w(\d+)_/.exec(ticket.holderIdentity ?? '')?.[1] ?? Number.NaN))
+          return line.length === waiters && line.every((i, k) => i === k)
+        },
+      }),
+    release: () => holder?.send({ op: 'release', id: 'holder' }),
+    async drained() {
+      await Promise.all(peers.map((peer, i) => peer.next(event('released', id(i)), DRAIN_TIMEOUT_MS)))
+    },
+    acquisitions: () => peers.map((peer, i) => eventTime(peer, event('acquired', id(i)))),
+    releases: () =>
+      all().flatMap((peer) => peer.events.filter((e) => e.event === 'releasing').map((e) => e.t)),
+    async stop() {
+      await Promise.all(all().map((peer) => peer.stop()))
+    },
+  }
+}
+
+/**
+ * client-go's leader election: each waiter a candidate process of the Go peer, which leads once, gives
+ * up after `HOLD_MS` (ReleaseOnCancel) and exits.
+ */
+function clientGoQueue(ctx: Context, settings: ElectionSettings, namespace: string, waiters: number): Queue {
+  let leader: Peer | undefined
+  const candidates: Peer[] = []
+  const served: Promise<void>[] = []
+  const all = () => [...(leader ? [leader] : []), ...candidates]
+  return {
+    label: `client-go LE ${settings.label}`,
+    unit: 'lease requests',
+    waiters,
+    meter: () => leaseRequests(ctx.kubeConfig),
+    serverPids: ctx.serverPids,
+    pids: () => pidsOf(all()),
+    async prepare() {
+      await createNamespace(ctx.kubeConfig, namespace)
+      leader = candidate(ctx, namespace, LOCK, settings, 'holder')
+      await leader.next(event('leader'), 60_000)
+    },
+    async join(i) {
+      const next = candidate(ctx, namespace, LOCK, settings, `w${i}`)
+      candidates.push(next)
+      const task = (async () => {
+        await next.next(event('leader'), DRAIN_TIMEOUT_MS)
+        await sleep(HOLD_MS)
+        next.send('release')
+        await next.exited
+      })()
+      // Awaited in drained(); a failure before then must not go unhandled.
+      task.catch(() => {})
+      served.push(task)
+      await next.next(event('started'), 60_000)
+      await sleep(FIRST_ATTEMPT_MS)
+    },
+    release: () => leader?.send('release'),
+    async drained() {
+      await Promise.all(served)
+    },
+    acquisitions: () => candidates.map((c) => eventTime(c, event('leader'))),
+    releases: () =>
+      all().flatMap((peer) => peer.events.filter((e) => e.event === 'releasing').map((e) => e.t)),
+    async stop() {
+      await Promise.all(all().map((peer) => peer.stop(10_000)))
+    },
+  }
+}
+
+function pidsOf(peers: readonly Peer[]): number[] {
+  return peers.filter((peer) => peer.alive && peer.pid !== undefined).map((peer) => peer.pid as number)
+}
+
+function eventTime(peer: Peer, match: (e: PeerEvent) => boolean): number {
+  const found = peer.events.find(match)
+  if (found === undefined) throw new Error(`${peer.name}: no such event`)
+  return found.t
+}
