@@ -15,7 +15,7 @@ import { resolveAcquireOptions } from './options.ts'
 import { WaitLine } from './queue.ts'
 import { checkServerVersion } from './server-version.ts'
 import { requestTimer, setClampedTimeout } from './timers.ts'
-import type { HubEvent, QueueSnapshot } from './watch-hub.ts'
+import type { HubEvent, QueueNews } from './watch-hub.ts'
 import { isNewer, jitter, WatchHub } from './watch-hub.ts'
 
 /** The body of `withLock()`: runs while the lock is held; `signal` aborts if the lock is lost. */
@@ -222,8 +222,11 @@ export class LockClient implements Locks {
       else if (news === undefined || isNewer(event.resourceVersion, news.resourceVersion)) news = event
       wakeup.notify()
     }
-    const onLine = (snapshot: QueueSnapshot) => {
-      line?.update(snapshot)
+    const onLine = (news: QueueNews) => {
+      if (line === undefined) return
+      if (news.kind === 'line') line.update(news)
+      // A renewal or a later arrival: nobody ahead went away, so there is nothing to look at.
+      else if (!line.apply(news)) return
       lineNews = true
       wakeup.notify()
     }

@@ -7,8 +7,9 @@ import type { Locks } from './locks.ts'
 import type { MemoryLeaseStore } from './memory-store.ts'
 import { createMemoryLeaseStore } from './memory-store.ts'
 import type { LocksOptions } from './options.ts'
+import { WaitLine } from './queue.ts'
 import { fakeClock, settle, type Tracked, track } from './testing/helpers.ts'
-import { compareTickets, isTicketOf, ticketDraft } from './ticket.ts'
+import { compareTickets, isTicketOf, renewedTicket, ticketDraft } from './ticket.ts'
 
 const NS = 'shop'
 let store: MemoryLeaseStore
@@ -273,5 +274,55 @@ describe('a server that throttles', () => {
     await holder.release()
     await advanceUntil(() => waiter.status !== 'pending', 1000)
     await (waiter.value as Lock).release()
+  })
+})
+
+describe('one waiter’s view of the line', () => {
+  function waitLine(identity: string) {
+    return new WaitLine({
+      store,
+      namespace: NS,
+      leaseName: 'long-line',
+      lockName: 'long-line',
+      identity,
+      durationSeconds: 15,
+      annotations: {},
+      graceMs: 1000,
+      now: () => performance.now(),
+      wallNow: () => Date.now(),
+    })
+  }
+  const change = (ticket: LeaseRecord, deleted = false) =>
+    ({ kind: 'ticket', ticket, deleted, resourceVersion: ticket.resourceVersion }) as const
+
+  it('is told of a change ahead that may let it move up, not of renewals or later arrivals', async () => {
+    const first = deadTicket('long-line', 'first')
+    const own = waitLine('own')
+    await own.read()
+    await own.join()
+    const later = deadTicket('long-line', 'later')
+    expect(own.apply(change(later))).toBe(false)
+    expect(own.apply(change(later, true))).toBe(false)
+    const renewed = await store.update(renewedTicket(first, Date.now()))
+    expect(own.apply(change(renewed))).toBe(false)
+    expect(own.ahead(performance.now(), undefined).count).toBe(1)
+    const cleared = await store.update({ ...renewed, holderIdentity: undefined })
+    expect(own.apply(change(cleared))).toBe(true)
+    expect(own.ahead(performance.now(), undefined).count).toBe(0)
+    expect(own.apply(change(cleared, true))).toBe(true)
+    await own.leave()
+  })
+
+  it('ignores a change older than what it knows', async () => {
+    const first = deadTicket('long-line', 'first')
+    const own = waitLine('own')
+    await own.join()
+    expect(own.apply(change(first, true))).toBe(false)
+    expect(own.ahead(performance.now(), undefined).count).toBe(0)
+    await own.read()
+    expect(own.ahead(performance.now(), undefined).count).toBe(1)
+    expect(own.apply({ ...change(first, true), resourceVersion: '1' })).toBe(false)
+    expect(own.ahead(performance.now(), undefined).count).toBe(1)
+    await own.leave()
   })
 })

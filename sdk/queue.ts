@@ -6,8 +6,16 @@ import type { LeaseStore } from './lease-store.ts'
 import { defaultSafetyMargin } from './options.ts'
 import { compareResourceVersions } from './resource-version.ts'
 import type { TicketDraftOptions } from './ticket.ts'
-import { compareTickets, isTicketOf, isWaiting, queueSelector, renewedTicket, ticketDraft } from './ticket.ts'
-import type { QueueSnapshot } from './watch-hub.ts'
+import {
+  compareTickets,
+  isTicketOf,
+  isWaiting,
+  queueSelector,
+  renewedTicket,
+  ticketDraft,
+  ticketPosition,
+} from './ticket.ts'
+import type { QueueNews, QueueSnapshot } from './watch-hub.ts'
 
 /**
  * One fair acquisition's view of its lock's line, and its own ticket in it (see `sdk/ticket.ts` for
@@ -108,6 +116,30 @@ export class WaitLine {
       this.#tickets.set(ticket.name, observe(this.#tickets.get(ticket.name), ticket, now))
     }
     for (const name of [...this.#tickets.keys()]) if (!seen.has(name)) this.#tickets.delete(name)
+  }
+
+  /**
+   * Applies one ticket change the watch saw. Returns whether it may let this waiter move up: a ticket
+   * ahead of it left, stopped naming a waiter or changed its place. A renewal and a new arrival (always
+   * behind everyone in line) return false, so the waiters of a long line are not woken by each other's
+   * renewals.
+   */
+  apply(change: Extract<QueueNews, { kind: 'ticket' }>): boolean {
+    const { ticket, deleted, resourceVersion } = change
+    if (!isTicketOf(ticket, this.#options.leaseName)) return false
+    if (this.#seenAt !== undefined && compareResourceVersions(resourceVersion, this.#seenAt) < 0) return false
+    this.#seenAt = resourceVersion
+    const known = this.#tickets.get(ticket.name)
+    if (deleted) this.#tickets.delete(ticket.name)
+    else this.#tickets.set(ticket.name, observe(known, ticket, this.#options.now()))
+    if (known === undefined) return false
+    const own = this.#own?.record
+    if (own !== undefined && compareTickets(known.record, own) >= 0) return false
+    return (
+      deleted ||
+      ticket.holderIdentity !== known.record.holderIdentity ||
+      ticketPosition(ticket) !== ticketPosition(known.record)
+    )
   }
 
   /** Reads the line from the store (a consistent list of the lock's tickets). */

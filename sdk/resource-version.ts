@@ -19,7 +19,7 @@ export function compareResourceVersions(a: string, b: string): number {
       `Expected resourceVersions to be decimal integer strings, got ${JSON.stringify(a)} and ${JSON.stringify(b)}`,
     )
   }
-  const x = BigInt(a)
-  const y = BigInt(b)
-  return x < y ? -1 : x > y ? 1 : 0
+  // Canonical decimals (no leading zeros): the longer is the larger, equal lengths compare as text.
+  if (a.length !== b.length) return a.length < b.length ? -1 : 1
+  return a < b ? -1 : a > b ? 1 : 0
 }

@@ -8,7 +8,7 @@ import type { MemoryLeaseStore } from './memory-store.ts'
 import { createMemoryLeaseStore } from './memory-store.ts'
 import { fakeClock, settle, track } from './testing/helpers.ts'
 import { setClampedTimeout } from './timers.ts'
-import type { HubEvent, WatchHubOptions } from './watch-hub.ts'
+import type { HubEvent, QueueNews, WatchHubOptions } from './watch-hub.ts'
 import { STALL_MARGIN_SECONDS, WatchHub } from './watch-hub.ts'
 
 const NS = 'shop'
@@ -428,20 +428,26 @@ describe('the line of a lock', () => {
     annotations: { [WAITS_FOR_ANNOTATION]: lock },
   })
 
-  it('is told to its subscribers after every change, and never to the lock subscribers', async () => {
+  /** What a queue subscriber was told, in words: the whole line, or one ticket's change. */
+  const told = (news: QueueNews) =>
+    news.kind === 'line'
+      ? `line ${news.tickets.map((t) => t.name).sort()}`
+      : `${news.deleted ? 'deleted' : 'changed'} ${news.ticket.name}`
+
+  it('tells its subscribers the line, then each change alone, and never the lock subscribers', async () => {
     memory.seed(ticket('orders.q-a', 'orders'))
     const watched = hub()
     const lock = recorder()
-    const lines: string[][] = []
+    const lines: string[] = []
     watched.subscribe('orders', lock.listener)
-    watched.subscribeQueue('orders', (snapshot) => lines.push(snapshot.tickets.map((t) => t.name).sort()))
+    watched.subscribeQueue('orders', (news) => lines.push(told(news)))
     await settle()
     memory.seed(ticket('orders.q-b', 'orders'))
     memory.seed(ticket('other.q-c', 'other'))
     await settle()
     memory.remove(NS, 'orders.q-a')
     await settle()
-    expect(lines).toEqual([['orders.q-a'], ['orders.q-a', 'orders.q-b'], ['orders.q-b']])
+    expect(lines).toEqual(['line orders.q-a', 'changed orders.q-b', 'deleted orders.q-a'])
     expect(lock.leases().filter((event) => event.lease !== undefined)).toEqual([])
     expect(watched.queue('orders')?.tickets.map((t) => t.name)).toEqual(['orders.q-b'])
   })
@@ -452,9 +458,9 @@ describe('the line of a lock', () => {
     expect(watched.queue('orders')).toBeUndefined()
     watched.subscribe('anything', recorder().listener)
     await settle()
-    const late: string[][] = []
-    watched.subscribeQueue('orders', (snapshot) => late.push(snapshot.tickets.map((t) => t.name)))
+    const late: string[] = []
+    watched.subscribeQueue('orders', (news) => late.push(told(news)))
     await settle()
-    expect(late).toEqual([['orders.q-a']])
+    expect(late).toEqual(['line orders.q-a'])
   })
 })

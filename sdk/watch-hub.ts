@@ -62,7 +62,20 @@ export interface QueueSnapshot {
   readonly resourceVersion: string
 }
 
-export type QueueListener = (snapshot: QueueSnapshot) => void
+/**
+ * What a queue subscriber is told: the whole `line` (on subscribing and after every list), or one
+ * `ticket` that the watch saw change (`deleted`: it is gone) at `resourceVersion`.
+ */
+export type QueueNews =
+  | ({ readonly kind: 'line' } & QueueSnapshot)
+  | {
+      readonly kind: 'ticket'
+      readonly ticket: LeaseRecord
+      readonly deleted: boolean
+      readonly resourceVersion: string
+    }
+
+export type QueueListener = (news: QueueNews) => void
 
 export interface WatchHubOptions {
   readonly logger: Logger
@@ -135,8 +148,8 @@ export class WatchHub {
   }
 
   /**
-   * Subscribes to the tickets of one lock: `listener` gets the whole line after every change to it and
-   * after every fresh list. Starts the hub if idle; a running hub that has listed tells the listener
+   * Subscribes to the tickets of one lock: `listener` gets every change to one of them, and the whole
+   * line after every fresh list. Starts the hub if idle; a running hub that has listed tells the listener
    * what it knows on a microtask.
    */
   subscribeQueue(leaseName: string, listener: QueueListener): () => void {
@@ -152,7 +165,7 @@ export class WatchHub {
     if (this.#listed) {
       queueMicrotask(() => {
         if (!subscribed || this.#run !== run || !this.#listed) return
-        listener(this.#snapshot(leaseName))
+        listener({ kind: 'line', ...this.#snapshot(leaseName) })
       })
     }
     return () => {
@@ -284,7 +297,8 @@ export class WatchHub {
           this.#apply(event)
           const lock = ticketLock(event.lease)
           if (lock !== undefined) {
-            this.#emitQueue(lock)
+            const deleted = event.type === 'DELETED'
+            this.#emitQueue(lock, { kind: 'ticket', ticket: event.lease, deleted, resourceVersion })
             return
           }
           this.#emit(event.lease.name, {
@@ -401,11 +415,12 @@ export class WatchHub {
     return { tickets, resourceVersion: this.#resourceVersion }
   }
 
-  #emitQueue(leaseName: string): void {
+  /** Tells one lock's queue subscribers `news`, by default the whole line. */
+  #emitQueue(leaseName: string, news?: QueueNews): void {
     const set = this.#queueListeners.get(leaseName)
     if (set === undefined) return
-    const snapshot = this.#snapshot(leaseName)
-    for (const listener of [...set]) listener(snapshot)
+    const told = news ?? { kind: 'line', ...this.#snapshot(leaseName) }
+    for (const listener of [...set]) listener(told)
   }
 
   /** A fresh list replaces what was known; a lease it no longer has was deleted by the list's version. */
