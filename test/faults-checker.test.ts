@@ -2,10 +2,12 @@ import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterEach, describe, expect, it } from 'vitest'
+import { leaseNameFor, newTicketName } from '../sdk/index.ts'
 import { checkHistory } from './faults/checker.ts'
 import { commitResource, initResource, readResource } from './faults/fenced-resource.ts'
 import type { History, Hold, Write } from './faults/history.ts'
 import { type HoldRecord, judgeHold, type Pause } from './faults/holds.ts'
+import { type Acquisition, type CreateRecord, isTicketNameOf, judgeOrder, placeOf } from './faults/order.ts'
 import { measureTimebase, overlapToleranceMs, TIMEBASE } from './faults/timebase.ts'
 
 // The checker, the hold cut-offs and the fenced resource are what every fault test relies on to fail:
@@ -275,5 +277,71 @@ describe('hold cut-offs (judgeHold)', () => {
     expect(judgeHold(record({ anchor: 1_000, probe: { due: 2_700, at: 2_702 } }), [], 0).probeAt).toBe(
       undefined,
     )
+  })
+})
+
+describe('fair order (judgeOrder)', () => {
+  const LOCK = 'orders'
+  const LEASE = leaseNameFor(LOCK)
+  const ticketOf = (holder: string, resourceVersion: string | undefined, sentAt: number): CreateRecord => ({
+    holder,
+    name: newTicketName(LEASE),
+    sentAt,
+    outcome: resourceVersion === undefined ? 'unknown' : 'applied',
+    resourceVersion,
+  })
+  const served = (worker: string, token: string): Acquisition => ({
+    lock: LOCK,
+    worker,
+    holder: `${worker}-holder`,
+    token,
+  })
+  const judge = (acquisitions: Acquisition[], creates: CreateRecord[]) =>
+    judgeOrder(acquisitions, (holder) => creates.filter((c) => c.holder === holder))
+
+  it("tells a lock's tickets from other leases", () => {
+    expect(isTicketNameOf(newTicketName(LEASE), LEASE)).toBe(true)
+    expect(isTicketNameOf(newTicketName(leaseNameFor('other')), LEASE)).toBe(false)
+    expect(isTicketNameOf(LEASE, LEASE)).toBe(false)
+  })
+
+  it('passes acquisitions served in the order of their tickets', () => {
+    const creates = [
+      ticketOf('a-holder', '10', 1),
+      ticketOf('b-holder', '12', 2),
+      ticketOf('c-holder', '15', 3),
+    ]
+    const result = judge([served('a', '20'), served('b', '22'), served('c', '25')], creates)
+    expect(result).toMatchObject({ queued: 3, direct: 0, unplaced: 0, inversions: 0, overtaken: 0 })
+  })
+
+  it('counts every pair served against ticket order, and each waiter overtaken once', () => {
+    const creates = [
+      ticketOf('a-holder', '10', 1),
+      ticketOf('b-holder', '12', 2),
+      ticketOf('c-holder', '15', 3),
+    ]
+    // c (last in line) first, then a, then b: c passed both a and b.
+    const result = judge([served('c', '20'), served('a', '22'), served('b', '25')], creates)
+    expect(result).toMatchObject({ queued: 3, inversions: 2, overtaken: 2 })
+    expect(result.examples[0]).toMatch(/a \(ticket 10, token 22\) was served after c \(ticket 15, token 20\)/)
+  })
+
+  it('places an acquisition by its last ticket: a waiter that joined again stands at the back', () => {
+    const creates = [
+      ticketOf('a-holder', '10', 1),
+      ticketOf('b-holder', '12', 2),
+      // a was cut off and joined again behind b.
+      ticketOf('a-holder', '14', 3),
+    ]
+    expect(placeOf(served('a', '30'), creates)).toEqual({ kind: 'queued', position: '14' })
+    expect(judge([served('b', '20'), served('a', '30')], creates).inversions).toBe(0)
+    expect(judge([served('a', '20'), served('b', '30')], creates).inversions).toBe(1)
+  })
+
+  it('keeps apart acquisitions that never queued and those whose ticket create went unanswered', () => {
+    const creates = [ticketOf('b-holder', undefined, 2)]
+    const result = judge([served('a', '20'), served('b', '22')], creates)
+    expect(result).toMatchObject({ queued: 0, direct: 1, unplaced: 1, inversions: 0 })
   })
 })
