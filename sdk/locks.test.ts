@@ -270,8 +270,8 @@ describe('waiting', () => {
     const calls = store.calls.slice(before)
     const isTicket = (call: { name: string | undefined }) => call.name?.startsWith('quiet.q-') === true
     expect(calls.filter((call) => !isTicket(call))).toEqual([])
-    // Only the waiter's ticket is renewed, every 40 % of its 15 s.
-    expect(calls.filter(isTicket).map((call) => call.operation)).toEqual(['update', 'update'])
+    // Only the waiter's ticket is renewed, every half of its 15 s.
+    expect(calls.filter(isTicket).map((call) => call.operation)).toEqual(['update'])
     await a.release()
     await settle()
     expect(b.status).toBe('fulfilled')

@@ -78,7 +78,7 @@ export interface LocksOptions {
   readonly retryInterval?: number | undefined
   /**
    * Seconds a waiter's ticket (its place in a fair lock's line) lives without a renewal. Tickets are
-   * renewed every 40 % of it; a waiter that died holds up the line for at most this plus
+   * renewed every half of it; a waiter that died holds up the line for at most this plus
    * `expiryGrace`, and only while it is first in line. See docs/guarantees.md, "Waiting in line".
    * @default 15
    */

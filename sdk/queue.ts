@@ -39,7 +39,7 @@ import type { QueueNews, QueueSnapshot } from './watch-hub.ts'
  */
 
 /** A ticket renewal is due this fraction of its duration after the last confirmed write. */
-export const TICKET_RENEW_RATIO = 0.4
+export const TICKET_RENEW_RATIO = 0.5
 
 export interface WaitLineOptions extends Omit<TicketDraftOptions, 'wallNow' | 'name'> {
   readonly store: LeaseStore
