@@ -1,9 +1,9 @@
-import type { EventsV1Event } from '@kubernetes/client-node'
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
-import { EventRecorder, type EventSink, type LockEvent } from './events.ts'
+import { LockApiError } from '../sdk/index.ts'
+import { type EventObject, EventRecorder, type EventSink, type LockEvent } from './events.ts'
 import { createMetrics } from './metrics.ts'
 
-type Call = { readonly verb: 'create' | 'update'; readonly event: EventsV1Event }
+type Call = { readonly verb: 'create' | 'update'; readonly event: EventObject }
 
 let calls: Call[]
 let failUpdate: number | undefined
@@ -16,7 +16,7 @@ const sink: EventSink = {
   },
   async update(event) {
     calls.push({ verb: 'update', event })
-    if (failUpdate !== undefined) throw Object.assign(new Error('gone'), { code: failUpdate })
+    if (failUpdate !== undefined) throw new LockApiError(failUpdate, undefined, 'gone')
     return event
   },
 }

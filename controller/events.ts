@@ -1,7 +1,5 @@
 import { randomBytes } from 'node:crypto'
-import type { EventsV1Event } from '@kubernetes/client-node'
-import { V1MicroTime } from '@kubernetes/client-node'
-import { type Logger, setClampedTimeout } from '../sdk/index.ts'
+import { formatMicroTime, LockApiError, type Logger, setClampedTimeout } from '../sdk/index.ts'
 import type { ControllerMetrics } from './metrics.ts'
 
 export const EVENT_REASONS = ['LockExpired', 'LockReclaimed', 'LockGarbageCollected'] as const
@@ -19,14 +17,23 @@ export interface LockEvent {
   readonly lease: { readonly namespace: string; readonly name: string; readonly uid: string }
 }
 
+/** An events.k8s.io/v1 Event as written and read back; times are MicroTime strings. */
+export interface EventObject {
+  readonly metadata?: { readonly name?: string; readonly namespace?: string; readonly [key: string]: unknown }
+  readonly series?: { readonly count: number; readonly lastObservedTime?: string } | undefined
+  readonly reason?: string
+  readonly regarding?: { readonly name?: string; readonly [key: string]: unknown }
+  readonly [key: string]: unknown
+}
+
 /** Where Events go: the API server, or a fake in tests. */
 export interface EventSink {
-  create(event: EventsV1Event, signal: AbortSignal): Promise<EventsV1Event>
+  create(event: EventObject, signal: AbortSignal): Promise<EventObject>
   /**
-   * Writes the Event's `series` (the rest of an Event is immutable); rejects with `{ code: 404 }` if it is
-   * gone (Events expire).
+   * Writes the Event's `series` (the rest of an Event is immutable); rejects with a `LockApiError` of
+   * status 404 if it is gone (Events expire), 409 if someone else changed it.
    */
-  update(event: EventsV1Event, signal: AbortSignal): Promise<EventsV1Event>
+  update(event: EventObject, signal: AbortSignal): Promise<EventObject>
 }
 
 export interface EventRecorderOptions {
@@ -59,7 +66,7 @@ interface SeriesState {
   written: number
   lastOccurrence: number
   lastWrite: number
-  event: EventsV1Event | undefined
+  event: EventObject | undefined
   timer: ReturnType<typeof setTimeout> | undefined
   writing: boolean
 }
@@ -195,16 +202,16 @@ export class EventRecorder {
     this.#inFlight.add(tracked)
   }
 
-  async #write(state: SeriesState, count: number): Promise<EventsV1Event> {
+  async #write(state: SeriesState, count: number): Promise<EventObject> {
     const signal = AbortSignal.any([this.#abort.signal, AbortSignal.timeout(this.#options.requestTimeoutMs)])
-    const now = new V1MicroTime()
+    const now = formatMicroTime(Date.now())
     const series = count > 1 ? { count, lastObservedTime: now } : undefined
     if (state.event !== undefined) {
       try {
         return await this.#options.sink.update({ ...state.event, series }, signal)
       } catch (error) {
-        const code = (error as { code?: unknown } | null)?.code
-        if (code !== 404 && code !== 409) throw error
+        const status = error instanceof LockApiError ? error.status : undefined
+        if (status !== 404 && status !== 409) throw error
         // Expired (Events have a TTL) or changed by someone else: start a new Event with the count.
       }
     }

@@ -1,17 +1,17 @@
 #!/usr/bin/env node
-import { KubeConfig } from '@kubernetes/client-node'
 import { Command, InvalidArgumentError, Option } from 'commander'
 import {
-  createKubernetesLeaseStore,
+  type Cluster,
+  createClusterLeaseStore,
   createLocks,
-  loadDefaultKubeConfig,
+  loadCluster,
   POD_NAME_ENV,
   POD_NAMESPACE_ENV,
 } from '../sdk/index.ts'
 import { Controller } from './controller.ts'
 import { EventRecorder } from './events.ts'
 import { startHttpServer } from './http-server.ts'
-import { createEventSink, createLeaseSource } from './kubernetes.ts'
+import { createEventSink } from './kubernetes.ts'
 import { createLockLeaderElector } from './leader-election.ts'
 import { createJsonLogger, isLogLevel, LOG_LEVELS, type LogLevel } from './logger.ts'
 import { createMetrics } from './metrics.ts'
@@ -125,9 +125,9 @@ async function main(argv: readonly string[]): Promise<number> {
     logger.warn('ignoring an environment variable the controller does not read', { variable })
   }
 
-  let kubeConfig: KubeConfig
+  let cluster: Cluster
   try {
-    kubeConfig = loadKubeConfig(flags.kubeconfig)
+    cluster = loadCluster({ kubeconfig: flags.kubeconfig })
   } catch (error) {
     logger.error('cannot load the kubeconfig; pass --kubeconfig or run in a pod with a service account', {
       error,
@@ -155,17 +155,19 @@ async function main(argv: readonly string[]): Promise<number> {
   process.on('SIGINT', onSignal)
 
   const metrics = createMetrics()
-  const store = createKubernetesLeaseStore(kubeConfig)
+  // One store, one pool of connections: the view of the leases, the Events and the leader election.
+  const store = createClusterLeaseStore(cluster)
   const identity = process.env[POD_NAME_ENV] || undefined
   const locks = createLocks({
-    kubeConfig,
-    namespace: flags.leaderElectionNamespace || undefined,
+    store,
+    namespace:
+      flags.leaderElectionNamespace || process.env[POD_NAMESPACE_ENV] || cluster.namespace || undefined,
     service: 'kube-locks-controller',
     identity,
     logger,
   })
   const events = new EventRecorder({
-    sink: createEventSink(kubeConfig),
+    sink: createEventSink(store),
     metrics,
     logger,
     now: () => performance.now(),
@@ -174,7 +176,7 @@ async function main(argv: readonly string[]): Promise<number> {
   const controller = new Controller(
     { namespaces: flags.namespaces, retention: flags.retention, grace: flags.grace },
     {
-      source: createLeaseSource(store, kubeConfig),
+      source: store,
       store,
       events,
       metrics,
@@ -223,16 +225,6 @@ async function main(argv: readonly string[]): Promise<number> {
   process.off('SIGINT', onSignal)
   logger.info('exiting', { code })
   return code
-}
-
-function loadKubeConfig(path: string | undefined): KubeConfig {
-  if (path === undefined) return loadDefaultKubeConfig()
-  const config = new KubeConfig()
-  config.loadFromFile(path)
-  if (config.getCurrentCluster() === null) {
-    throw new Error(`the kubeconfig ${path} has no current context with a cluster`)
-  }
-  return config
 }
 
 process.exitCode = await main(process.argv)

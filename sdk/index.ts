@@ -39,8 +39,25 @@ export {
 export type { LeaseObservation } from './expiry.ts'
 export { expiresAt, isExpired, observe } from './expiry.ts'
 export type { Lock } from './held-lock.ts'
-export type { KubeConfig, KubernetesLeaseStoreOptions } from './kubernetes-store.ts'
-export { createKubernetesLeaseStore, kubeConfigNamespace, loadDefaultKubeConfig } from './kubernetes-store.ts'
+export type {
+  Cluster,
+  ClusterOptions,
+  KubeConfig,
+  KubeConfigProblem,
+  KubernetesLeaseEvent,
+  KubernetesLeaseStore,
+  KubernetesLeaseStoreOptions,
+  KubernetesWatchOptions,
+} from './kubernetes-store.ts'
+export {
+  createClusterLeaseStore,
+  createKubernetesLeaseStore,
+  dumpYaml,
+  KubeConfigError,
+  kubeConfigNamespace,
+  loadCluster,
+  loadDefaultKubeConfig,
+} from './kubernetes-store.ts'
 export {
   HASHED_LEASE_NAME,
   isDns1123Subdomain,

@@ -1,27 +1,26 @@
 // How the SDK finds its cluster and builds the Kubernetes store. The wire code (HTTP, the store, the
-// translation of errors) lives in sdk/kube/; @kubernetes/client-node is loaded only to read kubeconfig
-// files, never in a pod that uses its service account.
+// translation of errors, kubeconfig loading) lives in sdk/kube/; @kubernetes/client-node is loaded only
+// to read kubeconfig files, never in a pod that uses its service account.
 
 import { LockApiError } from './errors.ts'
-import type { KubeConfig } from './kube/connection.ts'
-import {
-  hasKubeConfigFile,
-  type InClusterOptions,
-  inClusterConnection,
-  isInCluster,
-  kubeConfigConnection,
-  kubeConfigNamespace,
-  loadKubeConfig,
-} from './kube/connection.ts'
-import type { Connection } from './kube/http.ts'
+import type { Cluster, ClusterOptions, KubeConfig } from './kube/connection.ts'
+import { kubeConfigConnection, kubeConfigNamespace, loadCluster, loadKubeConfig } from './kube/connection.ts'
 import type { KubernetesLeaseStore, KubernetesStoreOptions } from './kube/store.ts'
 import { createStoreOverConnection } from './kube/store.ts'
 
+export type { Cluster, ClusterOptions, KubeConfigProblem } from './kube/connection.ts'
+export { KubeConfigError, loadCluster } from './kube/connection.ts'
 export { MAX_RETRY_AFTER_MS, parseRetryAfter } from './kube/errors.ts'
+export { dumpYaml } from './kube/yaml.ts'
 export type { KubeConfig }
 export { kubeConfigNamespace }
 export type KubernetesLeaseStoreOptions = KubernetesStoreOptions
-export type { EventObject, KubernetesLeaseStore } from './kube/store.ts'
+export type {
+  EventObject,
+  KubernetesLeaseEvent,
+  KubernetesLeaseStore,
+  KubernetesWatchOptions,
+} from './kube/store.ts'
 
 /** Loads configuration like kubectl: `KUBECONFIG`, else `~/.kube/config`, else the in-cluster service account. */
 export function loadDefaultKubeConfig(): KubeConfig {
@@ -44,6 +43,14 @@ export function createKubernetesLeaseStore(
   return createStoreOverConnection(() => kubeConfigConnection(kubeConfig), server, options)
 }
 
+/** A store over the API server of a {@link Cluster} that {@link loadCluster} found. */
+export function createClusterLeaseStore(
+  cluster: Cluster,
+  options: KubernetesLeaseStoreOptions = {},
+): KubernetesLeaseStore {
+  return createStoreOverConnection(cluster.connect, cluster.server, options)
+}
+
 /** Where `createLocks()` connects when given no `kubeConfig`, by kubectl's rules. */
 export interface DefaultCluster {
   readonly store: KubernetesLeaseStore
@@ -52,23 +59,13 @@ export interface DefaultCluster {
 }
 
 /**
- * kubectl's rules without a kubeconfig at hand: a kubeconfig file (`KUBECONFIG`, `~/.kube/config`)
- * wins; else, in a pod, the service account, with no Kubernetes client library loaded at all.
+ * kubectl's rules without a kubeconfig at hand ({@link loadCluster}): a kubeconfig file (`KUBECONFIG`,
+ * `~/.kube/config`) wins; else, in a pod, the service account, with no Kubernetes client library loaded.
  */
 export function connectByDefault(
   options: KubernetesLeaseStoreOptions = {},
-  environment: InClusterOptions = {},
+  environment: ClusterOptions = {},
 ): DefaultCluster {
-  if (!hasKubeConfigFile(environment.env) && isInCluster(environment)) {
-    const connection: Connection = inClusterConnection(environment)
-    return {
-      store: createStoreOverConnection(() => connection, connection.server, options),
-      namespace: connection.namespace,
-    }
-  }
-  const kubeConfig = loadDefaultKubeConfig()
-  return {
-    store: createKubernetesLeaseStore(kubeConfig, options),
-    namespace: kubeConfigNamespace(kubeConfig),
-  }
+  const cluster = loadCluster(environment)
+  return { store: createClusterLeaseStore(cluster, options), namespace: cluster.namespace }
 }

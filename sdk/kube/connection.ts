@@ -1,7 +1,7 @@
 import { existsSync, readFileSync } from 'node:fs'
 import { createRequire } from 'node:module'
 import { homedir } from 'node:os'
-import { join } from 'node:path'
+import { delimiter, join } from 'node:path'
 import type { KubeConfig } from '@kubernetes/client-node'
 import { LockApiError } from '../errors.ts'
 import type { Connection } from './http.ts'
@@ -84,12 +84,6 @@ export function inClusterConnection(options: InClusterOptions = {}): Connection 
   }
 }
 
-/** Whether kubectl's rules find a kubeconfig file (`KUBECONFIG`, else `~/.kube/config`). */
-export function hasKubeConfigFile(env: Readonly<Record<string, string | undefined>> = process.env): boolean {
-  if (env.KUBECONFIG) return true
-  return existsSync(join(env.HOME ?? homedir(), '.kube', 'config'))
-}
-
 /**
  * `@kubernetes/client-node`, loaded on first use: only to read kubeconfig files. Synchronous, so that
  * `createLocks()` stays synchronous (Node loads an ES module graph with `require()`).
@@ -98,11 +92,214 @@ export function clientNode(): typeof import('@kubernetes/client-node') {
   return createRequire(import.meta.url)('@kubernetes/client-node')
 }
 
-/** A kubeconfig loaded by kubectl's rules, or from `path`. */
+/** What is wrong with the cluster configuration, for callers that word it their own way (the CLI). */
+export type KubeConfigProblem =
+  /** The kubeconfig file named explicitly (`path`) does not exist. */
+  | 'file-not-found'
+  /** None of the files `KUBECONFIG` names exists. */
+  | 'env-files-not-found'
+  /** No kubeconfig file anywhere, and not in a pod with a service account. */
+  | 'not-configured'
+  /** A kubeconfig file could not be read or parsed. */
+  | 'unreadable'
+  /** The context asked for is not in the kubeconfig (`contexts` lists those that are). */
+  | 'unknown-context'
+  /** No context was asked for and the kubeconfig's current context is unset or missing. */
+  | 'no-current-context'
+  /** The context names no cluster with a server. */
+  | 'no-server'
+
+/** The cluster configuration cannot be loaded; `problem` says why. */
+export class KubeConfigError extends LockApiError {
+  readonly problem: KubeConfigProblem
+  /** The file concerned, or the value of `KUBECONFIG`. */
+  readonly path: string | undefined
+  /** The context concerned. */
+  readonly context: string | undefined
+  /** The contexts the kubeconfig has. */
+  readonly contexts: readonly string[]
+
+  constructor(
+    problem: KubeConfigProblem,
+    message: string,
+    details: { path?: string | undefined; context?: string | undefined; contexts?: readonly string[] } = {},
+    options?: ErrorOptions,
+  ) {
+    super(0, undefined, message, options)
+    this.problem = problem
+    this.path = details.path
+    this.context = details.context
+    this.contexts = details.contexts ?? []
+  }
+}
+
+export interface ClusterOptions extends InClusterOptions {
+  /** A kubeconfig file to read instead of `KUBECONFIG` and `~/.kube/config` (`--kubeconfig`). */
+  readonly kubeconfig?: string | undefined
+  /** The context to use instead of the current one (`--context`). */
+  readonly context?: string | undefined
+  /** The home directory holding `.kube/config`. @default `env.HOME`, else `os.homedir()` */
+  readonly home?: string | undefined
+}
+
+/** Where the API server is and how to reach it, as found by {@link loadCluster}. */
+export interface Cluster {
+  readonly server: string
+  /** The namespace the configuration names (kubeconfig context, service account), if any. */
+  readonly namespace: string | undefined
+  /** The kubeconfig context in use; `undefined` with the pod's service account. */
+  readonly context: string | undefined
+  /** The kubeconfig that was read; `undefined` with the pod's service account. */
+  readonly kubeConfig: KubeConfig | undefined
+  /** The connection; called on the first request (a kubeconfig's exec plugin runs then). */
+  readonly connect: () => Connection | Promise<Connection>
+}
+
+/**
+ * The cluster by kubectl's rules: `options.kubeconfig`, else the files of `KUBECONFIG` (missing ones
+ * skipped; merged, the first file to name a cluster, user or context or to set the current context
+ * wins), else `~/.kube/config`, else the pod's service account, which needs no Kubernetes client
+ * library. Then `options.context`, or the current context, picks the cluster. Throws a
+ * {@link KubeConfigError} rather than falling back to `localhost:8080`.
+ */
+export function loadCluster(options: ClusterOptions = {}): Cluster {
+  const env = options.env ?? process.env
+  const files = kubeConfigFiles(options)
+  if (files === undefined) {
+    if (options.context !== undefined) {
+      throw new KubeConfigError(
+        'unknown-context',
+        `there is no kubeconfig, so no context \`${options.context}\``,
+        { context: options.context },
+      )
+    }
+    const connection = inClusterConnection({ ...options, env })
+    return {
+      server: connection.server,
+      namespace: connection.namespace,
+      context: undefined,
+      kubeConfig: undefined,
+      connect: () => connection,
+    }
+  }
+  const kubeConfig = readKubeConfigFiles(files)
+  const contexts = kubeConfig.getContexts().map((context) => context.name)
+  if (options.context !== undefined) {
+    if (kubeConfig.getContextObject(options.context) === null) {
+      throw new KubeConfigError('unknown-context', `the kubeconfig has no context \`${options.context}\``, {
+        context: options.context,
+        contexts,
+      })
+    }
+    kubeConfig.setCurrentContext(options.context)
+  } else if (
+    !kubeConfig.getCurrentContext() ||
+    kubeConfig.getContextObject(kubeConfig.getCurrentContext()) === null
+  ) {
+    throw new KubeConfigError('no-current-context', 'the kubeconfig has no current context', { contexts })
+  }
+  const context = kubeConfig.getCurrentContext()
+  const server = kubeConfig.getCurrentCluster()?.server
+  if (!server) {
+    throw new KubeConfigError(
+      'no-server',
+      `the kubeconfig context \`${context}\` names no cluster with a server`,
+      {
+        context,
+        contexts,
+      },
+    )
+  }
+  return {
+    server,
+    namespace: kubeConfigNamespace(kubeConfig),
+    context,
+    kubeConfig,
+    connect: () => kubeConfigConnection(kubeConfig),
+  }
+}
+
+/** The kubeconfig files kubectl's rules pick, first first; `undefined`: none, use the service account. */
+function kubeConfigFiles(options: ClusterOptions): string[] | undefined {
+  const env = options.env ?? process.env
+  if (options.kubeconfig !== undefined) {
+    if (!existsSync(options.kubeconfig)) {
+      throw new KubeConfigError(
+        'file-not-found',
+        `the kubeconfig file ${options.kubeconfig} does not exist`,
+        {
+          path: options.kubeconfig,
+        },
+      )
+    }
+    return [options.kubeconfig]
+  }
+  if (env.KUBECONFIG) {
+    const existing = env.KUBECONFIG.split(delimiter).filter((file) => file !== '' && existsSync(file))
+    if (existing.length === 0) {
+      throw new KubeConfigError(
+        'env-files-not-found',
+        `no kubeconfig file named by KUBECONFIG exists (${env.KUBECONFIG})`,
+        { path: env.KUBECONFIG },
+      )
+    }
+    return existing
+  }
+  const home = join(options.home ?? env.HOME ?? homedir(), '.kube', 'config')
+  if (existsSync(home)) return [home]
+  if (isInCluster(options)) return undefined
+  throw new KubeConfigError(
+    'not-configured',
+    'no cluster configured: set KUBECONFIG, create ~/.kube/config, or run in a pod with a service account',
+  )
+}
+
+/** Reads and merges kubeconfig files: for every name, and for the current context, the first file wins. */
+function readKubeConfigFiles(files: readonly string[]): KubeConfig {
+  const { KubeConfig } = clientNode()
+  const loaded = files.map((file) => {
+    const kubeConfig = new KubeConfig()
+    try {
+      kubeConfig.loadFromFile(file)
+    } catch (error) {
+      const detail = error instanceof Error ? (error.message.split('\n')[0] ?? '') : String(error)
+      throw new KubeConfigError(
+        'unreadable',
+        `cannot read the kubeconfig ${file} (${detail})`,
+        { path: file },
+        {
+          cause: error,
+        },
+      )
+    }
+    return kubeConfig
+  })
+  const [first] = loaded
+  if (first !== undefined && loaded.length === 1) return first
+  const firstByName = <T extends { readonly name: string }>(lists: readonly (readonly T[])[]): T[] => {
+    const seen = new Map<string, T>()
+    for (const item of lists.flat()) if (!seen.has(item.name)) seen.set(item.name, item)
+    return [...seen.values()]
+  }
+  const merged = new KubeConfig()
+  merged.loadFromOptions({
+    clusters: firstByName(loaded.map((config) => config.getClusters())),
+    users: firstByName(loaded.map((config) => config.getUsers())),
+    contexts: firstByName(loaded.map((config) => config.getContexts())),
+    currentContext: loaded.map((config) => config.getCurrentContext()).find((name) => name) ?? '',
+  })
+  return merged
+}
+
+/**
+ * A kubeconfig by kubectl's rules ({@link loadCluster}), or from `path`; with the pod's service account,
+ * a kubeconfig that describes it.
+ */
 export function loadKubeConfig(path?: string): KubeConfig {
+  const cluster = loadCluster({ kubeconfig: path })
+  if (cluster.kubeConfig !== undefined) return cluster.kubeConfig
   const kubeConfig = new (clientNode().KubeConfig)()
-  if (path === undefined) kubeConfig.loadFromDefault()
-  else kubeConfig.loadFromFile(path)
+  kubeConfig.loadFromCluster()
   return kubeConfig
 }
 

@@ -108,10 +108,12 @@ function fromStatus(
   if (status === 404 && body.details?.kind === 'namespaces') {
     return new NamespaceNotFoundError(body.details.name || namespace, options)
   }
-  if (status === 404 && context.name !== undefined) {
+  // Lease errors for leases only: a missing or changed Event is a LockApiError with its status.
+  const lease = context.resource === undefined || context.resource === LEASE_RESOURCE
+  if (status === 404 && context.name !== undefined && lease) {
     return new LeaseNotFoundError({ leaseName, namespace }, options)
   }
-  if (status === 409) {
+  if (status === 409 && lease) {
     const reason = body.reason === 'AlreadyExists' ? 'AlreadyExists' : 'Conflict'
     return new LeaseConflictError({ reason, leaseName, namespace }, options)
   }
@@ -138,7 +140,11 @@ function fromStatus(
       options,
     )
   }
-  const target = context.name === undefined ? 'leases' : `lease \`${namespace}/${leaseName}\``
+  const resource = context.resource ?? LEASE_RESOURCE
+  const target =
+    context.name === undefined
+      ? resource.split('.')[0]
+      : `${lease ? 'lease' : resource} \`${namespace}/${leaseName}\``
   const message = body.message ?? `status ${status}`
   return new LockApiError(
     status,

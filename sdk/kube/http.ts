@@ -49,9 +49,12 @@ export class HttpTransport {
   readonly #agent: HttpAgent
   readonly #secure: boolean
   readonly #base: URL
+  readonly #onRequest: ((method: string, url: string) => void) | undefined
 
-  constructor(connection: Connection) {
+  /** `onRequest` is told of every request before it is sent (a CLI's `--verbose`). */
+  constructor(connection: Connection, onRequest?: (method: string, url: string) => void) {
     this.#connection = connection
+    this.#onRequest = onRequest
     this.#base = new URL(connection.server)
     this.server = connection.server
     this.#secure = this.#base.protocol === 'https:'
@@ -132,7 +135,10 @@ export class HttpTransport {
   async #send(method: string, path: string, init: RequestInit): Promise<IncomingMessage> {
     const { signal } = init
     signal?.throwIfAborted()
-    const url = new URL(path, this.#base)
+    // Appended to the server's own path: a server behind a proxy can live under a prefix
+    // (`https://rancher.example/k8s/clusters/c-1`).
+    const url = new URL(this.#base)
+    url.pathname = `${this.#base.pathname.replace(/\/+$/, '')}${path}`
     for (const [key, value] of Object.entries(init.query ?? {})) {
       if (value !== undefined) url.searchParams.set(key, String(value))
     }
@@ -147,6 +153,7 @@ export class HttpTransport {
       headers['Content-Length'] = String(Buffer.byteLength(payload))
     }
     signal?.throwIfAborted()
+    this.#onRequest?.(method, url.href)
     const send = this.#secure ? httpsRequest : httpRequest
     return new Promise<IncomingMessage>((resolve, reject) => {
       const request = send(url, { method, headers, agent: this.#agent, signal })

@@ -1,14 +1,8 @@
+import type { Logger } from '../clock.ts'
 import { InvalidLockOptionsError, LeaseConflictError, LeaseNotFoundError, type LockError } from '../errors.ts'
 import type { LeaseDraft, LeaseObject, LeaseRecord } from '../lease-record.ts'
 import { leaseToRecord, recordToLease } from '../lease-record.ts'
-import type {
-  LeaseEvent,
-  LeaseList,
-  LeaseStore,
-  ListOptions,
-  RequestOptions,
-  WatchOptions,
-} from '../lease-store.ts'
+import type { LeaseList, LeaseStore, ListOptions, RequestOptions, WatchOptions } from '../lease-store.ts'
 import type { ServerVersionInfo } from '../server-version.ts'
 import { STALL_MARGIN_SECONDS } from '../watch-hub.ts'
 import type { ErrorContext, Verb } from './errors.ts'
@@ -33,13 +27,42 @@ export interface KubernetesStoreOptions {
    * @default 15
    */
   readonly watchTimeoutSeconds?: number
+  /**
+   * Told of every request at `debug` level (`request`, with `method` and `url`): a CLI's `--verbose`.
+   * @default silent
+   */
+  readonly logger?: Logger | undefined
 }
+
+/** A watch of the Kubernetes store: more than every `LeaseStore` offers. */
+export interface KubernetesWatchOptions extends WatchOptions {
+  /** A field selector, as `metadata.name=orders`: a watch of one lease. */
+  readonly fieldSelector?: string | undefined
+  /** Also hand each lease over as the API server sent it (`KubernetesLeaseEvent.object`). */
+  readonly objects?: boolean | undefined
+}
+
+/** A watch event of the Kubernetes store: with `objects: true`, changes carry the lease as sent. */
+export type KubernetesLeaseEvent =
+  | {
+      readonly type: 'ADDED' | 'MODIFIED' | 'DELETED'
+      readonly lease: LeaseRecord
+      readonly object?: LeaseObject | undefined
+    }
+  | { readonly type: 'BOOKMARK'; readonly resourceVersion: string }
 
 /** A `events.k8s.io/v1` Event, as sent and received. */
 export type EventObject = Readonly<Record<string, unknown>>
 
 /** The Kubernetes store: leases, and the Events that the controller records about them. */
 export interface KubernetesLeaseStore extends LeaseStore {
+  /** A consistent read of the lease as the API server sends it (`undefined` if there is none). */
+  getObject(namespace: string, name: string, options?: RequestOptions): Promise<LeaseObject | undefined>
+  watch(
+    namespace: string | undefined,
+    options: KubernetesWatchOptions,
+    onEvent: (event: KubernetesLeaseEvent) => void,
+  ): Promise<void>
   /** Creates an `events.k8s.io/v1` Event. */
   createEvent(namespace: string, event: EventObject, options?: RequestOptions): Promise<EventObject>
   /** Merge-patches an Event (a repeated one: its series count). */
@@ -85,13 +108,16 @@ export function createStoreOverConnection(
       watchTimeoutSeconds,
     )
   }
+  const { logger } = options
+  const onRequest =
+    logger?.debug && ((method: string, url: string) => logger.debug?.('request', { method, url }))
   let transport: Promise<HttpTransport> | undefined
   let closed = false
   // Connected on the first request; a failed connection (a broken exec plugin) is tried again on the next.
   const fresh = async () => {
     transport ??= Promise.resolve()
       .then(connect)
-      .then((resolved) => new HttpTransport(resolved))
+      .then((resolved) => new HttpTransport(resolved, onRequest))
     try {
       return await transport
     } catch (error) {
@@ -132,29 +158,38 @@ export function createStoreOverConnection(
     )
   }
 
+  /** The lease as sent, `undefined` for a 404 about the lease (one about its namespace is an error). */
+  async function read(namespace: string, name: string, signal: AbortSignal | undefined) {
+    const response = await call(
+      'get',
+      namespace,
+      name,
+      request('GET', leasesPath(namespace, name), { signal }),
+      signal,
+      (status) => status === 200 || status === 404,
+    )
+    if (response.status === 404) {
+      // A 404 about the namespace (it does not exist) is an error; one about the lease is an answer.
+      const details = (response.body as { details?: { kind?: string } } | undefined)?.details
+      if (details?.kind === 'namespaces') {
+        throw responseError(response, { verb: 'get', namespace, name, server })
+      }
+      return undefined
+    }
+    return response.body as LeaseObject
+  }
+
   const store: KubernetesLeaseStore = {
     server,
     watchTimeoutSeconds,
 
+    async getObject(namespace, name, options?: RequestOptions) {
+      return read(namespace, name, options?.signal)
+    },
+
     async get(namespace, name, options?: RequestOptions) {
-      const signal = options?.signal
-      const response = await call(
-        'get',
-        namespace,
-        name,
-        request('GET', leasesPath(namespace, name), { signal }),
-        signal,
-        (status) => status === 200 || status === 404,
-      )
-      if (response.status === 404) {
-        // A 404 about the namespace (it does not exist) is an error; one about the lease is an answer.
-        const details = (response.body as { details?: { kind?: string } } | undefined)?.details
-        if (details?.kind === 'namespaces') {
-          throw responseError(response, { verb: 'get', namespace, name, server })
-        }
-        return undefined
-      }
-      return toRecord(response.body)
+      const lease = await read(namespace, name, options?.signal)
+      return lease === undefined ? undefined : toRecord(lease)
     },
 
     async create(draft: LeaseDraft, options?: RequestOptions) {
@@ -244,7 +279,7 @@ export function createStoreOverConnection(
       return { major: major ?? '', minor: minor ?? '', gitVersion: gitVersion ?? '' }
     },
 
-    async watch(namespace, options: WatchOptions, onEvent: (event: LeaseEvent) => void): Promise<void> {
+    async watch(namespace, options: KubernetesWatchOptions, onEvent): Promise<void> {
       const { signal } = options
       signal?.throwIfAborted()
       const context: ErrorContext = { verb: 'watch', namespace: namespace ?? '', name: undefined, server }
@@ -268,6 +303,7 @@ export function createStoreOverConnection(
               resourceVersion: options.resourceVersion,
               allowWatchBookmarks: true,
               labelSelector: options.labelSelector,
+              fieldSelector: options.fieldSelector,
               timeoutSeconds: watchTimeoutSeconds,
             },
             signal: streamSignal,
@@ -283,7 +319,8 @@ export function createStoreOverConnection(
               const resourceVersion = (item as LeaseObject | undefined)?.metadata?.resourceVersion
               if (resourceVersion) onEvent({ type, resourceVersion })
             } else if (type === 'ADDED' || type === 'MODIFIED' || type === 'DELETED') {
-              onEvent({ type, lease: toRecord(item, namespace ?? (item as LeaseObject).metadata?.namespace) })
+              const lease = toRecord(item, namespace ?? (item as LeaseObject).metadata?.namespace)
+              onEvent(options.objects ? { type, lease, object: item as LeaseObject } : { type, lease })
             }
           },
         )
