@@ -1,13 +1,24 @@
-import { request as httpRequest, type IncomingMessage } from 'node:http'
-import { request as httpsRequest, type RequestOptions } from 'node:https'
-import type { KubeConfig } from '@kubernetes/client-node'
-import type { LeaseObject } from '../sdk/index.ts'
+import {
+  type Cluster,
+  createClusterLeaseStore,
+  type KubernetesLeaseStore,
+  LeaseConflictError,
+  type LeaseObject,
+  LockApiError,
+  LockError,
+  LockPermissionError,
+  LockUnavailableError,
+  leaseToRecord,
+  NamespaceNotFoundError,
+  recordToLease,
+  WatchExpiredError,
+} from '../sdk/index.ts'
 import { CliError } from './errors.ts'
 
 /**
- * The few raw Lease API calls the CLI makes beyond the SDK's store: paged lists and watches, in one
- * namespace or across all of them, returning the objects exactly as the server sent them (MicroTime
- * strings keep their six digits for `-o yaml`).
+ * The Lease API calls the CLI makes, over the SDK's Kubernetes store: paged lists and watches, in one
+ * namespace or across all of them, with the objects exactly as the server sent them (MicroTime strings
+ * keep their six digits for `-o yaml`), and the store's errors worded for the command line.
  */
 
 /** A Lease as the API server sends it over the wire: the SDK's `LeaseObject`, with its times as strings. */
@@ -16,38 +27,21 @@ export type LeaseJson = LeaseObject & {
   spec?: { acquireTime?: string; renewTime?: string }
 }
 
-interface Status {
-  kind?: string
-  code?: number
-  reason?: string
-  message?: string
-}
-
 export interface ApiClientOptions {
-  /** Seconds to wait for an answer; 0 waits as long as the connection lives. */
+  /** Seconds to wait for an answer; 0 waits as long as the connection lives. Watches are not timed. */
   readonly requestTimeout: number
   /** Receives one line per request, for `--verbose`. */
   readonly trace?: ((line: string) => void) | undefined
-}
-
-export interface ListPage {
-  readonly items: LeaseJson[]
-  readonly resourceVersion: string
-  readonly continueToken: string | undefined
 }
 
 export type WatchEvent =
   | { readonly type: 'ADDED' | 'MODIFIED' | 'DELETED'; readonly lease: LeaseJson }
   | { readonly type: 'BOOKMARK'; readonly resourceVersion: string }
 
-/** Thrown by `watch` when the resourceVersion is too old (410 Gone): list again, then watch. */
-export class WatchExpired extends Error {
-  constructor() {
-    super('the watch resourceVersion is too old; list again')
-    this.name = 'WatchExpired'
-  }
-}
+/** How long the server keeps a `--watch` open before the CLI resumes it. */
+const WATCH_TIMEOUT_SECONDS = 300
 
+// Errors of a connection that never reached a server, rather than one the TLS setup or credentials broke.
 const NETWORK_CODES = new Set([
   'ECONNREFUSED',
   'ECONNRESET',
@@ -59,56 +53,34 @@ const NETWORK_CODES = new Set([
   'EPIPE',
 ])
 
-export function leasesPath(namespace: string | undefined, name?: string): string {
-  const base =
-    namespace === undefined
-      ? '/apis/coordination.k8s.io/v1/leases'
-      : `/apis/coordination.k8s.io/v1/namespaces/${encodeURIComponent(namespace)}/leases`
-  return name === undefined ? base : `${base}/${encodeURIComponent(name)}`
+interface Scope {
+  readonly verb: string
+  /** `undefined`: across all namespaces. */
+  readonly namespace: string | undefined
+}
+
+/** The CLI has kubectl's `apiVersion`/`kind` on every object, list items included. */
+function asJson(lease: LeaseObject): LeaseJson {
+  return { apiVersion: 'coordination.k8s.io/v1', kind: 'Lease', ...(lease as LeaseJson) }
 }
 
 export class ApiClient {
   readonly server: string
-  readonly #config: KubeConfig
+  readonly #cluster: Cluster
   readonly #options: ApiClientOptions
+  readonly #store: KubernetesLeaseStore
 
-  constructor(config: KubeConfig, options: ApiClientOptions) {
-    const server = config.getCurrentCluster()?.server
-    if (!server) {
-      throw new CliError(
-        `the kubeconfig context \`${config.getCurrentContext()}\` names no cluster server: pick another with --context or fix the kubeconfig`,
-      )
-    }
-    this.server = server.replace(/\/+$/, '')
-    this.#config = config
+  constructor(cluster: Cluster, options: ApiClientOptions) {
+    this.server = cluster.server.replace(/\/+$/, '')
+    this.#cluster = cluster
     this.#options = options
-  }
-
-  /** One page of a list; `namespace` undefined lists across all namespaces. */
-  async listPage(
-    namespace: string | undefined,
-    query: { labelSelector: string; limit?: number | undefined; continueToken?: string | undefined },
-    signal?: AbortSignal,
-  ): Promise<ListPage> {
-    const params = new URLSearchParams({ labelSelector: query.labelSelector })
-    if (query.limit !== undefined && query.limit > 0) params.set('limit', String(query.limit))
-    if (query.continueToken) params.set('continue', query.continueToken)
-    const { body } = await this.#json(
-      'GET',
-      `${leasesPath(namespace)}?${params}`,
-      { verb: 'list', namespace },
-      signal,
-    )
-    const list = body as { items?: LeaseJson[]; metadata?: { resourceVersion?: string; continue?: string } }
-    return {
-      items: (list.items ?? []).map((item) => ({
-        apiVersion: 'coordination.k8s.io/v1',
-        kind: 'Lease',
-        ...item,
-      })),
-      resourceVersion: list.metadata?.resourceVersion ?? '',
-      continueToken: list.metadata?.continue || undefined,
-    }
+    const { trace } = options
+    this.#store = createClusterLeaseStore(cluster, {
+      watchTimeoutSeconds: WATCH_TIMEOUT_SECONDS,
+      ...(trace === undefined
+        ? {}
+        : { logger: { debug: (_message, fields) => trace(`${fields?.method} ${fields?.url}`) } }),
+    })
   }
 
   /** The whole list, page by page (`limit`/`continue`), like kubectl's `--chunk-size`. */
@@ -118,55 +90,61 @@ export class ApiClient {
     signal?: AbortSignal,
   ): Promise<{ items: LeaseJson[]; resourceVersion: string }> {
     const items: LeaseJson[] = []
-    let continueToken: string | undefined
+    let next: string | undefined
     let resourceVersion = ''
     do {
-      const page = await this.listPage(
-        namespace,
-        { labelSelector: query.labelSelector, limit: query.chunkSize, continueToken },
-        signal,
+      const page = await this.#call({ verb: 'list', namespace }, signal, (timed) =>
+        this.#store.list(namespace, {
+          labelSelector: query.labelSelector,
+          limit: query.chunkSize > 0 ? query.chunkSize : undefined,
+          continue: next,
+          objects: true,
+          signal: timed,
+        }),
       )
-      items.push(...page.items)
+      items.push(...(page.objects ?? []).map(asJson))
       // The first page fixes the snapshot; later pages carry the same resourceVersion.
       if (resourceVersion === '') resourceVersion = page.resourceVersion
-      continueToken = page.continueToken
-    } while (continueToken !== undefined)
+      next = page.continue
+    } while (next !== undefined)
     return { items, resourceVersion }
   }
 
   /** A lease by its name, or `undefined` if there is none. */
   async get(namespace: string, name: string, signal?: AbortSignal): Promise<LeaseJson | undefined> {
-    const { status, body } = await this.#json(
-      'GET',
-      leasesPath(namespace, name),
-      { verb: 'get', namespace, allowNotFound: true },
-      signal,
-    )
-    if (status === 404) return undefined
-    return { apiVersion: 'coordination.k8s.io/v1', kind: 'Lease', ...(body as LeaseJson) }
+    try {
+      const lease = await this.#call({ verb: 'get', namespace }, signal, (timed) =>
+        this.#store.getObject(namespace, name, { signal: timed }),
+      )
+      return lease === undefined ? undefined : asJson(lease)
+    } catch (error) {
+      if (error instanceof CliError && error.cause instanceof NamespaceNotFoundError) return undefined
+      throw error
+    }
   }
 
   /**
    * Replaces a lease only if its `uid` and `resourceVersion` (carried in `lease.metadata`) still match.
-   * Returns the new object, or `undefined` when the lease changed or was deleted since it was read.
+   * Returns the lease as written (with its new resourceVersion), or `undefined` when the lease changed or
+   * was deleted since it was read.
    */
   async replace(lease: LeaseJson, signal?: AbortSignal): Promise<LeaseJson | undefined> {
     const namespace = lease.metadata?.namespace ?? ''
-    const name = lease.metadata?.name ?? ''
-    const { status, body } = await this.#json(
-      'PUT',
-      leasesPath(namespace, name),
-      { verb: 'update', namespace, allowNotFound: true, allowConflict: true },
-      signal,
-      JSON.stringify(lease),
-    )
-    if (status === 404 || status === 409) return undefined
-    return { apiVersion: 'coordination.k8s.io/v1', kind: 'Lease', ...(body as LeaseJson) }
+    try {
+      const written = await this.#call({ verb: 'update', namespace }, signal, (timed) =>
+        this.#store.update(leaseToRecord(lease), { signal: timed }),
+      )
+      return asJson(recordToLease(written))
+    } catch (error) {
+      if (error instanceof CliError && error.cause instanceof LeaseConflictError) return undefined
+      throw error
+    }
   }
 
   /**
    * Streams changes after `resourceVersion` to `onEvent` until the server ends the stream (resolves) or
-   * `signal` aborts (resolves). Rejects with {@link WatchExpired} on 410 Gone, or a {@link CliError}.
+   * `signal` aborts (resolves). Rejects with the SDK's `WatchExpiredError` on 410 Gone, or a
+   * {@link CliError}.
    */
   async watch(
     namespace: string | undefined,
@@ -174,221 +152,134 @@ export class ApiClient {
       labelSelector?: string | undefined
       fieldSelector?: string | undefined
       resourceVersion: string
-      timeoutSeconds: number
     },
     onEvent: (event: WatchEvent) => void,
     signal: AbortSignal,
   ): Promise<void> {
-    const params = new URLSearchParams({ watch: 'true' })
-    if (query.labelSelector !== undefined) params.set('labelSelector', query.labelSelector)
-    if (query.fieldSelector !== undefined) params.set('fieldSelector', query.fieldSelector)
-    params.set('resourceVersion', query.resourceVersion)
-    params.set('allowWatchBookmarks', 'true')
-    params.set('timeoutSeconds', String(query.timeoutSeconds))
-    const path = `${leasesPath(namespace)}?${params}`
     if (signal.aborted) return
-    let response: IncomingMessage
     try {
-      response = await this.#send('GET', path, undefined, signal, false)
+      await this.#store.watch(namespace, { ...query, objects: true, signal }, (event) => {
+        if (event.type === 'BOOKMARK') onEvent(event)
+        else onEvent({ type: event.type, lease: asJson(event.object ?? recordToLease(event.lease)) })
+      })
     } catch (error) {
       if (signal.aborted) return
-      throw this.#networkError(error)
+      if (error instanceof WatchExpiredError) throw error
+      throw this.#error(error, { verb: 'watch', namespace })
     }
-    if (response.statusCode !== 200) {
-      const body = await readBody(response)
-      if (response.statusCode === 410) throw new WatchExpired()
-      throw this.#statusError(response.statusCode ?? 0, parseStatus(body), { verb: 'watch', namespace })
-    }
-    await new Promise<void>((resolve, reject) => {
-      let buffer = ''
-      let failed = false
-      const onAbort = () => {
-        response.destroy()
-        resolve()
-      }
-      signal.addEventListener('abort', onAbort, { once: true })
-      const finish = (error?: unknown) => {
-        signal.removeEventListener('abort', onAbort)
-        if (error === undefined) resolve()
-        else reject(error)
-      }
-      response.setEncoding('utf8')
-      response.on('data', (chunk: string) => {
-        if (failed) return
-        buffer += chunk
-        for (let newline = buffer.indexOf('\n'); newline >= 0; newline = buffer.indexOf('\n')) {
-          const line = buffer.slice(0, newline).trim()
-          buffer = buffer.slice(newline + 1)
-          if (line === '') continue
-          let event: { type?: string; object?: unknown }
-          try {
-            event = JSON.parse(line) as typeof event
-          } catch {
-            continue
-          }
-          if (event.type === 'ERROR') {
-            const status = (event.object ?? {}) as Status
-            failed = true
-            response.destroy()
-            finish(
-              status.code === 410 || status.reason === 'Expired' || status.reason === 'Gone'
-                ? new WatchExpired()
-                : this.#statusError(status.code ?? 500, status, { verb: 'watch', namespace }),
-            )
-            return
-          }
-          if (event.type === 'BOOKMARK') {
-            const resourceVersion = (event.object as LeaseJson | undefined)?.metadata?.resourceVersion
-            if (resourceVersion) onEvent({ type: 'BOOKMARK', resourceVersion })
-          } else if (event.type === 'ADDED' || event.type === 'MODIFIED' || event.type === 'DELETED') {
-            const lease = {
-              apiVersion: 'coordination.k8s.io/v1',
-              kind: 'Lease',
-              ...(event.object as LeaseJson),
-            }
-            onEvent({ type: event.type, lease })
-          }
-        }
-      })
-      response.on('end', () => finish())
-      response.on('error', (error) => finish(signal.aborted ? undefined : this.#networkError(error)))
-      response.on('close', () => finish())
-    })
   }
 
-  async #json(
-    method: string,
-    path: string,
-    context: {
-      verb: string
-      namespace: string | undefined
-      allowNotFound?: boolean
-      allowConflict?: boolean
-    },
+  /** Closes the kept-alive connections. */
+  async close(): Promise<void> {
+    await this.#store.close?.()
+  }
+
+  /** One request under `--request-timeout`, its failure worded for the command line. */
+  async #call<T>(
+    scope: Scope,
     signal: AbortSignal | undefined,
-    payload?: string,
-  ): Promise<{ status: number; body: unknown }> {
-    let response: IncomingMessage
-    let text: string
+    send: (signal: AbortSignal | undefined) => Promise<T>,
+  ): Promise<T> {
+    const timeoutMs = this.#options.requestTimeout * 1000
+    const timeout = timeoutMs > 0 ? AbortSignal.timeout(timeoutMs) : undefined
+    const timed =
+      timeout === undefined ? signal : signal === undefined ? timeout : AbortSignal.any([signal, timeout])
     try {
-      response = await this.#send(method, path, payload, signal, true)
-      text = await readBody(response)
+      return await send(timed)
     } catch (error) {
       if (signal?.aborted) throw signal.reason
-      throw this.#networkError(error)
-    }
-    const status = response.statusCode ?? 0
-    if (status === 404 && context.allowNotFound) return { status, body: undefined }
-    if (status === 409 && context.allowConflict) return { status, body: undefined }
-    if (status < 200 || status >= 300) throw this.#statusError(status, parseStatus(text), context)
-    try {
-      return { status, body: JSON.parse(text) }
-    } catch {
-      throw new CliError(
-        `the server at ${this.server} did not answer with JSON: is it a Kubernetes API server?`,
-      )
-    }
-  }
-
-  async #send(
-    method: string,
-    path: string,
-    body: string | undefined,
-    signal: AbortSignal | undefined,
-    timed: boolean,
-  ): Promise<IncomingMessage> {
-    this.#options.trace?.(`${method} ${this.server}${path}`)
-    const headers: Record<string, string> = { accept: 'application/json' }
-    if (body !== undefined) headers['content-type'] = 'application/json'
-    const options: RequestOptions = { method, headers }
-    await this.#config.applyToHTTPSOptions(options)
-    const url = new URL(`${this.server}${path}`)
-    const send = url.protocol === 'http:' ? httpRequest : httpsRequest
-    const timeoutMs = this.#options.requestTimeout * 1000
-    return new Promise((resolve, reject) => {
-      const req = send(url, { ...options, ...(signal ? { signal } : {}) }, resolve)
-      if (timed && timeoutMs > 0) {
-        req.setTimeout(timeoutMs, () => {
-          const error = Object.assign(new Error('timed out'), { code: 'ETIMEDOUT' })
-          req.destroy(error)
-        })
+      if (timeout?.aborted) {
+        throw new CliError(
+          `the Kubernetes API server at ${this.server} did not answer within ${this.#options.requestTimeout} s: check that it is up and reachable, or raise --request-timeout`,
+          { cause: error },
+        )
       }
-      req.on('error', reject)
-      req.end(body)
-    })
+      throw this.#error(error, scope)
+    }
   }
 
-  #networkError(error: unknown): CliError {
-    if (error instanceof CliError) return error
-    const code = (error as { code?: unknown } | null)?.code
-    const detail = typeof code === 'string' ? code : error instanceof Error ? error.message : String(error)
-    if (code === 'ETIMEDOUT') {
+  #error(error: unknown, scope: Scope): unknown {
+    if (!(error instanceof LockError)) return error
+    const where =
+      scope.namespace === undefined ? 'across all namespaces' : `in namespace \`${scope.namespace}\``
+    const status = statusOf(error.cause)
+    if (error instanceof LockPermissionError && error.status === 401) {
+      const who =
+        this.#cluster.context === undefined ? 'the service account' : `context \`${this.#cluster.context}\``
       return new CliError(
-        `the Kubernetes API server at ${this.server} did not answer within ${this.#options.requestTimeout} s: check that it is up and reachable, or raise --request-timeout`,
+        `the Kubernetes API server at ${this.server} did not accept the credentials of ${who}: log in again or fix the user in the kubeconfig`,
         { cause: error },
       )
     }
-    const hint =
-      typeof code === 'string' && !NETWORK_CODES.has(code)
-        ? 'check the cluster certificate and credentials in the kubeconfig'
-        : 'check that the cluster is running and that --kubeconfig/--context point at it'
-    return new CliError(`cannot reach the Kubernetes API server at ${this.server} (${detail}): ${hint}`, {
-      cause: error,
-    })
-  }
-
-  #statusError(
-    status: number,
-    body: Status,
-    context: { verb: string; namespace: string | undefined },
-  ): CliError {
-    const where =
-      context.namespace === undefined ? 'across all namespaces' : `in namespace \`${context.namespace}\``
-    if (status === 401) {
+    if (error instanceof LockPermissionError) {
+      const user = /User "([^"]+)"/.exec(status.message ?? '')?.[1]
+      const as = user ? ` as \`${user}\`` : ''
+      const ns = scope.namespace === undefined ? '-A' : `-n ${scope.namespace}`
       return new CliError(
-        `the Kubernetes API server at ${this.server} did not accept the credentials of context \`${this.#config.getCurrentContext()}\`: log in again or fix the user in the kubeconfig`,
+        `forbidden: cannot ${scope.verb} leases.coordination.k8s.io ${where}${as}: ask for a Role (or ClusterRole for -A) that grants \`${scope.verb}\` on leases in group coordination.k8s.io; check with \`kubectl auth can-i ${scope.verb} leases.coordination.k8s.io ${ns}\``,
+        { cause: error },
       )
     }
-    if (status === 403) {
-      const user = /User "([^"]+)"/.exec(body.message ?? '')?.[1]
-      const who = user ? ` as \`${user}\`` : ''
-      const ns = context.namespace === undefined ? '-A' : `-n ${context.namespace}`
+    if (error instanceof LockUnavailableError && error.status === undefined) {
+      const code = networkCode(error.cause)
+      const detail = code ?? (error.cause instanceof Error ? error.cause.message : error.message)
+      const hint =
+        code !== undefined && !NETWORK_CODES.has(code)
+          ? 'check the cluster certificate and credentials in the kubeconfig'
+          : 'check that the cluster is running and that --kubeconfig/--context point at it'
+      return new CliError(`cannot reach the Kubernetes API server at ${this.server} (${detail}): ${hint}`, {
+        cause: error,
+      })
+    }
+    if (error instanceof LockApiError && error.status >= 200 && error.status < 300) {
       return new CliError(
-        `forbidden: cannot ${context.verb} leases.coordination.k8s.io ${where}${who}: ask for a Role (or ClusterRole for -A) that grants \`${context.verb}\` on leases in group coordination.k8s.io; check with \`kubectl auth can-i ${context.verb} leases.coordination.k8s.io ${ns}\``,
+        `the server at ${this.server} did not answer with JSON: is it a Kubernetes API server?`,
+        { cause: error },
       )
     }
-    if (status === 400 && /selector/i.test(body.message ?? '')) {
-      return new CliError(`the label selector is not valid: ${oneLineOf(body.message)}`)
+    const code =
+      error instanceof LockApiError || error instanceof LockUnavailableError ? error.status : undefined
+    if (code === 400 && /selector/i.test(status.message ?? '')) {
+      return new CliError(`the label selector is not valid: ${oneLineOf(status.message)}`, { cause: error })
     }
-    const reason = body.reason ? ` ${body.reason}` : ''
-    const message = body.message ? `: ${oneLineOf(body.message)}` : ''
+    if (code === undefined || code === 0) return new CliError(error.message, { cause: error })
+    const reason = status.reason ? ` ${status.reason}` : ''
+    const message = status.message ? `: ${oneLineOf(status.message)}` : ''
     return new CliError(
-      `the Kubernetes API server at ${this.server} answered ${status}${reason} to ${context.verb} leases ${where}${message}`,
+      `the Kubernetes API server at ${this.server} answered ${code}${reason} to ${scope.verb} leases ${where}${message}`,
+      { cause: error },
     )
   }
 }
 
-function oneLineOf(text: string | undefined): string {
-  return (text ?? '').replace(/\s*\n\s*/g, '; ')
-}
-
-function parseStatus(text: string): Status {
-  try {
-    const parsed = JSON.parse(text) as Status
-    return typeof parsed === 'object' && parsed !== null ? parsed : {}
-  } catch {
-    return {}
+/** The Kubernetes Status an SDK error carries as its cause (the body of the answer). */
+function statusOf(cause: unknown): { reason?: string | undefined; message?: string | undefined } {
+  let body = cause
+  if (typeof body === 'string') {
+    try {
+      body = JSON.parse(body)
+    } catch {
+      return {}
+    }
+  }
+  if (typeof body !== 'object' || body === null) return {}
+  const { reason, message } = body as { reason?: unknown; message?: unknown }
+  return {
+    reason: typeof reason === 'string' ? reason : undefined,
+    message: typeof message === 'string' ? message : undefined,
   }
 }
 
-function readBody(response: IncomingMessage): Promise<string> {
-  return new Promise((resolve, reject) => {
-    let text = ''
-    response.setEncoding('utf8')
-    response.on('data', (chunk: string) => {
-      text += chunk
-    })
-    response.on('end', () => resolve(text))
-    response.on('error', reject)
-  })
+function networkCode(error: unknown): string | undefined {
+  let current = error
+  for (let depth = 0; depth < 5 && typeof current === 'object' && current !== null; depth++) {
+    const code = (current as { code?: unknown }).code
+    if (typeof code === 'string') return code
+    current = (current as { cause?: unknown }).cause
+  }
+  return undefined
+}
+
+function oneLineOf(text: string | undefined): string {
+  return (text ?? '').replace(/\s*\n\s*/g, '; ')
 }

@@ -12,7 +12,7 @@ export interface GetFlags extends CommonFlags {
 
 /** One lock, and its queue: the waiters' tickets, first in line first. */
 export async function getCommand(ctx: CliContext, name: string, flags: GetFlags): Promise<number> {
-  const session = new Session(ctx, flags)
+  await using session = new Session(ctx, flags)
   const lock = await findLock(session, name)
   const options = {
     format: flags.output,

@@ -1,6 +1,4 @@
-import { existsSync } from 'node:fs'
-import { join } from 'node:path'
-import { KubeConfig } from '@kubernetes/client-node'
+import { type Cluster, KubeConfigError, loadCluster as loadClusterByKubectlRules } from '../sdk/index.ts'
 import { CliError } from './errors.ts'
 
 export interface ClusterFlags {
@@ -14,84 +12,51 @@ export interface LoadEnvironment {
   readonly home: string | undefined
 }
 
-const SERVICE_ACCOUNT_TOKEN = '/var/run/secrets/kubernetes.io/serviceaccount/token'
-
 /**
- * Loads the cluster configuration like kubectl: `--kubeconfig`, else `KUBECONFIG`, else
- * `~/.kube/config`, else the pod's service account; then `--context` picks the context. Fails with a
- * one-line message when there is nothing to load, instead of falling back to `localhost:8080`.
+ * The cluster by kubectl's rules (the SDK's `loadCluster`): `--kubeconfig`, else `KUBECONFIG`, else
+ * `~/.kube/config`, else the pod's service account; then `--context` picks the context. What is wrong
+ * is said on one line, with the flag or command that fixes it.
  */
-export function loadKubeConfig(flags: ClusterFlags, environment: LoadEnvironment): KubeConfig {
-  const config = new KubeConfig()
-  const { env, home } = environment
-  const homeConfig = home === undefined ? undefined : join(home, '.kube', 'config')
+export function loadCluster(flags: ClusterFlags, environment: LoadEnvironment): Cluster {
   try {
-    if (flags.kubeconfig !== undefined) {
-      if (!existsSync(flags.kubeconfig)) {
-        throw new CliError(
-          `the kubeconfig file ${flags.kubeconfig} does not exist: check the --kubeconfig path`,
-        )
-      }
-      config.loadFromFile(flags.kubeconfig)
-    } else if (env.KUBECONFIG) {
-      const files = env.KUBECONFIG.split(':').filter((file) => file !== '')
-      const missing = files.filter((file) => !existsSync(file))
-      if (missing.length === files.length) {
-        throw new CliError(
-          `no kubeconfig file named by KUBECONFIG exists (${env.KUBECONFIG}): fix KUBECONFIG or pass --kubeconfig`,
-        )
-      }
-      const existing = files.filter((file) => existsSync(file))
-      config.loadFromFile(existing[0] as string)
-      // Like kubectl, the first file that sets a value wins, the current context included.
-      for (const file of existing.slice(1)) {
-        const next = new KubeConfig()
-        next.loadFromFile(file)
-        config.mergeConfig(next, true)
-      }
-    } else if (homeConfig !== undefined && existsSync(homeConfig)) {
-      config.loadFromFile(homeConfig)
-    } else if (env.KUBERNETES_SERVICE_HOST && existsSync(SERVICE_ACCOUNT_TOKEN)) {
-      config.loadFromCluster()
-    } else {
-      throw new CliError(
-        'no cluster configured: pass --kubeconfig FILE, set KUBECONFIG, or create ~/.kube/config (for example with `kubectl config set-cluster`)',
-      )
-    }
+    return loadClusterByKubectlRules({
+      kubeconfig: flags.kubeconfig,
+      context: flags.context,
+      env: environment.env,
+      home: environment.home,
+    })
   } catch (error) {
-    if (error instanceof CliError) throw error
-    const detail = error instanceof Error ? error.message.split('\n')[0] : String(error)
-    throw new CliError(
-      `cannot read the kubeconfig (${detail}): fix the file or pass another with --kubeconfig`,
-      {
-        cause: error,
-      },
-    )
+    if (!(error instanceof KubeConfigError)) throw error
+    throw new CliError(messageOf(error, environment), { cause: error })
   }
-  if (flags.context !== undefined) {
-    if (config.getContextObject(flags.context) === null) {
-      const known = config.getContexts().map((context) => context.name)
-      const choices = known.length > 0 ? `: choose one of ${known.join(', ')}` : ''
-      throw new CliError(`the kubeconfig has no context \`${flags.context}\`${choices}`)
-    }
-    config.setCurrentContext(flags.context)
-  } else if (!config.getCurrentContext() || config.getContextObject(config.getCurrentContext()) === null) {
-    throw new CliError(
-      'the kubeconfig has no current context: pass --context NAME or run `kubectl config use-context NAME`',
-    )
-  }
-  if (!config.getCurrentCluster()?.server) {
-    throw new CliError(
-      `the context \`${config.getCurrentContext()}\` names no cluster with a server: fix the kubeconfig or pass another --context`,
-    )
-  }
-  return config
 }
 
-/** `--namespace`, else the current context's namespace, else `default`, like kubectl. */
-export function namespaceOf(config: KubeConfig, flag: string | undefined): string {
+function messageOf(error: KubeConfigError, environment: LoadEnvironment): string {
+  switch (error.problem) {
+    case 'file-not-found':
+      return `the kubeconfig file ${error.path} does not exist: check the --kubeconfig path`
+    case 'env-files-not-found':
+      return `no kubeconfig file named by KUBECONFIG exists (${environment.env.KUBECONFIG}): fix KUBECONFIG or pass --kubeconfig`
+    case 'not-configured':
+      return 'no cluster configured: pass --kubeconfig FILE, set KUBECONFIG, or create ~/.kube/config (for example with `kubectl config set-cluster`)'
+    case 'unreadable': {
+      const cause = error.cause
+      const detail = cause instanceof Error ? cause.message.split('\n')[0] : String(cause)
+      return `cannot read the kubeconfig (${detail}): fix the file or pass another with --kubeconfig`
+    }
+    case 'unknown-context': {
+      const choices = error.contexts.length > 0 ? `: choose one of ${error.contexts.join(', ')}` : ''
+      return `the kubeconfig has no context \`${error.context}\`${choices}`
+    }
+    case 'no-current-context':
+      return 'the kubeconfig has no current context: pass --context NAME or run `kubectl config use-context NAME`'
+    case 'no-server':
+      return `the context \`${error.context}\` names no cluster with a server: fix the kubeconfig or pass another --context`
+  }
+}
+
+/** `--namespace`, else the context's (or service account's) namespace, else `default`, like kubectl. */
+export function namespaceOf(cluster: Cluster, flag: string | undefined): string {
   if (flag !== undefined && flag !== '') return flag
-  const context = config.getContextObject(config.getCurrentContext())
-  const fromContext = context?.namespace?.trim()
-  return fromContext ? fromContext : 'default'
+  return cluster.namespace ?? 'default'
 }

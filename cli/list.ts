@@ -1,12 +1,11 @@
-import { MANAGED_BY_SELECTOR, QUEUE_LABEL } from '../sdk/index.ts'
-import { type ApiClient, type WatchEvent, WatchExpired } from './api.ts'
+import { MANAGED_BY_SELECTOR, QUEUE_LABEL, WatchExpiredError } from '../sdk/index.ts'
+import type { ApiClient, WatchEvent } from './api.ts'
 import { ExitCode } from './exit-codes.ts'
 import { formatItems, type Item, type OutputFormat, WatchPrinter } from './output.ts'
 import { Queues } from './queue.ts'
 import { type CliContext, type CommonFlags, interrupted, itemOf, KEYS, Session } from './session.ts'
 
 export const DEFAULT_CHUNK_SIZE = 500
-const WATCH_TIMEOUT_SECONDS = 300
 
 /** Locks, never tickets: the server leaves out every lease with the queue label. */
 export function lockSelector(extra: string | undefined): string {
@@ -30,7 +29,7 @@ export interface ListFlags extends CommonFlags {
 }
 
 export async function listCommand(ctx: CliContext, flags: ListFlags): Promise<number> {
-  const session = new Session(ctx, flags)
+  await using session = new Session(ctx, flags)
   const namespace = flags.allNamespaces ? undefined : session.namespace
   const api = session.api
   const scope = { api, namespace, chunkSize: flags.chunkSize }
@@ -135,7 +134,7 @@ function follow(scope: Scope, labelSelector: string, resourceVersion: string, ha
       try {
         await scope.api.watch(
           scope.namespace,
-          { labelSelector, resourceVersion: from, timeoutSeconds: WATCH_TIMEOUT_SECONDS },
+          { labelSelector, resourceVersion: from },
           (event) => {
             if (event.type === 'BOOKMARK') {
               from = event.resourceVersion
@@ -147,7 +146,7 @@ function follow(scope: Scope, labelSelector: string, resourceVersion: string, ha
           signal,
         )
       } catch (error) {
-        if (!(error instanceof WatchExpired)) throw error
+        if (!(error instanceof WatchExpiredError)) throw error
         const again = await listItems(scope, labelSelector, signal)
         from = again.resourceVersion
         handlers.relisted(again.items)

@@ -1,5 +1,4 @@
-import { dumpYaml } from '@kubernetes/client-node'
-import type { LeaseRecord } from '../sdk/index.ts'
+import { dumpYaml, type LeaseRecord } from '../sdk/index.ts'
 import type { LeaseJson } from './api.ts'
 import {
   type AnnotationKeys,

@@ -1,5 +1,6 @@
 import { Command, CommanderError, Option } from 'commander'
 import {
+  createClusterLeaseStore,
   createLocks,
   LeaseNotManagedError,
   LOCK_NAME_ANNOTATION,
@@ -94,9 +95,11 @@ async function runCommand(ctx: CliContext, name: string, command: readonly strin
     ctx.stderr('warning: --grace is deprecated and will be removed: use --kill-after, which means the same\n')
   }
   const timing = runTiming({ expires: flags.expires, killAfter: flags.killAfter ?? flags.grace })
-  const session = new Session(ctx, flags)
+  await using session = new Session(ctx, flags)
+  // A store of its own: the lock's watches want the SDK's short server-side timeout, not `--watch`'s.
+  const store = createClusterLeaseStore(session.cluster)
   const locks = createLocks({
-    kubeConfig: session.config,
+    store,
     namespace: session.namespace,
     ...(flags.requestTimeout > 0 ? { requestTimeout: flags.requestTimeout } : {}),
     ...(flags.identity === undefined ? {} : { identity: flags.identity }),
@@ -138,6 +141,7 @@ async function runCommand(ctx: CliContext, name: string, command: readonly strin
     })
   } finally {
     await locks.close()
+    await store.close?.()
   }
 }
 
@@ -158,7 +162,7 @@ async function gcCommand(ctx: CliContext, flags: GcFlags): Promise<number> {
       'the controller reclaims and deletes leases; `locks gc` only shows what it would do: add --dry-run',
     )
   }
-  const session = new Session(ctx, flags)
+  await using session = new Session(ctx, flags)
   const namespace = flags.allNamespaces ? undefined : session.namespace
   const list = await session.api.list(
     namespace,

@@ -1,6 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
+import { WatchExpiredError } from '../sdk/index.ts'
 import type { LeaseJson, WatchEvent } from './api.ts'
-import { WatchExpired } from './api.ts'
 import { type ReleaseApi, type ReleaseWait, releaseOnceExpired } from './release.ts'
 
 const MANAGED = { 'app.kubernetes.io/managed-by': 'kube-locks' }
@@ -219,7 +219,7 @@ describe('releaseOnceExpired', () => {
   it('reads the lease again when the watch is too far behind (410)', async () => {
     const fake = fakeApi({ get: () => lease('9', 'q-2_2_y') })
     const outcome = releaseOnceExpired(lease('5', 'p-1_1_x'), options(fake.api))
-    fake.failWatch(new WatchExpired())
+    fake.failWatch(new WatchExpiredError())
     await vi.advanceTimersByTimeAsync(0)
     expect(waits.at(-1)?.lease.spec?.holderIdentity).toBe('q-2_2_y')
     await vi.advanceTimersByTimeAsync(22_000)

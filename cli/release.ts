@@ -10,9 +10,9 @@ import {
   observe,
   recordToLease,
   setClampedTimeout,
+  WatchExpiredError,
 } from '../sdk/index.ts'
 import type { LeaseJson, WatchEvent } from './api.ts'
-import { WatchExpired } from './api.ts'
 import { CliError } from './errors.ts'
 import { ExitCode } from './exit-codes.ts'
 import { cell, isHeld } from './rows.ts'
@@ -33,7 +33,7 @@ export interface ReleaseApi {
   replace(lease: LeaseJson, signal?: AbortSignal): Promise<LeaseJson | undefined>
   watch(
     namespace: string | undefined,
-    query: { fieldSelector: string; resourceVersion: string; timeoutSeconds: number },
+    query: { fieldSelector: string; resourceVersion: string },
     onEvent: (event: WatchEvent) => void,
     signal: AbortSignal,
   ): Promise<void>
@@ -158,7 +158,6 @@ export async function releaseOnceExpired(
   }
 }
 
-const MAX_WATCH_SECONDS = 300
 /** A watch that the server ends sooner than this is not opened again at once. */
 const REWATCH_DELAY_MS = 1_000
 
@@ -208,7 +207,6 @@ async function nextChange(
           {
             fieldSelector: `metadata.name=${name}`,
             resourceVersion,
-            timeoutSeconds: Math.max(1, Math.min(MAX_WATCH_SECONDS, Math.ceil((until - openedAt) / 1000))),
           },
           (event) => {
             if (changed !== undefined) return
@@ -231,7 +229,7 @@ async function nextChange(
         )
       } catch (error) {
         if (stop.signal.aborted) break
-        if (!(error instanceof WatchExpired)) {
+        if (!(error instanceof WatchExpiredError)) {
           // Unreachable or refused: wait without watching; the precondition of the write still holds.
           await sleep(until - monotonic())
           break
@@ -279,7 +277,7 @@ function wallTimeIn(ctx: CliContext, ms: number): string {
 }
 
 export async function releaseCommand(ctx: CliContext, name: string, flags: ReleaseFlags): Promise<number> {
-  const session = new Session(ctx, flags)
+  await using session = new Session(ctx, flags)
   const { json, view } = await findLock(session, name)
   const lockName = view.annotations[LOCK_NAME_ANNOTATION] ?? view.name
   const where = `in namespace \`${view.namespace}\``

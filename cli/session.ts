@@ -1,5 +1,6 @@
 import { constants } from 'node:os'
 import {
+  type Cluster,
   isDns1123Subdomain,
   isTicket,
   LOCK_NAME_ANNOTATION,
@@ -16,7 +17,7 @@ import {
 import { ApiClient, type LeaseJson } from './api.ts'
 import { CliError, UsageError } from './errors.ts'
 import { ExitCode } from './exit-codes.ts'
-import { type ClusterFlags, loadKubeConfig, namespaceOf } from './kubeconfig.ts'
+import { type ClusterFlags, loadCluster, namespaceOf } from './kubeconfig.ts'
 import type { Item } from './output.ts'
 import type { AnnotationKeys } from './rows.ts'
 
@@ -54,24 +55,25 @@ export interface CommonFlags extends ClusterFlags {
   readonly verbose?: boolean
 }
 
-export class Session {
+export class Session implements AsyncDisposable {
   readonly ctx: CliContext
   readonly flags: CommonFlags
   #api: ApiClient | undefined
-  #config: ReturnType<typeof loadKubeConfig> | undefined
+  #cluster: Cluster | undefined
 
   constructor(ctx: CliContext, flags: CommonFlags) {
     this.ctx = ctx
     this.flags = flags
   }
 
-  get config() {
-    this.#config ??= loadKubeConfig(this.flags, { env: this.ctx.env, home: this.ctx.home })
-    return this.#config
+  /** The cluster by kubectl's rules and the flags; loaded on first use. */
+  get cluster(): Cluster {
+    this.#cluster ??= loadCluster(this.flags, { env: this.ctx.env, home: this.ctx.home })
+    return this.#cluster
   }
 
   get namespace(): string {
-    const namespace = namespaceOf(this.config, this.flags.namespace)
+    const namespace = namespaceOf(this.cluster, this.flags.namespace)
     if (namespace.length > 63 || !/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/.test(namespace)) {
       throw new UsageError(
         `\`${namespace}\` is not a namespace name: lowercase letters, digits and '-', at most 63 characters`,
@@ -81,11 +83,16 @@ export class Session {
   }
 
   get api(): ApiClient {
-    this.#api ??= new ApiClient(this.config, {
+    this.#api ??= new ApiClient(this.cluster, {
       requestTimeout: this.flags.requestTimeout,
       trace: this.flags.verbose ? (line) => this.ctx.stderr(`${line}\n`) : undefined,
     })
     return this.#api
+  }
+
+  /** Closes the connections of the API client, if one was made. */
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.#api?.close()
   }
 }
 

@@ -1,5 +1,11 @@
 import type { Logger } from '../clock.ts'
-import { InvalidLockOptionsError, LeaseConflictError, LeaseNotFoundError, type LockError } from '../errors.ts'
+import {
+  InvalidLockOptionsError,
+  LeaseConflictError,
+  LeaseNotFoundError,
+  LockApiError,
+  type LockError,
+} from '../errors.ts'
 import type { LeaseDraft, LeaseObject, LeaseRecord } from '../lease-record.ts'
 import { leaseToRecord, recordToLease } from '../lease-record.ts'
 import type { LeaseList, LeaseStore, ListOptions, RequestOptions, WatchOptions } from '../lease-store.ts'
@@ -145,6 +151,15 @@ export function createStoreOverConnection(
       throw transportError(error, context)
     }
     if (!accept(response.status)) throw responseError(response, context)
+    // A success that is not JSON comes from something other than an API server (a proxy's login page).
+    if (typeof response.body === 'string' && response.status >= 200 && response.status < 300) {
+      throw new LockApiError(
+        response.status,
+        undefined,
+        `the server at ${server} did not answer with JSON: is it a Kubernetes API server?`,
+        { cause: response.body.slice(0, 500) },
+      )
+    }
     return response
   }
 
