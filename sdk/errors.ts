@@ -101,14 +101,19 @@ export class LockPermissionError extends LockError {
     details: { verb: string; resource: string; namespace: string; status: number },
     options?: ErrorOptions,
   ) {
+    // An empty namespace: a request across all namespaces.
+    const where = details.namespace === '' ? 'in all namespaces' : `in namespace \`${details.namespace}\``
     const message =
       details.status === 401
         ? `the Kubernetes API server did not accept the credentials while trying to ${details.verb} ` +
-          `${details.resource} in namespace \`${details.namespace}\`: check the kubeconfig or the pod's ` +
-          'service account token'
-        : `cannot ${details.verb} ${details.resource} in namespace \`${details.namespace}\`: the service ` +
-          `account needs \`${details.verb}\` on \`${details.resource}\` there: bind the chart's ClusterRole ` +
-          '`kube-locks-client` to it with a RoleBinding in that namespace (see docs/install.md)'
+          `${details.resource} ${where}: check the kubeconfig or the pod's service account token`
+        : details.namespace === ''
+          ? `cannot ${details.verb} ${details.resource} in all namespaces: the service account needs ` +
+            `\`${details.verb}\` on \`${details.resource}\` cluster-wide (a ClusterRole bound with a ` +
+            'ClusterRoleBinding), or name the namespaces to work in (the controller: --namespaces)'
+          : `cannot ${details.verb} ${details.resource} ${where}: the service ` +
+            `account needs \`${details.verb}\` on \`${details.resource}\` there: bind the chart's ClusterRole ` +
+            '`kube-locks-client` to it with a RoleBinding in that namespace (see docs/install.md)'
     super('PERMISSION_DENIED', message, options)
     this.verb = details.verb
     this.resource = details.resource

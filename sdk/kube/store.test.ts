@@ -1,7 +1,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { afterEach, describe, expect, it } from 'vitest'
-import { LeaseNotFoundError, LockApiError, WatchExpiredError } from '../errors.ts'
+import { LeaseNotFoundError, LockApiError, LockPermissionError, WatchExpiredError } from '../errors.ts'
 import type { LeaseObject } from '../lease-record.ts'
 import type { KubernetesLeaseEvent, KubernetesLeaseStore } from './store.ts'
 import { createStoreOverConnection } from './store.ts'
@@ -104,6 +104,17 @@ describe('list', () => {
       '/k8s/clusters/c-1/apis/coordination.k8s.io/v1/namespaces/shop/leases',
     )
     expect(logs).toEqual([`GET ${kube.server}apis/coordination.k8s.io/v1/namespaces/shop/leases`])
+  })
+  it('says a refusal across all namespaces needs a ClusterRole', async () => {
+    const kube = await serve((_request, response) => {
+      response.writeHead(403)
+      response.end(JSON.stringify({ kind: 'Status', code: 403, reason: 'Forbidden', message: 'no' }))
+    })
+    const error = await kube.list(undefined).catch((e: unknown) => e)
+    expect(error).toBeInstanceOf(LockPermissionError)
+    expect((error as Error).message).toBe(
+      'cannot list leases.coordination.k8s.io in all namespaces: the service account needs `list` on `leases.coordination.k8s.io` cluster-wide (a ClusterRole bound with a ClusterRoleBinding), or name the namespaces to work in (the controller: --namespaces)',
+    )
   })
 })
 
