@@ -289,7 +289,7 @@ function kubeConfigFor(server: string): KubeConfig {
 describe('watch', () => {
   it('advertises the server-side watch timeout the hub bounds a silent watch by', () => {
     const kubeConfig = kubeConfigFor('https://10.0.0.1:443')
-    expect(createKubernetesLeaseStore(kubeConfig).watchTimeoutSeconds).toBe(15)
+    expect(createKubernetesLeaseStore(kubeConfig).watchTimeoutSeconds).toBe(30)
     expect(createKubernetesLeaseStore(kubeConfig, { watchTimeoutSeconds: 40 }).watchTimeoutSeconds).toBe(40)
     expect(() => createKubernetesLeaseStore(kubeConfig, { watchTimeoutSeconds: 0 })).toThrow(
       'Expected `watchTimeoutSeconds` to be an integer number of seconds from 1 to 3600, got `0` (number)',
@@ -323,7 +323,7 @@ describe('watch', () => {
         resourceVersion: '7',
         allowWatchBookmarks: 'true',
         labelSelector: 'a=b',
-        timeoutSeconds: '15',
+        timeoutSeconds: '30',
       })
     } finally {
       await store.close?.()

@@ -23,8 +23,8 @@ import { setClampedTimeout } from './timers.ts'
  * changes; any other failure marks the hub unhealthy — waiters then poll — and it retries with
  * jittered backoff. Two more ways a watch goes wrong without failing:
  * - It stalls: the stream stays open and delivers nothing (a half-open TCP connection). A store whose
- *   server ends every watch after `store.watchTimeoutSeconds` (the Kubernetes store asks for 15 s) lets
- *   the hub bound this: a watch silent for `watchTimeoutSeconds + STALL_MARGIN_SECONDS` (20 s) since it
+ *   server ends every watch after `store.watchTimeoutSeconds` (the Kubernetes store asks for 30 s) lets
+ *   the hub bound this: a watch silent for `watchTimeoutSeconds + STALL_MARGIN_SECONDS` (35 s) since it
  *   opened or since its last event is aborted, the hub counts as unhealthy (waiters poll) and watches
  *   again. Silence is never taken for a stall from a store that sets no `watchTimeoutSeconds`.
  * - It flaps: the server answers and ends the stream at once, over and over. One such end is resumed at

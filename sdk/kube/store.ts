@@ -30,7 +30,7 @@ export interface KubernetesStoreOptions {
    * longer than this plus 5 s is taken for a stall, and waiters poll until a new watch works. Kubernetes
    * sends bookmarks only about once a minute, so silence alone cannot tell a quiet watch from a dead one
    * any sooner. An integer from 1 to 3600.
-   * @default 15
+   * @default 30
    */
   readonly watchTimeoutSeconds?: number
   /**
@@ -80,7 +80,7 @@ export interface KubernetesLeaseStore extends LeaseStore {
   ): Promise<EventObject>
 }
 
-const DEFAULT_WATCH_TIMEOUT_SECONDS = 15
+const DEFAULT_WATCH_TIMEOUT_SECONDS = 30
 const EVENTS = 'events.events.k8s.io'
 
 function eventsPath(namespace: string, name?: string): string {
