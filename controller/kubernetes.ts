@@ -7,7 +7,7 @@ import {
   LockApiError,
   LockPermissionError,
 } from '../sdk/index.ts'
-import type { EventObject, EventSink } from './events.ts'
+import type { EventSink } from './events.ts'
 
 /** List and watch of managed leases in one namespace, or in all (`namespace` undefined). */
 export type LeaseSource = Pick<LeaseStore, 'list' | 'watch'>
@@ -49,5 +49,3 @@ export function createEventSink(store: Pick<KubernetesLeaseStore, 'createEvent' 
     },
   }
 }
-
-export type { EventObject }
