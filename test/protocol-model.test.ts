@@ -1,11 +1,13 @@
 /**
- * Checks the Promela model of the lock protocol (model/lease-lock.pml) exhaustively with SPIN: the
- * correct model must pass every assertion with a complete search, and each mutation — the model with
- * one of the rules the safety argument rests on taken away — must yield a counterexample. A model that
- * cannot fail would prove nothing.
+ * Checks the Promela models of the protocol exhaustively with SPIN: model/lease-lock.pml (one lock's
+ * lease) and model/fair-queue.pml (the line of a fair lock). Each correct model must pass every
+ * assertion with a complete search, and each mutation — the model with one of the rules the argument
+ * rests on taken away — must yield a counterexample. A model that cannot fail would prove nothing.
+ *
+ * At most two verifiers run at a time (this is meant for a 2-core machine beside the other unit tests).
  */
 import { execFile } from 'node:child_process'
-import { copyFileSync, mkdtempSync, rmSync } from 'node:fs'
+import { copyFileSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { dirname, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -13,19 +15,34 @@ import { promisify } from 'node:util'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 
 const run = promisify(execFile)
-const MODEL = resolve(dirname(fileURLToPath(import.meta.url)), '..', 'model', 'lease-lock.pml')
+const MODELS = resolve(dirname(fileURLToPath(import.meta.url)), '..', 'model')
 const MINUTE = 60_000
+const PARALLEL = 2
+/** Per test, including the wait for a free slot. */
+const TIMEOUT = 10 * MINUTE
 
-/** The bounds every run shares (see docs/safety.md, "What the protocol model covers"). */
-const BOUNDS = ['-DLEASE=3', '-DRETAIN=0']
+/** The bounds every run of the lease model shares (see docs/safety.md, "What the protocol model covers"). */
+const LEASE_BOUNDS = ['-DLEASE=3', '-DRETAIN=0']
+
+type Model = 'lease-lock.pml' | 'fair-queue.pml'
 
 interface Verdict {
   readonly errors: number
   readonly states: number
   readonly seconds: number
-  readonly depthTooSmall: boolean
+  /** The search was cut short (depth limit or memory): a pass would not be exhaustive. */
+  readonly incomplete: boolean
   readonly violated: string | undefined
   readonly output: string
+}
+
+interface CheckOptions {
+  /** A complete search is worth an optimised verifier; a search that stops at its first error is not. */
+  readonly optimise: boolean
+  /** Compile for acceptance cycles and search with weak fairness (`pan -a -f`) instead of safety. */
+  readonly liveness?: boolean
+  /** Store states compressed (`-DCOLLAPSE`): less memory, slower. */
+  readonly collapse?: boolean
 }
 
 async function tool(name: string): Promise<void> {
@@ -33,8 +50,22 @@ async function tool(name: string): Promise<void> {
     await run('sh', ['-c', `command -v ${name}`])
   } catch {
     throw new Error(
-      `\`${name}\` is not installed: the protocol model needs SPIN and a C compiler (\`apt-get install spin gcc\`)`,
+      `\`${name}\` is not installed: the protocol models need SPIN and a C compiler (\`apt-get install spin gcc\`)`,
     )
+  }
+}
+
+/** Runs `task` once fewer than `PARALLEL` others are running. */
+const slots: (() => void)[] = []
+let running = 0
+async function inSlot<T>(task: () => Promise<T>): Promise<T> {
+  if (running >= PARALLEL) await new Promise<void>((wake) => slots.push(wake))
+  running++
+  try {
+    return await task()
+  } finally {
+    running--
+    slots.shift()?.()
   }
 }
 
@@ -51,59 +82,84 @@ afterAll(() => {
 })
 
 /**
- * Generates the verifier for `defines`, compiles it and runs it: a depth-first search of every
- * reachable state, with collapse compression and no bitstate hashing (so a pass is exhaustive).
+ * Generates the verifier of `model` for `defines`, compiles it and runs it: a depth-first search of
+ * every reachable state, with no bitstate hashing (so a pass is exhaustive).
  */
-async function check(
+function check(
   name: string,
+  model: Model,
   defines: readonly string[],
-  options: { optimise: boolean },
+  options: CheckOptions,
 ): Promise<Verdict> {
-  const dir = join(work, name)
-  await run('mkdir', ['-p', dir])
-  copyFileSync(MODEL, join(dir, 'lease-lock.pml'))
-  await run('spin', [...BOUNDS, ...defines, '-a', 'lease-lock.pml'], { cwd: dir, timeout: MINUTE })
-  // A mutation's search stops at its first counterexample: compiling the verifier without optimisation
-  // is then faster than the search it would speed up.
-  const flags = options.optimise ? ['-O2', '-DCOLLAPSE'] : ['-O0', '-DCOLLAPSE']
-  await run('cc', [...flags, '-w', '-DSAFETY', '-o', 'pan', 'pan.c'], { cwd: dir, timeout: 2 * MINUTE })
-  // pan exits non-zero when it finds an error; its verdict is in the output either way.
-  const { stdout, stderr } = await run('./pan', ['-m2000000', '-w24', '-c1'], {
-    cwd: dir,
-    timeout: 3 * MINUTE,
-    maxBuffer: 64 * 1024 * 1024,
-  }).catch((error: { stdout?: string; stderr?: string }) => ({
-    stdout: error.stdout ?? '',
-    stderr: error.stderr ?? '',
-  }))
-  const output = `${stdout}\n${stderr}`
-  const errors = /errors:\s*(\d+)/.exec(output)
-  if (errors === null) throw new Error(`pan printed no verdict for ${name}:\n${output}`)
-  return {
-    errors: Number(errors[1]),
-    states: Number(/([\d.e+]+) states, stored/.exec(output)?.[1] ?? Number.NaN),
-    seconds: Number(/elapsed time ([\d.e+]+) seconds/.exec(output)?.[1] ?? Number.NaN),
-    depthTooSmall: output.includes('max search depth too small'),
-    violated: /assertion violated (.*)/.exec(output)?.[1]?.trim(),
-    output,
-  }
+  return inSlot(async () => {
+    const dir = join(work, name)
+    mkdirSync(dir, { recursive: true })
+    copyFileSync(join(MODELS, model), join(dir, model))
+    await run('spin', [...defines, '-a', model], { cwd: dir, timeout: MINUTE })
+    const flags = [
+      options.optimise ? '-O2' : '-O0',
+      options.liveness ? '-DNOREDUCE' : '-DSAFETY',
+      ...(options.collapse ? ['-DCOLLAPSE'] : []),
+    ]
+    await run('cc', [...flags, '-w', '-o', 'pan', 'pan.c'], { cwd: dir, timeout: 2 * MINUTE })
+    const search = options.liveness ? ['-a', '-f'] : []
+    // pan exits non-zero when it finds an error; its verdict is in the output either way.
+    const { stdout, stderr } = await run('./pan', ['-m2000000', '-w24', '-c1', ...search], {
+      cwd: dir,
+      timeout: 3 * MINUTE,
+      maxBuffer: 64 * 1024 * 1024,
+    }).catch((error: { stdout?: string; stderr?: string }) => ({
+      stdout: error.stdout ?? '',
+      stderr: error.stderr ?? '',
+    }))
+    const output = `${stdout}\n${stderr}`
+    const errors = /errors:\s*(\d+)/.exec(output)
+    if (errors === null) throw new Error(`pan printed no verdict for ${name}:\n${output}`)
+    return {
+      errors: Number(errors[1]),
+      states: Number(/([\d.e+]+) states, stored/.exec(output)?.[1] ?? Number.NaN),
+      seconds: Number(/elapsed time ([\d.e+]+) seconds/.exec(output)?.[1] ?? Number.NaN),
+      incomplete: /max search depth too small|out of memory|search not completed/i.test(output),
+      violated: /(assertion violated .*|acceptance cycle.*|invalid end state.*)/.exec(output)?.[1]?.trim(),
+      output,
+    }
+  })
 }
 
-describe('protocol model', () => {
+async function holds(
+  name: string,
+  model: Model,
+  defines: readonly string[],
+  options?: Partial<CheckOptions>,
+) {
+  const verdict = await check(name, model, defines, { optimise: true, ...options })
+  expect(verdict.incomplete, verdict.output).toBe(false)
+  expect(verdict.errors, verdict.output).toBe(0)
+  console.info(`${name}: ${verdict.states} states, complete, ${verdict.seconds} s`)
+}
+
+async function fails(
+  name: string,
+  model: Model,
+  defines: readonly string[],
+  options?: Partial<CheckOptions>,
+) {
+  const verdict = await check(name, model, defines, { optimise: false, ...options })
+  expect(verdict.errors, verdict.output).toBeGreaterThan(0)
+  console.info(`${name}: ${verdict.violated ?? 'error'} after ${verdict.states} states`)
+}
+
+type Case = readonly [define: string, what: string, extra: readonly string[]]
+
+describe.concurrent('lease model', () => {
+  const bounds = [...LEASE_BOUNDS, '-DNREN=1', '-DRVMAX=6']
   it(
     'the correct model satisfies P1–P3 in every reachable state',
-    async () => {
-      const verdict = await check('correct', ['-DNREN=1', '-DRVMAX=6', '-DCONTROLLER=0'], {
-        optimise: true,
-      })
-      expect(verdict.depthTooSmall, verdict.output).toBe(false)
-      expect(verdict.errors, verdict.output).toBe(0)
-      console.info(`protocol model: ${verdict.states} states, ${verdict.seconds} s`)
-    },
-    4 * MINUTE,
+    () => holds('lease-correct', 'lease-lock.pml', [...bounds, '-DCONTROLLER=0'], { collapse: true }),
+    TIMEOUT,
   )
 
-  const mutations: readonly (readonly [string, string, readonly string[]])[] = [
+  const mutations: readonly Case[] = [
     ['MUTATION_NO_MARGIN', 'no safety margin', []],
     ['MUTATION_RENEWTIME', "expiry judged from the writer's renewTime", ['-DCONTROLLER=0']],
     ['MUTATION_DEADLINE_ANSWER', 'the deadline counted from the answer', []],
@@ -117,14 +173,38 @@ describe('protocol model', () => {
   for (const [define, what, extra] of mutations) {
     it(
       `${define} (${what}) has a counterexample`,
-      async () => {
-        const verdict = await check(define, [`-D${define}`, '-DNREN=1', '-DRVMAX=6', ...extra], {
-          optimise: false,
-        })
-        expect(verdict.errors, verdict.output).toBeGreaterThan(0)
-        console.info(`${define}: ${verdict.violated ?? 'error'} after ${verdict.states} states`)
-      },
-      4 * MINUTE,
+      () =>
+        fails(`lease-${define}`, 'lease-lock.pml', [...bounds, `-D${define}`, ...extra], { collapse: true }),
+      TIMEOUT,
+    )
+  }
+})
+
+describe.concurrent('fair queue model', () => {
+  it(
+    'the correct model satisfies Q1 (exclusion) and Q2 (order) in every reachable state',
+    () => holds('queue-correct', 'fair-queue.pml', ['-DNJOIN=1']),
+    TIMEOUT,
+  )
+  it(
+    'the correct model keeps order when waiters rejoin at the back',
+    () => holds('queue-rejoin', 'fair-queue.pml', ['-DNJOIN=2', '-DNREN=0']),
+    TIMEOUT,
+  )
+
+  const mutations: readonly Case[] = [
+    ['MUTATION_NOT_HEAD', 'a waiter takes the lock whoever is ahead of it', []],
+    ['MUTATION_RENEW_LATE', 'a waiter past its deadline renews in place instead of rejoining', []],
+    ['MUTATION_WALL_CLOCK', "tickets judged dead from renewTime on the reader's wall clock", []],
+    ['MUTATION_NO_CAS', 'the first in line writes the lock without compare-and-swap', []],
+    ['MUTATION_STALE_JUDGE', 'a ticket passed as dead on an observation no read confirmed', []],
+    ['MUTATION_ANSWER_LATE', 'a renewal answered after the deadline restores the place', []],
+  ]
+  for (const [define, what, extra] of mutations) {
+    it(
+      `${define} (${what}) has a counterexample`,
+      () => fails(`queue-${define}`, 'fair-queue.pml', ['-DNJOIN=1', `-D${define}`, ...extra]),
+      TIMEOUT,
     )
   }
 })
