@@ -12,7 +12,7 @@ import {
   ticketDraft,
   WatchExpiredError,
 } from '../sdk/index.ts'
-import { Controller } from './controller.ts'
+import { Controller, LIST_PAGE_SIZE } from './controller.ts'
 import type { LockEvent } from './events.ts'
 import type { LeaseSource } from './kubernetes.ts'
 import { alwaysLeader, type LeaderElector } from './leader-election.ts'
@@ -241,6 +241,19 @@ describe('Controller', () => {
     await vi.advanceTimersByTimeAsync(10_000)
     expect(controller.leading).toBe(true)
     expect(store.peek(NS, 'orders')?.holderIdentity).toBeUndefined()
+  })
+
+  it('lists in pages, so that no answer holds every lease at once, and acts on leases of every page', async () => {
+    const count = LIST_PAGE_SIZE * 2 + 1
+    for (let i = 0; i < count; i++) store.seed(managed(`lock-${i}`))
+    start()
+    await vi.advanceTimersByTimeAsync(0)
+    const lists = store.calls.filter((call) => call.operation === 'list')
+    expect(lists).toHaveLength(3)
+    expect(await gauge('kube_locks_leases', { state: 'held' })).toBe(count)
+    await vi.advanceTimersByTimeAsync(6_000)
+    expect(store.peek(NS, `lock-${count - 1}`)?.holderIdentity).toBeUndefined()
+    expect(store.peek(NS, 'lock-0')?.holderIdentity).toBeUndefined()
   })
 
   it('lists again after 410 Gone, keeping the first-seen time of unchanged leases', async () => {
