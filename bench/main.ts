@@ -1,13 +1,13 @@
 /**
- * `npm run bench [-- --quick] [--only uncontended,handover,crash,throughput,waiting,scale] [--docs]`
+ * `npm run bench [-- --quick] [--only uncontended,handover,crash,throughput,waiting,scale,footprint] [--docs]`
  *
  * kube-locks next to what users would use instead, in one run on one machine: the raw Lease writes
  * (the floor), client-go's leader election (a Go peer, default and tight settings) and redlock on a
- * local Redis. Starts its own control plane (etcd + kube-apiserver) and redis-server and stops them at
- * the end. Prints a table, writes JSON to bench/results/ and, on a full run (or with --docs), the
- * figures and the latency plot to docs/benchmarks.md and bench/plots/latency.svg. A run of some
- * scenarios with --docs writes its figures to a section of their own (and bench/plots/latency-partial.svg),
- * leaving the full run's figures as they are; the next full run removes that section.
+ * local Redis, and what each costs a process in memory and start-up. Starts its own control plane
+ * (etcd + kube-apiserver) and redis-server and stops them at the end. Prints a table, writes JSON to
+ * bench/results/ and, on a full run (or with --docs), the figures and the latency plot to
+ * docs/benchmarks.md and bench/plots/latency.svg. A run of some scenarios with --docs writes its
+ * figures to a section of their own (and bench/plots/latency-partial.svg), leaving the full run's figures as they are; the next full run removes that section.
  */
 import { existsSync, readFileSync } from 'node:fs'
 import { mkdir, readFile, writeFile } from 'node:fs/promises'
@@ -23,6 +23,7 @@ import {
   loadKubeConfig,
   startRedis,
 } from './cluster.ts'
+import { footprint } from './footprint.ts'
 import { killAll } from './processes.ts'
 import { type Report, renderMarkdown, renderTable } from './report.ts'
 import {
@@ -41,7 +42,7 @@ import {
 import { summarize } from './stats.ts'
 import { waiting } from './waiting.ts'
 
-const SCENARIOS = ['uncontended', 'handover', 'crash', 'throughput', 'waiting', 'scale'] as const
+const SCENARIOS = ['uncontended', 'handover', 'crash', 'throughput', 'waiting', 'scale', 'footprint'] as const
 const { values } = parseArgs({
   options: {
     quick: { type: 'boolean', default: false },
@@ -72,6 +73,7 @@ const PROFILE = quick
       waitBusy: 12,
       singleHandovers: 6,
       scale: 300,
+      footprint: 3,
     }
   : {
       uncontended: 200,
@@ -87,6 +89,7 @@ const PROFILE = quick
       waitBusy: 30,
       singleHandovers: 20,
       scale: 10_000,
+      footprint: 10,
     }
 /** A generated part of docs/benchmarks.md: the full run's results, or those of a run of some scenarios. */
 interface Block {
@@ -215,6 +218,13 @@ try {
   if (only.has('scale')) {
     log(`scale: ${PROFILE.scale} held locks…`)
     report.scale = await scale(ctx, PROFILE.scale)
+  }
+  if (only.has('footprint')) {
+    log(`footprint: memory and start-up, ${PROFILE.footprint} fresh processes of each kind…`)
+    report.footprint = await footprint(ctx, {
+      repetitions: PROFILE.footprint,
+      kubectl: plane.binaries.kubectl,
+    })
   }
 } finally {
   clearInterval(loadTimer)

@@ -1,3 +1,4 @@
+import { type FootprintResult, footprintRows } from './footprint.ts'
 import { latencyPlot, type PlotRow } from './plot.ts'
 import { drainTable, waitingRows } from './report-waiting.ts'
 import type { CrashSamples, ScaleResult, ThroughputResult, UncontendedResult } from './scenarios.ts'
@@ -39,6 +40,7 @@ export interface Report {
   throughput?: ThroughputResult[]
   waiting?: WaitingResult
   scale?: ScaleResult
+  footprint?: FootprintResult
 }
 
 /** One line of the results: a figure, its baseline, the ratio and the target it answers to. */
@@ -207,6 +209,7 @@ function rows(report: Report): Row[] {
       )
     }
   }
+  if (report.footprint) out.push(...footprintRows(report.footprint))
   return out
 }
 
@@ -348,6 +351,20 @@ export function renderMarkdown(report: Report, plotName = 'latency'): { markdown
         samples: c.clientGoDefaults.fromKill,
         color: COLORS.clientGo,
       },
+    )
+  }
+  if (report.footprint) {
+    const f = report.footprint
+    plotRows.push(
+      {
+        label: 'start → lock acquired: kube-locks',
+        samples: f.kubeLocks.samples.startMs,
+        color: COLORS.kubeLocks,
+      },
+      { label: 'start → lock acquired: redlock', samples: f.redlock.samples.startMs, color: COLORS.redlock },
+      { label: '`locks --help`', samples: f.samples.cliHelpMs, color: COLORS.kubeLocks },
+      { label: '`kubectl --help`', samples: f.samples.kubectlHelpMs, color: COLORS.clientGo },
+      { label: '`node -e 0`', samples: f.samples.nodeExitMs, color: COLORS.raw },
     )
   }
   const svg = latencyPlot('Latency distributions, one run on one machine', plotRows)
