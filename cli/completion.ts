@@ -1,5 +1,5 @@
 import type { Command } from 'commander'
-import { OUTPUT_FORMATS } from './output.ts'
+import { OUTPUT_FORMATS } from './flags.ts'
 
 export const SHELLS = ['bash', 'zsh'] as const
 export type Shell = (typeof SHELLS)[number]

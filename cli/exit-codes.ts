@@ -1,3 +1,5 @@
+import { constants } from 'node:os'
+
 /**
  * Exit codes of `locks`. They are part of the interface: scripts branch on them, so they never change.
  *
@@ -23,3 +25,9 @@ export const ExitCode = Object.freeze({
   /** `run`: the command was ended by signal N: exit status 128 + N. */
   signalBase: 128,
 })
+
+/** The exit status of a CLI stopped by the signal that aborted `signal`: 128 + its number. */
+export function interrupted(signal: AbortSignal): number {
+  const name = typeof signal.reason === 'string' ? signal.reason : 'SIGINT'
+  return ExitCode.signalBase + (constants.signals[name as NodeJS.Signals] ?? constants.signals.SIGINT)
+}

@@ -2,13 +2,7 @@ import { expiresAt, isFree, isTicket, type LeaseRecord, observe } from '../sdk/i
 import { humanDuration } from './duration.ts'
 import { timeOf } from './rows.ts'
 
-/** The controller's defaults: keep in step with its options. */
-export const GC_DEFAULTS = Object.freeze({
-  /** Seconds past a holder's lease duration before the controller marks the lease free. */
-  grace: 2,
-  /** Seconds a lease stays free before the controller deletes it. */
-  retention: 300,
-})
+export { GC_DEFAULTS } from './flags.ts'
 
 export interface GcOptions {
   readonly grace: number

@@ -1,6 +1,6 @@
 import { queueSelector } from '../sdk/index.ts'
 import { ExitCode } from './exit-codes.ts'
-import { DEFAULT_CHUNK_SIZE } from './list.ts'
+import { DEFAULT_CHUNK_SIZE } from './flags.ts'
 import { formatItems, type OutputFormat } from './output.ts'
 import { Queues } from './queue.ts'
 import { type CliContext, type CommonFlags, findLock, itemOf, KEYS, Session } from './session.ts'

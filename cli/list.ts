@@ -1,11 +1,11 @@
 import { MANAGED_BY_SELECTOR, QUEUE_LABEL, WatchExpiredError } from '../sdk/index.ts'
 import type { ApiClient, WatchEvent } from './api.ts'
-import { ExitCode } from './exit-codes.ts'
+import { ExitCode, interrupted } from './exit-codes.ts'
 import { formatItems, type Item, type OutputFormat, WatchPrinter } from './output.ts'
 import { Queues } from './queue.ts'
-import { type CliContext, type CommonFlags, interrupted, itemOf, KEYS, Session } from './session.ts'
+import { type CliContext, type CommonFlags, itemOf, KEYS, Session } from './session.ts'
 
-export const DEFAULT_CHUNK_SIZE = 500
+export { DEFAULT_CHUNK_SIZE } from './flags.ts'
 
 /** Locks, never tickets: the server leaves out every lease with the queue label. */
 export function lockSelector(extra: string | undefined): string {

@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 import { constants, homedir } from 'node:os'
 import { basename } from 'node:path'
-import { runCli } from './program.ts'
+import { runCli } from './commands.ts'
 
 // The only place that wires process signals: the first one stops waits and watches (and reaches the
 // command of `locks run`, which forwards it); a second one ends the CLI at once.

@@ -1,5 +1,6 @@
 import { dumpYaml, type LeaseRecord } from '../sdk/index.ts'
 import type { LeaseJson } from './api.ts'
+import type { OutputFormat } from './flags.ts'
 import {
   type AnnotationKeys,
   cell,
@@ -11,8 +12,7 @@ import {
   renderTable,
 } from './rows.ts'
 
-export const OUTPUT_FORMATS = ['table', 'wide', 'json', 'yaml', 'name'] as const
-export type OutputFormat = (typeof OUTPUT_FORMATS)[number]
+export { OUTPUT_FORMATS, type OutputFormat } from './flags.ts'
 
 /** A lease as the server sent it, and the view of it that the table shows. */
 export interface Item {

@@ -256,8 +256,7 @@ async function nextChange(
   return changed === undefined ? 'unchanged' : changed.lease
 }
 
-/** Seconds `release` waits for a held lock to expire: enough for the default lease (20 s + grace 2 s), twice. */
-export const DEFAULT_RELEASE_TIMEOUT = 60
+export { DEFAULT_RELEASE_TIMEOUT } from './flags.ts'
 
 export interface ReleaseFlags extends CommonFlags {
   readonly force?: boolean

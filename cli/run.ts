@@ -1,25 +1,20 @@
 import { type ChildProcess, spawn as nodeSpawn, type SpawnOptions } from 'node:child_process'
 import { constants } from 'node:os'
-import { DEFAULTS, defaultSafetyMargin, setClampedTimeout } from '../sdk/index.ts'
-import { UsageError } from './errors.ts'
-import { ExitCode } from './exit-codes.ts'
+import {
+  createClusterLeaseStore,
+  createLocks,
+  DEFAULTS,
+  defaultSafetyMargin,
+  LeaseNotManagedError,
+  LockTimeoutError,
+  setClampedTimeout,
+} from '../sdk/index.ts'
+import { oneLine, UsageError } from './errors.ts'
+import { ExitCode, interrupted } from './exit-codes.ts'
+import { KILL_AFTER_DEFAULTS, RUN_ENV } from './flags.ts'
+import { type CliContext, type CommonFlags, refuseTicketName, Session } from './session.ts'
 
-/** Environment variables `locks run` gives the command. */
-export const RUN_ENV = Object.freeze({
-  /** The lock name as given. */
-  name: 'KUBE_LOCKS_NAME',
-  /** The namespace of the lease. */
-  namespace: 'KUBE_LOCKS_NAMESPACE',
-  /** The Lease object's name. */
-  lease: 'KUBE_LOCKS_LEASE',
-  /** This acquisition's holder identity. */
-  holder: 'KUBE_LOCKS_HOLDER',
-  /**
-   * The fencing token: a decimal integer that grows with every acquisition of the lock. Compare as a
-   * big integer; it may exceed 2^53.
-   */
-  fencingToken: 'KUBE_LOCKS_FENCING_TOKEN',
-})
+export { KILL_AFTER_DEFAULTS, RUN_ENV }
 
 /** Signals passed on to the command's process group while it runs. */
 export const FORWARDED_SIGNALS: readonly NodeJS.Signals[] = Object.freeze([
@@ -66,12 +61,6 @@ export interface SuperviseOptions {
   /** Sends `signal` to process group `pid`; false once the group is gone. Tests inject a fake. */
   readonly killGroup?: ((pid: number, signal: NodeJS.Signals | 0) => boolean) | undefined
 }
-
-/**
- * Seconds between SIGTERM and SIGKILL when `--kill-after` is not given: 10, or a quarter of `expires`
- * if that is less, so that short locks still leave the command most of their time.
- */
-export const KILL_AFTER_DEFAULTS = Object.freeze({ seconds: 10, shareOfExpires: 0.25 })
 
 export interface RunTiming {
   readonly expires: number
@@ -237,4 +226,78 @@ function startFailure(error: unknown, options: SuperviseOptions): number {
   const detail = error instanceof Error ? error.message : String(error)
   options.warn(`cannot start \`${options.command}\` (${detail}): check that it is an executable file`)
   return ExitCode.cannotExecute
+}
+
+export interface RunFlags extends CommonFlags {
+  readonly expires?: number
+  readonly timeout?: number
+  readonly renew?: boolean
+  readonly killAfter?: number
+  /** The old name of `killAfter`. */
+  readonly grace?: number
+  readonly identity?: string
+  readonly service?: string
+}
+
+/** `locks run`: takes the lock, runs the command under {@link supervise}, releases the lock. */
+export async function runCommand(ctx: CliContext, name: string, command: readonly string[], flags: RunFlags) {
+  const [program, ...args] = command
+  if (program === undefined) {
+    throw new UsageError('no command given: put it after `--`, as in `locks run NAME -- CMD [ARGS...]`')
+  }
+  if (flags.grace !== undefined && flags.killAfter !== undefined) {
+    throw new UsageError('--grace is the old name of --kill-after: give only --kill-after')
+  }
+  if (flags.grace !== undefined) {
+    ctx.stderr('warning: --grace is deprecated and will be removed: use --kill-after, which means the same\n')
+  }
+  const timing = runTiming({ expires: flags.expires, killAfter: flags.killAfter ?? flags.grace })
+  await using session = new Session(ctx, flags)
+  // A store of its own: the lock's watches want the SDK's short server-side timeout, not `--watch`'s.
+  const store = createClusterLeaseStore(session.cluster)
+  const locks = createLocks({
+    store,
+    namespace: session.namespace,
+    ...(flags.requestTimeout > 0 ? { requestTimeout: flags.requestTimeout } : {}),
+    ...(flags.identity === undefined ? {} : { identity: flags.identity }),
+    ...(flags.service === undefined ? {} : { service: flags.service }),
+  })
+  try {
+    let lock: Awaited<ReturnType<typeof locks.acquire>>
+    try {
+      lock = await locks.acquire(name, {
+        expires: timing.expires,
+        timeout: flags.timeout,
+        renew: flags.renew === true,
+        // The signal fires killAfter early, so that SIGKILL lands before anyone else may take the lock.
+        safetyMargin: timing.safetyMargin,
+        signal: ctx.signal,
+      })
+    } catch (error) {
+      if (ctx.signal.aborted) return interrupted(ctx.signal)
+      if (error instanceof LockTimeoutError) {
+        ctx.stderr(`error: ${oneLine(error.message)}\n`)
+        return ExitCode.notAcquired
+      }
+      // The SDK refuses a ticket's lease as not a lock's; say what it is.
+      if (error instanceof LeaseNotManagedError) await refuseTicketName(session, name, 'run')
+      throw error
+    }
+    if (flags.verbose) {
+      ctx.stderr(
+        `acquired lock \`${lock.name}\` in namespace \`${lock.namespace}\` as ${lock.holder} (fencing token ${lock.fencingToken})\n`,
+      )
+    }
+    return await supervise(lock, {
+      command: program,
+      args,
+      env: { ...ctx.env },
+      killAfterMs: timing.killAfter * 1000,
+      signals: ctx.signals,
+      warn: (line) => ctx.stderr(`error: ${line}\n`),
+    })
+  } finally {
+    await locks.close()
+    await store.close?.()
+  }
 }

@@ -1,4 +1,3 @@
-import { constants } from 'node:os'
 import {
   type Cluster,
   isDns1123Subdomain,
@@ -16,7 +15,6 @@ import {
 } from '../sdk/index.ts'
 import { ApiClient, type LeaseJson } from './api.ts'
 import { CliError, UsageError } from './errors.ts'
-import { ExitCode } from './exit-codes.ts'
 import { type ClusterFlags, loadCluster, namespaceOf } from './kubeconfig.ts'
 import type { Item } from './output.ts'
 import type { AnnotationKeys } from './rows.ts'
@@ -163,9 +161,4 @@ export async function refuseTicketName(session: Session, name: string, command: 
 
 export function labelSelector(extra: string | undefined): string {
   return extra === undefined || extra.trim() === '' ? MANAGED_BY_SELECTOR : `${MANAGED_BY_SELECTOR},${extra}`
-}
-
-export function interrupted(signal: AbortSignal): number {
-  const name = typeof signal.reason === 'string' ? signal.reason : 'SIGINT'
-  return ExitCode.signalBase + (constants.signals[name as NodeJS.Signals] ?? constants.signals.SIGINT)
 }

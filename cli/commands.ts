@@ -1,0 +1,352 @@
+import { Command, CommanderError, Option } from 'commander'
+import { completionScript, SHELLS } from './completion.ts'
+import { parseSeconds } from './duration.ts'
+import { CliError, oneLine, UsageError } from './errors.ts'
+import { ExitCode, interrupted } from './exit-codes.ts'
+import {
+  DEFAULT_CHUNK_SIZE,
+  DEFAULT_RELEASE_TIMEOUT,
+  GC_DEFAULTS,
+  KILL_AFTER_DEFAULTS,
+  OUTPUT_FORMATS,
+  type OutputFormat,
+  RUN_ENV,
+} from './flags.ts'
+import type { GcFlags } from './gc.ts'
+import type { GetFlags } from './get.ts'
+import type { ListFlags } from './list.ts'
+import type { ReleaseFlags } from './release.ts'
+import type { RunFlags } from './run.ts'
+import type { CliContext } from './session.ts'
+
+// The command tree and what runs it. Only commander and small modules of the CLI's own load with it:
+// each action imports its command's module — and with it the SDK — when it runs, so that `locks --help`
+// and usage errors start without them.
+
+const PROGRAM = 'locks'
+
+function secondsOption(flag: string, limits: Parameters<typeof parseSeconds>[1]) {
+  return (value: string) => {
+    const parsed = parseSeconds(value, limits)
+    if (typeof parsed === 'string') throw new UsageError(`${flag}: ${parsed}`)
+    return parsed
+  }
+}
+
+function integerOption(flag: string) {
+  return (value: string) => {
+    if (!/^[0-9]+$/.test(value))
+      throw new UsageError(`${flag}: expected a whole number >= 0, got \`${value}\``)
+    return Number(value)
+  }
+}
+
+function outputOption(allowed: readonly OutputFormat[]) {
+  return new Option('-o, --output <format>', `output format: ${allowed.join('|')}`)
+    .choices([...allowed])
+    .default('table')
+}
+
+/** Options every command that talks to the cluster has, as in kubectl. */
+function withClusterOptions(command: Command): Command {
+  return command
+    .option('--kubeconfig <file>', 'path to the kubeconfig file (default: $KUBECONFIG, else ~/.kube/config)')
+    .option('--context <name>', 'the kubeconfig context to use')
+    .option('-n, --namespace <namespace>', "namespace of the locks (default: the context's, else `default`)")
+    .addOption(
+      new Option('--request-timeout <seconds>', 'how long to wait for each API request; 0 waits forever')
+        .argParser(secondsOption('--request-timeout', { min: 0 }))
+        .default(30),
+    )
+    .option('-v, --verbose', 'log each API request to stderr')
+}
+
+function examples(lines: readonly string[]): string {
+  return `\nExamples:\n${lines.map((line) => (line.startsWith('#') ? `  ${line}` : `  $ ${line}`)).join('\n')}\n`
+}
+
+/** Builds the command tree. Actions report their exit code through `done`. */
+export function buildProgram(ctx: CliContext, done: (code: number) => void): Command {
+  const program = new Command(ctx.programName ?? PROGRAM)
+  program
+    .description(
+      'See and operate kube-locks: named, cluster-wide locks stored in coordination.k8s.io Lease objects.\n' +
+        'Also installed as `kubectl-locks`, so `kubectl locks ...` works the same.',
+    )
+    .showSuggestionAfterError(true)
+    .helpCommand('help [command]', 'show help for a command')
+    .configureOutput({
+      writeOut: (text) => ctx.stdout(text),
+      writeErr: (text) => ctx.stderr(text),
+      outputError: (text, write) => write(text),
+    })
+    .exitOverride()
+    .addHelpText(
+      'after',
+      `${examples([
+        'locks list -A',
+        'locks get nightly-report -o yaml',
+        'locks run nightly-report --expires 60 --renew -- ./report.sh',
+        'locks release nightly-report --force',
+      ])}
+Exit codes: 0 ok, 1 runtime failure, 2 usage error; \`locks run\` also ${ExitCode.notAcquired} not acquired, ${ExitCode.lost} lock lost,
+126/127 command not executable/not found, else the command's own status. See docs/cli.md.
+`,
+    )
+
+  const action =
+    <A extends unknown[]>(fn: (...args: A) => Promise<number>) =>
+    async (...args: A) => {
+      done(await fn(...args))
+    }
+
+  withClusterOptions(
+    program
+      .command('list')
+      .alias('ls')
+      .description('list locks: who holds what, since when, when it expires, and how many wait for it'),
+  )
+    .option('-A, --all-namespaces', 'list locks in all namespaces')
+    .option('-l, --selector <selector>', 'filter by label selector, as in kubectl (e.g. `team=payments`)')
+    .addOption(outputOption(OUTPUT_FORMATS))
+    .option('--no-headers', 'omit the header row')
+    .option('-w, --watch', 'after listing, keep printing changes as they happen')
+    .addOption(
+      new Option('--chunk-size <n>', 'fetch large lists in pages of this many leases; 0 fetches all at once')
+        .argParser(integerOption('--chunk-size'))
+        .default(DEFAULT_CHUNK_SIZE),
+    )
+    .addHelpText(
+      'after',
+      examples([
+        'locks list',
+        'locks ls -A -o wide',
+        'locks list -n shop -l team=payments -o name',
+        '# follow handovers live',
+        'locks list -w',
+        'kubectl locks list -A --no-headers',
+      ]),
+    )
+    .action(action(async (flags: ListFlags) => (await import('./list.ts')).listCommand(ctx, flags)))
+
+  withClusterOptions(
+    program
+      .command('get')
+      .argument('<name>', 'lock name, or lease name (also as lease.coordination.k8s.io/NAME)')
+      .description('show one lock, and its waiters in line order'),
+  )
+    .addOption(outputOption(OUTPUT_FORMATS))
+    .option('--no-headers', 'omit the header row')
+    .addHelpText(
+      'after',
+      examples([
+        'locks get nightly-report',
+        'locks get "orders/eu west" -n shop -o yaml',
+        'locks get nightly-report -o json',
+      ]),
+    )
+    .action(
+      action(async (name: string, flags: GetFlags) =>
+        (await import('./get.ts')).getCommand(ctx, name, flags),
+      ),
+    )
+
+  withClusterOptions(
+    program
+      .command('release')
+      .argument('<name>', 'lock name, or lease name')
+      .description('mark a lock free, under a resourceVersion precondition'),
+  )
+    .option(
+      '--force',
+      'release it now, whoever holds it: a holder that is still running keeps running beside the next holder',
+    )
+    .option(
+      '--holder <identity>',
+      'release it now, but only while this holder identity holds it (the same risk as --force, for that holder)',
+    )
+    .addOption(
+      new Option(
+        '--grace <seconds>',
+        'how long beyond its duration this machine must see the lease unchanged before it counts as expired',
+      )
+        .argParser(secondsOption('--grace', { min: 0 }))
+        .default(GC_DEFAULTS.grace),
+    )
+    .addOption(
+      new Option(
+        '--timeout <seconds>',
+        'how long to wait for a held lock to expire or come free; 0 does not wait, `inf` waits forever',
+      )
+        .argParser(secondsOption('--timeout', { min: 0, allowInfinity: true }))
+        .default(DEFAULT_RELEASE_TIMEOUT),
+    )
+    .addHelpText(
+      'after',
+      `${examples([
+        '# waits until this machine has seen the lease unchanged for its duration + grace, then frees it',
+        'locks release nightly-report',
+        '# refuses at once while someone holds it',
+        'locks release nightly-report --timeout 0',
+        'locks release nightly-report --holder worker-7_4711_x2f9',
+        'locks release nightly-report --force',
+      ])}
+Without --force or --holder, a held lock is freed only once this machine's own monotonic clock has seen
+its lease unchanged (no renewal, no handover) for the lease's duration plus --grace; the times written in
+the lease come from another machine's clock and are not trusted. A renewal starts the wait again. After
+--timeout it gives up and changes nothing (exit 1).
+A holder that still runs learns of --force or --holder only when it next renews; use them only when it is gone.
+`,
+    )
+    .action(
+      action(async (name: string, flags: ReleaseFlags) =>
+        (await import('./release.ts')).releaseCommand(ctx, name, flags),
+      ),
+    )
+
+  withClusterOptions(
+    program
+      .command('run')
+      .argument('<name>', 'lock name (any string)')
+      .argument('[command...]', 'the command and its arguments, after `--`')
+      .description('run a command while holding a lock, like flock(1)'),
+  )
+    .addOption(
+      new Option(
+        '--expires <seconds>',
+        'seconds after the last renewal when the lock expires (default: 20)',
+      ).argParser(secondsOption('--expires', { min: 0, positive: true })),
+    )
+    .addOption(
+      new Option(
+        '--timeout <seconds>',
+        'seconds to wait while someone else holds it; 0 tries once, `inf` waits forever (default: 10)',
+      ).argParser(secondsOption('--timeout', { min: 0, allowInfinity: true })),
+    )
+    .option('--renew', 'renew the lock while the command runs (else it expires after --expires)')
+    .addOption(
+      new Option(
+        '--kill-after <seconds>',
+        `if the lock is lost: seconds between SIGTERM and SIGKILL to the command; SIGTERM comes this much before the lock's end, so that SIGKILL lands before anyone else can take it (default: ${KILL_AFTER_DEFAULTS.seconds}, at most ${KILL_AFTER_DEFAULTS.shareOfExpires * 100} % of --expires)`,
+      ).argParser(secondsOption('--kill-after', { min: 0 })),
+    )
+    .addOption(
+      new Option('--grace <seconds>', 'deprecated: the old name of --kill-after')
+        .argParser(secondsOption('--grace', { min: 0 }))
+        .hideHelp(),
+    )
+    .option('--identity <prefix>', "holder identity prefix (default: $POD_NAME, else the host's name)")
+    .option('--service <name>', 'service name recorded on the lease (kube-locks.io/service)')
+    .addHelpText(
+      'after',
+      `${examples([
+        'locks run nightly-report --renew -- ./report.sh --date today',
+        '# give up at once if someone else holds it',
+        'locks run db-migrate --timeout 0 -- npm run migrate',
+        `locks run backup --expires 300 -- sh -c 'echo "token $${RUN_ENV.fencingToken}"; ./backup'`,
+      ])}
+The command runs in its own process group with these variables set: ${Object.values(RUN_ENV).join(', ')}.
+Signals sent to locks (INT, TERM, HUP, QUIT, USR1, USR2, WINCH) are forwarded to the group. If the lock is
+lost, the group gets SIGTERM, then SIGKILL after --kill-after seconds, and locks exits ${ExitCode.lost}. SIGTERM
+comes --kill-after seconds before the lock's end (without --renew: --expires minus the safety margin and
+--kill-after after it was acquired), so that nothing of the group runs once someone else can take the lock.
+Exit status: the command's own (128+N if killed by signal N); ${ExitCode.notAcquired} if the lock was not acquired in time;
+${ExitCode.lost} if the lock was lost; 126 if the command cannot run; 127 if not found; 1 on other failures; 2 on usage errors.
+`,
+    )
+    .action(
+      action(async (name: string, command: string[], flags: RunFlags) =>
+        (await import('./run.ts')).runCommand(ctx, name, command, flags),
+      ),
+    )
+
+  withClusterOptions(
+    program.command('gc').description('show what the controller would reclaim (free) or delete right now'),
+  )
+    .option('--dry-run', 'only show; required, as the controller does the work')
+    .option('-A, --all-namespaces', 'look in all namespaces')
+    .option('-l, --selector <selector>', 'filter by label selector')
+    .addOption(outputOption(['table', 'json', 'name']))
+    .option('--no-headers', 'omit the header row')
+    .addOption(
+      new Option('--grace <seconds>', "the controller's grace past a lease's expiry before freeing it")
+        .argParser(secondsOption('--grace', { min: 0 }))
+        .default(GC_DEFAULTS.grace),
+    )
+    .addOption(
+      new Option('--retention <seconds>', "the controller's retention of free leases before deleting them")
+        .argParser(secondsOption('--retention', { min: 0 }))
+        .default(GC_DEFAULTS.retention),
+    )
+    .addOption(
+      new Option('--chunk-size <n>', 'fetch large lists in pages of this many leases')
+        .argParser(integerOption('--chunk-size'))
+        .default(DEFAULT_CHUNK_SIZE),
+    )
+    .addHelpText('after', examples(['locks gc --dry-run', 'locks gc --dry-run -A -o json']))
+    .action(action(async (flags: GcFlags) => (await import('./gc.ts')).gcCommand(ctx, flags)))
+
+  program
+    .command('completion')
+    .argument('<shell>', `${SHELLS.join(' or ')}`)
+    .description('print a shell completion script')
+    .addHelpText(
+      'after',
+      examples([
+        '# bash, for this shell',
+        'source <(locks completion bash)',
+        '# zsh, for good',
+        'locks completion zsh > ~/.zfunc/_locks',
+      ]),
+    )
+    .action(
+      action(async (shell: string) => {
+        if (!(SHELLS as readonly string[]).includes(shell)) {
+          throw new UsageError(`unknown shell \`${shell}\`: choose ${SHELLS.join(' or ')}`)
+        }
+        ctx.stdout(completionScript(program, shell as (typeof SHELLS)[number]))
+        return ExitCode.ok
+      }),
+    )
+
+  return program
+}
+
+/** Runs the CLI on `argv` (without the node and script paths) and returns the exit code. */
+export async function runCli(argv: readonly string[], ctx: CliContext): Promise<number> {
+  let code: number = ExitCode.ok
+  const program = buildProgram(ctx, (exitCode) => {
+    code = exitCode
+  })
+  try {
+    await program.parseAsync([...argv], { from: 'user' })
+    return code
+  } catch (error) {
+    return await report(error, ctx)
+  }
+}
+
+async function report(error: unknown, ctx: CliContext): Promise<number> {
+  if (error instanceof CommanderError) {
+    // Commander has already printed its message (or the help).
+    if (error.code === 'commander.helpDisplayed' || error.code === 'commander.version') return ExitCode.ok
+    if (error.code === 'commander.help') return ExitCode.usage
+    return ExitCode.usage
+  }
+  if (error instanceof CliError) {
+    ctx.stderr(`error: ${oneLine(error.message)}\n`)
+    return error.exitCode
+  }
+  if (ctx.signal.aborted && (error === ctx.signal.reason || (error as Error | null)?.name === 'AbortError')) {
+    return interrupted(ctx.signal)
+  }
+  // An error of the SDK's comes from an action, which has loaded the SDK already.
+  const { LockError } = await import('../sdk/index.ts')
+  if (error instanceof LockError) {
+    ctx.stderr(`error: ${oneLine(error.message)}\n`)
+    return ExitCode.failure
+  }
+  const message = error instanceof Error ? error.message : String(error)
+  ctx.stderr(`error: ${oneLine(message)}\n`)
+  return ExitCode.failure
+}
