@@ -52,8 +52,7 @@
  *       (not renewed since), a lease it frees names no valid holder, and a lease it deletes is free;
  *   P4  (LIVENESS builds, LTL with weak fairness) a lock whose holder died is acquired by the waiter.
  *
- * Mutations (-D switches), each expected to produce a counterexample (for MUTATION_NO_UID none has
- * been found within the test's budget yet):
+ * Mutations (-D switches), each expected to produce a counterexample (except MUTATION_NO_UID, below):
  *   MUTATION_NO_MARGIN        no safety margin (M = 0)
  *   MUTATION_RENEWTIME        expiry judged from the writer's renewTime and the reader's wall clock
  *   MUTATION_NO_UID           updates without the uid precondition: an update of a deleted lease
@@ -65,6 +64,22 @@
  *   MUTATION_CONTROLLER_BLIND the controller writes without preconditions
  *   MUTATION_SKEW             clocks drift twice as far as MARGIN + GRACE tolerates
  *   WITH_FORCE                the operator runs `locks release --force`
+ *   MUTATION_OBSERVE_RESET    (LIVENESS builds) an unchanged lease's first-seen time restarts with
+ *                             every read, so a waiter that keeps reading never sees it expire
+ *
+ * MUTATION_NO_UID cannot fail here, and a complete search confirms it (1 client with the controller,
+ * NACQ 2, NREN 1, RVMAX 6: 2.7 million states, no error). Without the uid precondition an update still
+ * carries the resourceVersion it read, and with one global revision no other lease, not even the same
+ * name re-created, ever has that resourceVersion again: a stale update fails as before. What is left is
+ * an update that finds the lease deleted and creates it. A lease is deleted only once free, and it
+ * becomes free only by its holder's release or after its holder's deadline (expiry, by the waiter's or
+ * the controller's rule); so such an update lands after its sender's deadline: an answered renewal then
+ * finds its sender lost (rem == 0), a renewal or release whose answer was lost belongs to a sender that
+ * counts its lock lost already, and an acquiring write makes a new lease whose token (its fresh
+ * resourceVersion) is the greatest yet, while nobody else can be valid (the lease was free when
+ * deleted, and a create by someone else since would have made the update fail). The uid precondition
+ * guards what the model leaves out: revisions that repeat (an etcd restore, a store with per-object
+ * revisions: MUTATION_RV_PER_OBJECT) and clocks outside the skew bound.
  */
 
 /* ---- bounds and durations, in clock units; override with -D ---- */
@@ -276,7 +291,11 @@ inline look(p, cap) {
   if
   :: exists ->
      if
+#ifdef MUTATION_OBSERVE_RESET
+     :: o_uid[p] == uid && o_rv[p] == rv -> first_seen(p, cap)
+#else
      :: o_uid[p] == uid && o_rv[p] == rv -> skip    /* unchanged: keeps its first-seen time */
+#endif
      :: else -> o_uid[p] = uid; o_rv[p] = rv; o_holder[p] = holder; first_seen(p, cap)
      fi;
      view[p] = SEEN
@@ -291,7 +310,9 @@ inline forget(i) {
 /* ---- P1 and P2 ---- */
 inline exclusive(i) {
   assert(i == 0 || !VALID(0));
+#if NC > 1
   assert(i == 1 || !VALID(1));
+#endif
 #if NC > 2
   assert(i == 2 || !VALID(2));
 #endif
@@ -344,14 +365,40 @@ inline end_acq(i) {
 #define CAN_LOSE true
 #endif
 
+/* A client that is done decides nothing more: its clock no longer counts (it stays at 0). */
+#define TICKS(p) ((p) >= NC || st[p] != DONE)
+
+/* keeps the slowest clock that still counts at 0 */
+inline normalize() {
+  allup = true;
+  for (q : 0 .. NP - 1) {
+    if
+    :: lead[q] == 0 && TICKS(q) -> allup = false
+    :: else -> skip
+    fi
+  }
+  if
+  :: allup ->
+     for (q : 0 .. NP - 1) {
+       if
+       :: lead[q] > 0 -> lead[q]--
+       :: else -> skip
+       fi
+     }
+  :: else -> skip
+  fi;
+  q = 0; allup = false
+}
+
 #define HELD_BY_OTHER(i) (o_holder[i] != 0 && !(o_holder[i] == cur[i] && pend[i]))
 
 proctype client(byte i) {
   byte k = 0;   /* acquisitions begun */
+end:
   do
   /* a new acquisition, with a new identity */
   :: atomic { st[i] == IDLE && k < NACQ -> k++; cur[i] = i * NACQ + k; view[i] = UNKNOWN; st[i] = ACQ }
-  :: atomic { st[i] == IDLE && k == NACQ -> st[i] = DONE; cur[i] = 0; forget(i) }
+  :: atomic { st[i] == IDLE && k == NACQ -> st[i] = DONE; cur[i] = 0; forget(i); lead[i] = 0; normalize() }
 
   /* acquiring: read when the view is unknown or the lease is held by someone else and not expired */
   :: atomic { st[i] == ACQ &&
@@ -493,6 +540,7 @@ active proctype controller() {
   byte bu;
   byte br;
   byte bh;
+end:
   do
   :: atomic { look(CI, CCAP) }
   :: atomic { view[CI] == SEEN && o_holder[CI] != 0 && o_age[CI] >= CWAIT && rv < RVMAX -> controller_writes(UPDATE) }
@@ -505,6 +553,7 @@ active proctype controller() {
 #if OPERATOR
 active proctype operator() {
   bool ok;
+end:
   do
   :: atomic { look(OI, OWAIT) }
 #ifdef WITH_FORCE
@@ -525,9 +574,12 @@ inline late(p, ok) {
 
 active proctype net() {
   bool ok;
+end:
   do
   :: atomic { g_op[0] != NOOP && rv < RVMAX -> late(0, ok); ok = false }
+#if NC > 1
   :: atomic { g_op[1] != NOOP && rv < RVMAX -> late(1, ok); ok = false }
+#endif
 #if NC > 2
   :: atomic { g_op[2] != NOOP && rv < RVMAX -> late(2, ok); ok = false }
 #endif
@@ -561,27 +613,15 @@ inline age_observer(p, cap) {
   fi
 }
 
-inline normalize() {
-  allup = true;
-  for (q : 0 .. NP - 1) {
-    if
-    :: lead[q] == 0 -> allup = false
-    :: else -> skip
-    fi
-  }
-  if
-  :: allup -> for (q : 0 .. NP - 1) { lead[q]-- }
-  :: else -> skip
-  fi;
-  q = 0; allup = false
-}
-
 active proctype clock() {
+end:
   do
-  :: d_step { lead[0] < SKEW -> lead[0]++; age_client(0); normalize() }
-  :: d_step { lead[1] < SKEW -> lead[1]++; age_client(1); normalize() }
+  :: d_step { lead[0] < SKEW && TICKS(0) -> lead[0]++; age_client(0); normalize() }
+#if NC > 1
+  :: d_step { lead[1] < SKEW && TICKS(1) -> lead[1]++; age_client(1); normalize() }
+#endif
 #if NC > 2
-  :: d_step { lead[2] < SKEW -> lead[2]++; age_client(2); normalize() }
+  :: d_step { lead[2] < SKEW && TICKS(2) -> lead[2]++; age_client(2); normalize() }
 #endif
 #if CONTROLLER
   :: d_step { lead[CI] < SKEW -> lead[CI]++; age_observer(CI, CCAP); normalize() }
@@ -595,7 +635,9 @@ active proctype clock() {
 init {
   atomic {
     run client(0);
+#if NC > 1
     run client(1);
+#endif
 #if NC > 2
     run client(2);
 #endif
