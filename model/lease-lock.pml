@@ -68,7 +68,7 @@
  *                             every read, so a waiter that keeps reading never sees it expire
  *
  * MUTATION_NO_UID cannot fail here, and a complete search confirms it (1 client with the controller,
- * NACQ 2, NREN 1, RVMAX 6: 2.7 million states, no error). Without the uid precondition an update still
+ * NACQ 2, NREN 1, RVMAX 6: 2,659,546 states, no error). Without the uid precondition an update still
  * carries the resourceVersion it read, and with one global revision no other lease, not even the same
  * name re-created, ever has that resourceVersion again: a stale update fails as before. What is left is
  * an update that finds the lease deleted and creates it. A lease is deleted only once free, and it
