@@ -40,7 +40,8 @@
  * by amounts that differ by at most 2 * SKEW: the correct model is safe exactly while
  * 2 * SKEW <= MARGIN + GRACE (a holder's clock may lag an observer's by that much over one lease).
  * Times are kept as ages (ticks of the owner's clock since an event, saturated where larger values
- * decide nothing), so the state space is finite without a time horizon.
+ * decide nothing), so the state space is finite without a time horizon. A client that is done decides
+ * nothing more: its clock leaves the skew bound.
  *
  * Properties (assertions; P1-P3 are checked where they could first become false):
  *   P1  at most one valid holder at any instant (valid: acquired, not released or lost, own clock
