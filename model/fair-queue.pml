@@ -48,6 +48,9 @@
  * MUTATION_STALE_JUDGE and MUTATION_ANSWER_LATE take each away. (A read made for R1 comes after the
  * waiter's own create, so it shows every ticket created before its own that still exists: a view of the
  * line older than the own ticket, which may miss some, is one of the stale observations R1 excludes.)
+ * WaitLine as written follows neither yet: `ahead` judges on the last observation (the watch's, which
+ * may lag), and `renew` adopts any successful answer with its send time. It behaves like the two
+ * mutations, whose counterexamples show the order it can lose (never exclusion).
  *
  * Properties (assertions, checked where they could first become false):
  *   Q1  mutual exclusion: when a waiter takes the lock nobody else holds it;
