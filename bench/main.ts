@@ -7,7 +7,8 @@
  * (etcd + kube-apiserver) and redis-server and stops them at the end. Prints a table, writes JSON to
  * bench/results/ and, on a full run (or with --docs), the figures and the latency plot to
  * docs/benchmarks.md and bench/plots/latency.svg. A run of some scenarios with --docs writes its
- * figures to a section of their own (and bench/plots/latency-partial.svg), leaving the full run's figures as they are; the next full run removes that section.
+ * figures to a section of that set of scenarios (and bench/plots/latency-<scenarios>.svg), leaving the
+ * full run's figures and other sets' sections as they are; the next full run removes those sections.
  */
 import { existsSync, readFileSync } from 'node:fs'
 import { mkdir, readFile, writeFile } from 'node:fs/promises'
@@ -97,7 +98,13 @@ interface Block {
   readonly end: string
 }
 const RESULTS: Block = { start: '<!-- results:start -->', end: '<!-- results:end -->' }
-const PARTIAL: Block = { start: '<!-- partial-results:start -->', end: '<!-- partial-results:end -->' }
+/** The section of a run of some scenarios alone: one per set of scenarios, so runs of other sets stay. */
+function partialBlock(names: readonly string[]): Block {
+  const set = names.join(',')
+  return { start: `<!-- partial-results:${set}:start -->`, end: `<!-- partial-results:${set}:end -->` }
+}
+/** Every partial section, whatever its scenarios: a full run replaces them all. */
+const ANY_PARTIAL = /<!-- partial-results:([a-z,]+):start -->[\s\S]*?<!-- partial-results:\1:end -->\n*/g
 
 const CRASH_EXPIRES = 5
 const CRASH_HOLD_MS = 2_500
@@ -255,18 +262,18 @@ const file = join(resultsDir, `bench-${report.date.replace(/[:.]/g, '-')}${quick
 await writeFile(file, `${JSON.stringify(report, null, 2)}\n`)
 process.stdout.write(`\nwritten to ${file}\n`)
 if (writeDocs) {
-  const plotName = complete ? 'latency' : 'latency-partial'
+  const names = SCENARIOS.filter((name) => only.has(name))
+  const plotName = complete ? 'latency' : `latency-${names.join('-')}`
   const { markdown, svg } = renderMarkdown(report, plotName)
   await mkdir(join(ROOT, 'bench', 'plots'), { recursive: true })
   await writeFile(join(ROOT, 'bench', 'plots', `${plotName}.svg`), svg)
   const docPath = join(ROOT, 'docs', 'benchmarks.md')
   let doc = existsSync(docPath) ? await readFile(docPath, 'utf8') : '# Benchmarks\n'
   if (complete) {
-    doc = splice(doc, RESULTS, markdown)
-    doc = splice(doc, PARTIAL, undefined)
+    doc = splice(doc, RESULTS, markdown).replace(ANY_PARTIAL, '')
   } else {
-    const heading = `### Run of ${report.only?.join(', ')} alone\n\nFigures of a separate run of only these scenarios, as the script wrote them; they are not those of the full run above.`
-    doc = splice(doc, PARTIAL, `${heading}\n\n${markdown}`)
+    const heading = `### Run of ${names.join(', ')} alone\n\nFigures of a separate run of only these scenarios, as the script wrote them; they are not those of the full run above.`
+    doc = splice(doc, partialBlock(names), `${heading}\n\n${markdown}`)
   }
   await writeFile(docPath, alignTables(doc))
   process.stdout.write(`figures written to docs/benchmarks.md and bench/plots/${plotName}.svg\n`)
