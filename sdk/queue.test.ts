@@ -191,7 +191,7 @@ describe('fair waiting', () => {
   it('a waiter cut off past its place keeps no place: it joins again behind those who stayed', async () => {
     const holder = await locks('holder').acquire('cut')
     const [early] = await queue('cut', [locks('early')], [120])
-    // From now on no update is answered: the early waiter's renewal (due at 6 s) hangs until its
+    // From now on no update is answered: the early waiter's renewal (due at 7.5 s) hangs until its
     // request timeout (10 s), by when its place is no longer sure (15 s − 1.5 s after it joined).
     await vi.advanceTimersByTimeAsync(1000)
     const cut = store.pause('update')
@@ -205,6 +205,30 @@ describe('fair waiting', () => {
     await advanceUntil(() => later.status === 'fulfilled', 1000)
     expect(early?.status).toBe('pending')
     await (later.value as Lock).release()
+    await advanceUntil(() => early?.status === 'fulfilled', 1000)
+    await (early as Tracked<Lock>).value?.release()
+  })
+
+  it('a renewal answered after the place was no longer sure does not keep it: the waiter joins again behind', async () => {
+    const holder = await locks('holder').acquire('late')
+    const [early] = await queue('late', [locks('early')], [120])
+    await vi.advanceTimersByTimeAsync(3000)
+    const [later] = await queue('late', [locks('later')], [120])
+    const earlyTicket = line('late')[0]?.name
+    // Renewals are held: the early waiter's (sent at 7.5 s) is answered at 14 s, past its place's
+    // deadline (13.5 s), by when the others may have passed it; the later waiter's (sent at 10.5 s) is
+    // answered within its own (16.5 s).
+    await vi.advanceTimersByTimeAsync(4000)
+    const held = store.pause('update')
+    await vi.advanceTimersByTimeAsync(7000)
+    held.resume()
+    await advanceUntil(() => names(line('late')) === 'later,early', 3000)
+    expect(names(line('late'))).toBe('later,early')
+    expect(line('late')[1]?.name).not.toBe(earlyTicket)
+    await holder.release()
+    await advanceUntil(() => later?.status === 'fulfilled', 1000)
+    expect(early?.status).toBe('pending')
+    await (later as Tracked<Lock>).value?.release()
     await advanceUntil(() => early?.status === 'fulfilled', 1000)
     await (early as Tracked<Lock>).value?.release()
   })

@@ -204,7 +204,8 @@ export class WaitLine {
 
   /**
    * Renews the own ticket (compare-and-swap). A ticket that is gone or was changed by someone else (the
-   * controller deleted it) leaves the waiter out of line: it joins again. Throws `LockUnavailableError`
+   * controller deleted it) leaves the waiter out of line: it joins again. A renewal answered after
+   * {@link placeSureUntil} keeps no place either ({@link mustRejoin}). Throws `LockUnavailableError`
    * when the API failed; the place stays sure until {@link placeSureUntil}.
    */
   async renew(signal?: AbortSignal): Promise<void> {
@@ -215,7 +216,12 @@ export class WaitLine {
       const record = await this.#options.store.update(renewedTicket(own.record, this.#options.wallNow()), {
         signal,
       })
-      if (this.#own === own) this.#adopt(record, sentAt)
+      if (this.#own !== own) return
+      // Answered after the place stopped being sure: others may have passed the ticket meanwhile, so
+      // the answer must not restore the place. The record is kept (to delete it by its new version),
+      // the old send time too, so the waiter leaves and joins again at the back.
+      const late = this.#options.now() >= this.placeSureUntil
+      this.#adopt(record, late ? own.sentAt : sentAt)
     } catch (error) {
       if (error instanceof LeaseConflictError || error instanceof LeaseNotFoundError) {
         this.#own = undefined
