@@ -207,6 +207,13 @@ export class LockClient implements Locks {
         (async (view) => {
           await lineRead
           const holder = view === 'absent' ? undefined : view.record.holderIdentity
+          const ahead = line.ahead(clock.now(), holder)
+          if (ahead.count > 0) return false
+          if (ahead.passed === 0) return true
+          // Passing waiters as gone: only on a fresh read, which shows any renewal the watch has
+          // not delivered yet. A read that fails leaves the last view to decide: order gives way to
+          // progress, and the taking write is a compare-and-swap either way.
+          await this.#readLine(line, readBudget(), signals)
           return line.ahead(clock.now(), holder).count === 0
         }),
     }

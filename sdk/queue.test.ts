@@ -3,6 +3,7 @@ import { createLocks } from './create-locks.ts'
 import { LockTimeoutError, LockUnavailableError } from './errors.ts'
 import type { Lock } from './held-lock.ts'
 import type { LeaseRecord } from './lease-record.ts'
+import type { LeaseStore } from './lease-store.ts'
 import type { Locks } from './locks.ts'
 import type { MemoryLeaseStore } from './memory-store.ts'
 import { createMemoryLeaseStore } from './memory-store.ts'
@@ -231,6 +232,36 @@ describe('fair waiting', () => {
     await (later as Tracked<Lock>).value?.release()
     await advanceUntil(() => early?.status === 'fulfilled', 1000)
     await (early as Tracked<Lock>).value?.release()
+  })
+
+  it('passes a waiter ahead as gone only on a fresh read of the line, never on a watch that lags', async () => {
+    const holder = await locks('holder').acquire('lagging')
+    let ahead = deadTicket('lagging', 'ahead')
+    // This waiter's watch never delivers the changes of the ticket ahead of it.
+    const lagging: LeaseStore = {
+      ...store,
+      watch: (namespace, options, onEvent) =>
+        store.watch(namespace, options, (event) => {
+          if (event.type !== 'BOOKMARK' && event.lease.name === ahead.name) return
+          onEvent(event)
+        }),
+    }
+    const behind = createLocks({ store: lagging, namespace: NS, identity: 'behind', clock: fakeClock })
+    opened.push(behind)
+    const waiter = track(behind.acquire('lagging', { timeout: 120 }))
+    await advanceUntil(() => line('lagging').length === 2, 1000)
+    await holder.release()
+    // The waiter ahead stays alive, renewing every 7.5 s: the one behind must not pass it.
+    for (let renewals = 0; renewals < 4; renewals++) {
+      await vi.advanceTimersByTimeAsync(7500)
+      ahead = await store.update(renewedTicket(ahead, Date.now()))
+    }
+    expect(waiter.status).toBe('pending')
+    // Gone (the watch does not say so either): passed once seen unchanged for its duration + grace.
+    await store.delete(NS, ahead.name, ahead)
+    await advanceUntil(() => waiter.status !== 'pending', 20_000)
+    expect(waiter.status).toBe('fulfilled')
+    await (waiter.value as Lock).release()
   })
 
   it('fair: false races as before: no ticket', async () => {

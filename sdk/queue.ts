@@ -150,23 +150,33 @@ export class WaitLine {
   }
 
   /**
-   * The waiters ahead of this one that still count at `now`, and when the first of them could stop
-   * counting (the earliest time to look again). Before joining, every waiting ticket is ahead.
+   * The waiters ahead of this one that still count at `now`, when the first of them could stop
+   * counting (the earliest time to look again), and how many ahead were `passed` as gone (unchanged
+   * for their duration plus the grace, as this waiter saw them). Before joining, every waiting ticket
+   * is ahead. Pass a waiter as gone only on a fresh {@link read}: a watch that lags may not have
+   * shown its latest renewal yet.
    */
-  ahead(now: number, lockHolder: string | undefined): { readonly count: number; readonly until: number } {
+  ahead(
+    now: number,
+    lockHolder: string | undefined,
+  ): { readonly count: number; readonly until: number; readonly passed: number } {
     const own = this.#own?.record
     let count = 0
+    let passed = 0
     let until = Number.POSITIVE_INFINITY
     for (const observation of this.#tickets.values()) {
       const ticket = observation.record
       if (own !== undefined && (ticket.name === own.name || compareTickets(ticket, own) >= 0)) continue
       if (!isWaiting(ticket) || ticket.holderIdentity === lockHolder) continue
       const deadAt = expiresAt(observation, this.#options.graceMs)
-      if (now >= deadAt) continue
+      if (now >= deadAt) {
+        passed++
+        continue
+      }
       count++
       until = Math.min(until, deadAt)
     }
-    return { count, until }
+    return { count, until, passed }
   }
 
   /**
