@@ -48,9 +48,11 @@
  * MUTATION_STALE_JUDGE and MUTATION_ANSWER_LATE take each away. (A read made for R1 comes after the
  * waiter's own create, so it shows every ticket created before its own that still exists: a view of the
  * line older than the own ticket, which may miss some, is one of the stale observations R1 excludes.)
- * WaitLine as written follows neither yet: `ahead` judges on the last observation (the watch's, which
- * may lag), and `renew` adopts any successful answer with its send time. It behaves like the two
- * mutations, whose counterexamples show the order it can lose (never exclusion).
+ * WaitLine follows R2 (`renew` keeps no place for an answer after placeSureUntil) and R1 when it
+ * passes someone as gone (mayTake in sdk/locks.ts reads the line afresh then). When its view shows
+ * nobody ahead at all it decides on that view, however old: MUTATION_FRESH_ONLY_PASSING, whose
+ * counterexample is a waiter whose view predates an earlier waiter's create (a watch that has not
+ * delivered it yet) going first. A view at least as new as the own ticket's create closes it.
  *
  * Properties (assertions, checked where they could first become false):
  *   Q1  mutual exclusion: when a waiter takes the lock nobody else holds it;
@@ -66,6 +68,8 @@
  *   MUTATION_NO_CAS           the first in line writes the lock without compare-and-swap
  *   MUTATION_STALE_JUDGE      without R1: dead judged on an observation no read confirmed
  *   MUTATION_ANSWER_LATE      without R2: a renewal answered after the deadline restores the place
+ *   MUTATION_FRESH_ONLY_PASSING  R1 only when passing a ticket as dead: a view that shows nobody ahead
+ *                             decides however old it is (it may predate an earlier waiter's create)
  */
 
 #ifndef NW
@@ -257,6 +261,9 @@ inline took(i, p) {
 /* first in line by i's view: nobody ahead that still counts */
 #define FIRST(i) (!AHEAD(i, 0, t_pos[i]) && !AHEAD(i, 1, t_pos[i]) && (NW < 3 || !AHEAD(i, 2, t_pos[i])))
 /* nobody in line by i's view */
+/* no ticket at all before its own in i's view, whatever its age */
+#define NONE_AHEAD(i) (!SEEN_AHEAD(i, 0) && !SEEN_AHEAD(i, 1) && (NW < 3 || !SEEN_AHEAD(i, 2)))
+#define SEEN_AHEAD(i, j) ((j) != (i) && v_pos[V(i, j)] != 0 && v_pos[V(i, j)] < t_pos[i])
 #define EMPTY(i) (!AHEAD(i, 0, 255) && !AHEAD(i, 1, 255) && (NW < 3 || !AHEAD(i, 2, 255)))
 
 proctype waiter(byte i) {
@@ -277,6 +284,10 @@ end:
               :: st[i] == IDLE && EMPTY(i) -> st[i] = CLEAR; clear_at[i] = ncreated + 1
               :: else -> skip
               fi }
+#endif
+#ifdef MUTATION_FRESH_ONLY_PASSING
+  /* R1 kept only for passing: with nobody ahead in its last view, however old, it goes first */
+  :: atomic { st[i] == WAIT && place[i] > 0 && NONE_AHEAD(i) -> st[i] = HEAD }
 #endif
 
 #if DIRECT

@@ -235,6 +235,7 @@ describe.concurrent('fair queue model', () => {
     ['MUTATION_NO_CAS', 'the first in line writes the lock without compare-and-swap', []],
     ['MUTATION_STALE_JUDGE', 'a ticket passed as dead on an observation no read confirmed', []],
     ['MUTATION_ANSWER_LATE', 'a renewal answered after the deadline restores the place', []],
+    ['MUTATION_FRESH_ONLY_PASSING', 'a view showing nobody ahead decides however old it is', []],
   ]
   for (const [define, what, extra] of mutations) {
     it(
