@@ -48,11 +48,11 @@
  * MUTATION_STALE_JUDGE and MUTATION_ANSWER_LATE take each away. (A read made for R1 comes after the
  * waiter's own create, so it shows every ticket created before its own that still exists: a view of the
  * line older than the own ticket, which may miss some, is one of the stale observations R1 excludes.)
- * WaitLine follows R2 (`renew` keeps no place for an answer after placeSureUntil) and R1 when it
- * passes someone as gone (mayTake in sdk/locks.ts reads the line afresh then). When its view shows
- * nobody ahead at all it decides on that view, however old: MUTATION_FRESH_ONLY_PASSING, whose
- * counterexample is a waiter whose view predates an earlier waiter's create (a watch that has not
- * delivered it yet) going first. A view at least as new as the own ticket's create closes it.
+ * WaitLine follows R2 (`renew` keeps no place for an answer after placeSureUntil) and R1: mayTake in
+ * sdk/locks.ts reads the line afresh before it passes someone as gone, and whenever its view is older
+ * than its own ticket's create (WaitLine.seesOwnJoin). MUTATION_FRESH_ONLY_PASSING drops that second
+ * case: its counterexample is a waiter whose view predates an earlier waiter's create (a watch that
+ * has not delivered it yet) going first.
  *
  * Properties (assertions, checked where they could first become false):
  *   Q1  mutual exclusion: when a waiter takes the lock nobody else holds it;

@@ -209,10 +209,11 @@ export class LockClient implements Locks {
           const holder = view === 'absent' ? undefined : view.record.holderIdentity
           const ahead = line.ahead(clock.now(), holder)
           if (ahead.count > 0) return false
-          if (ahead.passed === 0) return true
-          // Passing waiters as gone: only on a fresh read, which shows any renewal the watch has
-          // not delivered yet. A read that fails leaves the last view to decide: order gives way to
-          // progress, and the taking write is a compare-and-swap either way.
+          if (ahead.passed === 0 && line.seesOwnJoin) return true
+          // Passing waiters as gone, or deciding on a view older than the own ticket (which may miss
+          // a waiter that joined just before): only on a fresh read, which shows every ticket and any
+          // renewal the watch has not delivered yet. A read that fails leaves the last view to
+          // decide: order gives way to progress, and the taking write is a compare-and-swap either way.
           await this.#readLine(line, readBudget(), signals)
           return line.ahead(clock.now(), holder).count === 0
         }),

@@ -264,6 +264,36 @@ describe('fair waiting', () => {
     await (waiter.value as Lock).release()
   })
 
+  it('decides it is first in line only on a view of the line at least as new as its own ticket', async () => {
+    const holder = await locks('holder').acquire('unseen')
+    // This waiter's watch delivers no ticket at all: its view of the line is its first read.
+    const blind: LeaseStore = {
+      ...store,
+      watch: (namespace, options, onEvent) =>
+        store.watch(namespace, options, (event) => {
+          if (event.type !== 'BOOKMARK' && event.lease.name.includes('.q-')) return
+          onEvent(event)
+        }),
+    }
+    const second = createLocks({ store: blind, namespace: NS, identity: 'second', clock: fakeClock })
+    opened.push(second)
+    // Its create is held while another waiter joins first, after its read of the line.
+    const creates = store.pause('create')
+    const waiter = track(second.acquire('unseen', { timeout: 120 }))
+    await advanceUntil(() => creates.waiting === 1, 1000)
+    deadTicket('unseen', 'first')
+    creates.resume()
+    await advanceUntil(() => line('unseen').length === 2, 1000)
+    expect(names(line('unseen'))).toBe('first,second')
+    await holder.release()
+    await vi.advanceTimersByTimeAsync(10_000)
+    expect(waiter.status).toBe('pending')
+    // The first one never renews: passed once seen unchanged for its duration plus the grace.
+    await advanceUntil(() => waiter.status !== 'pending', 10_000)
+    expect(waiter.status).toBe('fulfilled')
+    await (waiter.value as Lock).release()
+  })
+
   it('fair: false races as before: no ticket', async () => {
     const holder = await locks('holder').acquire('race')
     const waiter = track(locks('racer').acquire('race', { timeout: 30, fair: false }))

@@ -85,6 +85,16 @@ export class WaitLine {
     return this.#own === undefined ? Number.NEGATIVE_INFINITY : this.renewDueAt
   }
 
+  /**
+   * Whether the view of the line is at least as new as the own ticket's create, and so shows every
+   * ticket created before it. Always true when not in line.
+   */
+  get seesOwnJoin(): boolean {
+    const own = this.#own?.record
+    if (own === undefined) return true
+    return this.#seenAt !== undefined && compareResourceVersions(this.#seenAt, ticketPosition(own)) >= 0
+  }
+
   /** Until when the own place is sure (see the class comment); `-Infinity` when not in line. */
   get placeSureUntil(): number {
     if (this.#own === undefined) return Number.NEGATIVE_INFINITY
