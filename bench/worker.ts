@@ -28,7 +28,7 @@ import {
   type LeaseStore,
   type Lock,
   QUEUE_LABEL,
-} from '../sdk/index.ts'
+} from '../sdk/internal.ts'
 
 export type WorkerConfig =
   | {

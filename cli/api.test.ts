@@ -1,7 +1,7 @@
 import { createServer, type Server, type ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { afterEach, describe, expect, it } from 'vitest'
-import type { Cluster } from '../sdk/index.ts'
+import type { Cluster } from '../sdk/internal.ts'
 import { ApiClient } from './api.ts'
 
 // The store's errors as the command line words them, and `--verbose`.

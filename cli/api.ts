@@ -12,7 +12,7 @@ import {
   NamespaceNotFoundError,
   recordToLease,
   WatchExpiredError,
-} from '../sdk/index.ts'
+} from '../sdk/internal.ts'
 import { CliError } from './errors.ts'
 
 /**

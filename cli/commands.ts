@@ -341,7 +341,7 @@ async function report(error: unknown, ctx: CliContext): Promise<number> {
     return interrupted(ctx.signal)
   }
   // An error of the SDK's comes from an action, which has loaded the SDK already.
-  const { LockError } = await import('../sdk/index.ts')
+  const { LockError } = await import('../sdk/internal.ts')
   if (error instanceof LockError) {
     ctx.stderr(`error: ${oneLine(error.message)}\n`)
     return ExitCode.failure

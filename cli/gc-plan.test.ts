@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { type LeaseRecord, ticketDraft } from '../sdk/index.ts'
+import { type LeaseRecord, ticketDraft } from '../sdk/internal.ts'
 import { GC_DEFAULTS, gcPlan } from './gc-plan.ts'
 
 const NOW = Date.parse('2030-01-01T12:00:00Z')

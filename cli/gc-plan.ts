@@ -1,4 +1,4 @@
-import { expiresAt, isFree, isTicket, type LeaseRecord, observe } from '../sdk/index.ts'
+import { expiresAt, isFree, isTicket, type LeaseRecord, observe } from '../sdk/internal.ts'
 import { humanDuration } from './duration.ts'
 import { timeOf } from './rows.ts'
 

@@ -1,4 +1,4 @@
-import { LOCK_NAME_ANNOTATION, leaseToRecord } from '../sdk/index.ts'
+import { LOCK_NAME_ANNOTATION, leaseToRecord } from '../sdk/internal.ts'
 import { UsageError } from './errors.ts'
 import { ExitCode } from './exit-codes.ts'
 import type { OutputFormat } from './flags.ts'

@@ -1,4 +1,4 @@
-import { queueSelector } from '../sdk/index.ts'
+import { queueSelector } from '../sdk/internal.ts'
 import { ExitCode } from './exit-codes.ts'
 import { DEFAULT_CHUNK_SIZE } from './flags.ts'
 import { formatItems, type OutputFormat } from './output.ts'

@@ -1,4 +1,4 @@
-import { type Cluster, KubeConfigError, loadCluster as loadClusterByKubectlRules } from '../sdk/index.ts'
+import { type Cluster, KubeConfigError, loadCluster as loadClusterByKubectlRules } from '../sdk/internal.ts'
 import { CliError } from './errors.ts'
 
 export interface ClusterFlags {

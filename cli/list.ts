@@ -1,4 +1,4 @@
-import { MANAGED_BY_SELECTOR, QUEUE_LABEL, WatchExpiredError } from '../sdk/index.ts'
+import { MANAGED_BY_SELECTOR, QUEUE_LABEL, WatchExpiredError } from '../sdk/internal.ts'
 import type { ApiClient, WatchEvent } from './api.ts'
 import { ExitCode, interrupted } from './exit-codes.ts'
 import { formatItems, type Item, type OutputFormat, WatchPrinter } from './output.ts'

@@ -1,4 +1,4 @@
-import { dumpYaml, type LeaseRecord } from '../sdk/index.ts'
+import { dumpYaml, type LeaseRecord } from '../sdk/internal.ts'
 import type { LeaseJson } from './api.ts'
 import type { OutputFormat } from './flags.ts'
 import {

@@ -4,7 +4,7 @@ import { createServer, type Server } from 'node:http'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { leaseNameFor } from '../sdk/index.ts'
+import { leaseNameFor } from '../sdk/internal.ts'
 import { ExitCode } from './exit-codes.ts'
 import { type CliContext, candidateLeaseNames, runCli } from './program.ts'
 

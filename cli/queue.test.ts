@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { recordToLease, ticketDraft } from '../sdk/index.ts'
+import { recordToLease, ticketDraft } from '../sdk/internal.ts'
 import type { LeaseJson } from './api.ts'
 import { Queues, splitTickets } from './queue.ts'
 import { itemOf } from './session.ts'

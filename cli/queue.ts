@@ -1,4 +1,4 @@
-import { compareTickets, isTicket, isTicketOf, isWaiting, ticketLock } from '../sdk/index.ts'
+import { compareTickets, isTicket, isTicketOf, isWaiting, ticketLock } from '../sdk/internal.ts'
 import type { Item } from './output.ts'
 
 /**

@@ -1,5 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
-import { WatchExpiredError } from '../sdk/index.ts'
+import { WatchExpiredError } from '../sdk/internal.ts'
 import type { LeaseJson, WatchEvent } from './api.ts'
 import { type ReleaseApi, type ReleaseWait, releaseOnceExpired } from './release.ts'
 

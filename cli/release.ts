@@ -11,7 +11,7 @@ import {
   recordToLease,
   setClampedTimeout,
   WatchExpiredError,
-} from '../sdk/index.ts'
+} from '../sdk/internal.ts'
 import type { LeaseJson, WatchEvent } from './api.ts'
 import { CliError } from './errors.ts'
 import { ExitCode } from './exit-codes.ts'

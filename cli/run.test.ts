@@ -10,7 +10,7 @@ import {
   DEFAULTS,
   defaultSafetyMargin,
   LockUnavailableError,
-} from '../sdk/index.ts'
+} from '../sdk/internal.ts'
 import { UsageError } from './errors.ts'
 import { ExitCode } from './exit-codes.ts'
 import {

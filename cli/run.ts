@@ -8,7 +8,7 @@ import {
   LeaseNotManagedError,
   LockTimeoutError,
   setClampedTimeout,
-} from '../sdk/index.ts'
+} from '../sdk/internal.ts'
 import { oneLine, UsageError } from './errors.ts'
 import { ExitCode, interrupted } from './exit-codes.ts'
 import { KILL_AFTER_DEFAULTS, RUN_ENV } from './flags.ts'

@@ -12,7 +12,7 @@ import {
   POD_ANNOTATION,
   SERVICE_ANNOTATION,
   ticketLock,
-} from '../sdk/index.ts'
+} from '../sdk/internal.ts'
 import { ApiClient, type LeaseJson } from './api.ts'
 import { CliError, UsageError } from './errors.ts'
 import { type ClusterFlags, loadCluster, namespaceOf } from './kubeconfig.ts'

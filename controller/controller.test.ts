@@ -11,7 +11,7 @@ import {
   SERVICE_ANNOTATION,
   ticketDraft,
   WatchExpiredError,
-} from '../sdk/index.ts'
+} from '../sdk/internal.ts'
 import { Controller, LIST_PAGE_SIZE } from './controller.ts'
 import type { LockEvent } from './events.ts'
 import type { LeaseSource } from './kubernetes.ts'

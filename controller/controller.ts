@@ -10,7 +10,7 @@ import {
   type Logger,
   MANAGED_BY_SELECTOR,
   WatchExpiredError,
-} from '../sdk/index.ts'
+} from '../sdk/internal.ts'
 import type { LockEvent } from './events.ts'
 import type { LeaseSource } from './kubernetes.ts'
 import { type LeaderElector, sleep } from './leader-election.ts'

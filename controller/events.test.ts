@@ -1,5 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
-import { LockApiError } from '../sdk/index.ts'
+import { LockApiError } from '../sdk/internal.ts'
 import { type EventObject, EventRecorder, type EventSink, type LockEvent } from './events.ts'
 import { createMetrics } from './metrics.ts'
 

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto'
-import { formatMicroTime, LockApiError, type Logger, setClampedTimeout } from '../sdk/index.ts'
+import { formatMicroTime, LockApiError, type Logger, setClampedTimeout } from '../sdk/internal.ts'
 import type { ControllerMetrics } from './metrics.ts'
 
 export const EVENT_REASONS = ['LockExpired', 'LockReclaimed', 'LockGarbageCollected'] as const

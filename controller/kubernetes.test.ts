@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { type KubernetesLeaseStore, LockApiError, LockPermissionError } from '../sdk/index.ts'
+import { type KubernetesLeaseStore, LockApiError, LockPermissionError } from '../sdk/internal.ts'
 import { createEventSink } from './kubernetes.ts'
 
 type EventCalls = Pick<KubernetesLeaseStore, 'createEvent' | 'patchEvent'>

@@ -6,7 +6,7 @@ import {
   type LeaseStore,
   LockApiError,
   LockPermissionError,
-} from '../sdk/index.ts'
+} from '../sdk/internal.ts'
 import type { EventSink } from './events.ts'
 
 /** List and watch of managed leases in one namespace, or in all (`namespace` undefined). */

@@ -1,4 +1,4 @@
-import { type Locks, type Logger, setClampedTimeout } from '../sdk/index.ts'
+import { type Locks, type Logger, setClampedTimeout } from '../sdk/internal.ts'
 
 /**
  * Chooses the one replica that acts. While `run` is active the elector campaigns; when it becomes the

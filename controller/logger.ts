@@ -1,4 +1,4 @@
-import type { Logger } from '../sdk/index.ts'
+import type { Logger } from '../sdk/internal.ts'
 
 export const LOG_LEVELS = ['debug', 'info', 'warn', 'error'] as const
 export type LogLevel = (typeof LOG_LEVELS)[number]

@@ -7,7 +7,7 @@ import {
   loadCluster,
   POD_NAME_ENV,
   POD_NAMESPACE_ENV,
-} from '../sdk/index.ts'
+} from '../sdk/internal.ts'
 import { Controller } from './controller.ts'
 import { EventRecorder } from './events.ts'
 import { startHttpServer } from './http-server.ts'

@@ -2,7 +2,7 @@ import { spawn } from 'node:child_process'
 import { dirname, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { describe, expect, it } from 'vitest'
-import { InvalidLockOptionsError } from '../sdk/index.ts'
+import { InvalidLockOptionsError } from '../sdk/internal.ts'
 import {
   CONTROLLER_OPTION_KEYS,
   checkEnvironment,

@@ -4,7 +4,7 @@ import {
   nearestName,
   rejectUnknownKeys,
   systemClock,
-} from '../sdk/index.ts'
+} from '../sdk/internal.ts'
 
 /**
  * Options of the controller. Times are in seconds, like the SDK's `expires`. Every default lives in

@@ -9,7 +9,7 @@ import {
   POD_ANNOTATION,
   SERVICE_ANNOTATION,
   ticketDraft,
-} from '../sdk/index.ts'
+} from '../sdk/internal.ts'
 import { type Decision, observe, reconcile } from './reconcile.ts'
 
 const settings = { graceMs: 2_000, retentionMs: 300_000 }

@@ -6,9 +6,9 @@ import {
   isTicket,
   type LeaseObservation,
   type LeaseRecord,
-} from '../sdk/index.ts'
+} from '../sdk/internal.ts'
 
-export { observe } from '../sdk/index.ts'
+export { observe } from '../sdk/internal.ts'
 
 /**
  * The controller's decision for one lease, as a pure function of what this process has observed and

@@ -1,4 +1,4 @@
-import { type LeaseRecord, LOCK_NAME_ANNOTATION, type Logger } from '../sdk/index.ts'
+import { type LeaseRecord, LOCK_NAME_ANNOTATION, type Logger } from '../sdk/internal.ts'
 import type { LockEvent } from './events.ts'
 import type { ControllerMetrics } from './metrics.ts'
 

@@ -1,4 +1,4 @@
-import { setClampedTimeout } from '../sdk/index.ts'
+import { setClampedTimeout } from '../sdk/internal.ts'
 
 /**
  * A deduplicating work queue with delayed re-adds, after client-go's workqueue: a key is handed to at

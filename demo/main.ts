@@ -23,7 +23,7 @@ import {
   LOCK_NAME_ANNOTATION,
   MANAGED_BY_SELECTOR,
   SERVICE_ANNOTATION,
-} from '../sdk/index.ts'
+} from '../sdk/internal.ts'
 import { ControlPlane } from '../test/cluster/index.ts'
 import type { Command, Report } from './protocol.ts'
 import { monotonicMs } from './protocol.ts'

@@ -8,7 +8,7 @@
  */
 import { setTimeout as sleep } from 'node:timers/promises'
 import { parseArgs } from 'node:util'
-import { createLocks, LockLostError, LockTimeoutError } from '../sdk/index.ts'
+import { createLocks, LockLostError, LockTimeoutError } from '../sdk/internal.ts'
 import type { Command, Report } from './protocol.ts'
 import { monotonicMs } from './protocol.ts'
 

@@ -5,7 +5,7 @@
  * on the lock (the body finished, or the signal fired). It lies inside the interval in which the lease
  * named that holder, so two holds of one lock that overlap would be a broken promise.
  */
-import { compareResourceVersions } from '../sdk/index.ts'
+import { compareResourceVersions } from '../sdk/internal.ts'
 import type { Report } from './protocol.ts'
 
 export interface Tagged {

@@ -1,6 +1,6 @@
 /**
  * The layering rules: the SDK is the core and imports neither the controller nor the CLI;
- * those two reach the SDK only through its public entry point; in the whole tree only the wire
+ * those two reach the SDK only through its entry point for them (sdk/internal.ts); in the whole tree only the wire
  * folder sdk/kube/ talks to the API server or loads @kubernetes/client-node. Serving HTTP (the
  * controller's metrics and health endpoints) is not talking to the API server: `node:http` may be
  * imported elsewhere for its server side only.
@@ -11,7 +11,7 @@ import { fileURLToPath } from 'node:url'
 import { describe, expect, it } from 'vitest'
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..')
-const SDK_ENTRY = 'sdk/index.ts'
+const SDK_ENTRY = 'sdk/internal.ts'
 const CLIENT = '@kubernetes/client-node'
 const WIRE = ['node:http', 'node:https', 'node:http2', CLIENT]
 const WIRE_FOLDER = 'sdk/kube/'
@@ -78,7 +78,9 @@ function violations(files: readonly Source[]): string[] {
         found.push(`${source.path} imports ${target}: the SDK must not depend on the ${targetLayer}`)
       }
       if (layer !== 'sdk' && targetLayer === 'sdk' && target !== SDK_ENTRY) {
-        found.push(`${source.path} imports ${target}: use the SDK's public entry point ${SDK_ENTRY}`)
+        found.push(
+          `${source.path} imports ${target}: use the SDK's entry point for the controller and the CLI, ${SDK_ENTRY}`,
+        )
       }
       if (isWire(imported) && !source.path.startsWith(WIRE_FOLDER)) {
         found.push(`${source.path} imports ${target}: Kubernetes wire code lives in ${WIRE_FOLDER}`)
@@ -103,7 +105,7 @@ describe('import boundaries', () => {
       },
       { path: 'sdk/b.ts', text: "export { Watch } from '@kubernetes/client-node'" },
       { path: 'controller/c.ts', text: "import { lockOf } from '../sdk/lock.ts'" },
-      { path: 'cli/d.ts', text: "const m = await import('../sdk/index.ts')" },
+      { path: 'cli/d.ts', text: "const m = await import('../sdk/internal.ts')" },
       { path: 'sdk/kube/e.ts', text: "import { request } from 'node:https'" },
       { path: 'sdk/f.ts', text: "import { request } from 'node:http'" },
       { path: 'controller/g.ts', text: "import { CoordinationV1Api } from '@kubernetes/client-node'" },
@@ -117,7 +119,7 @@ describe('import boundaries', () => {
       'sdk/a.ts imports cli/run.ts: the SDK must not depend on the cli',
       `sdk/a.ts imports ${CLIENT}: Kubernetes wire code lives in sdk/kube/`,
       `sdk/b.ts imports ${CLIENT}: Kubernetes wire code lives in sdk/kube/`,
-      "controller/c.ts imports sdk/lock.ts: use the SDK's public entry point sdk/index.ts",
+      "controller/c.ts imports sdk/lock.ts: use the SDK's entry point for the controller and the CLI, sdk/internal.ts",
       'sdk/f.ts imports node:http: Kubernetes wire code lives in sdk/kube/',
       `controller/g.ts imports ${CLIENT}: Kubernetes wire code lives in sdk/kube/`,
       'cli/h.ts imports node:https: Kubernetes wire code lives in sdk/kube/',

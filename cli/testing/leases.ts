@@ -6,7 +6,7 @@ import {
   recordToLease,
   SERVICE_ANNOTATION,
   ticketDraft,
-} from '../../sdk/index.ts'
+} from '../../sdk/internal.ts'
 import type { LeaseJson } from '../api.ts'
 
 /** A lock's lease as the API server sends it. */

@@ -5,7 +5,7 @@ import {
   MANAGED_BY_LABEL,
   MANAGED_BY_VALUE,
   POD_ANNOTATION,
-} from '../../sdk/index.ts'
+} from '../../sdk/internal.ts'
 
 /** A kube-locks lease as the SDK writes it; held by a holder that will never renew unless said otherwise. */
 export function managedLease(

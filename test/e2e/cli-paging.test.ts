@@ -1,6 +1,6 @@
 /** `locks list` pages through large namespaces with `limit`/`continue`, against the real API server. */
 import { beforeAll, describe, expect, it } from 'vitest'
-import { MANAGED_BY_LABEL, MANAGED_BY_VALUE } from '../../sdk/index.ts'
+import { MANAGED_BY_LABEL, MANAGED_BY_VALUE } from '../../sdk/internal.ts'
 import { locks } from './cli-helpers.ts'
 import { adminKubeConfig, apiRequest, createNamespace } from './support.ts'
 

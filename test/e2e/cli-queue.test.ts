@@ -13,7 +13,7 @@ import {
   renewedTicket,
   SERVICE_ANNOTATION,
   ticketDraft,
-} from '../../sdk/index.ts'
+} from '../../sdk/internal.ts'
 import { locks } from './cli-helpers.ts'
 import { adminKubeConfig, createNamespace, kubectl } from './support.ts'
 

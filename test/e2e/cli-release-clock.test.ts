@@ -14,7 +14,7 @@ import {
   leaseNameFor,
   MANAGED_BY_LABEL,
   MANAGED_BY_VALUE,
-} from '../../sdk/index.ts'
+} from '../../sdk/internal.ts'
 import { CliProcess, type CliResult } from './cli-helpers.ts'
 import { apiRequest, createNamespace, kubeconfigPath, waitFor } from './support.ts'
 

@@ -12,7 +12,7 @@ import {
   MANAGED_BY_LABEL,
   MANAGED_BY_VALUE,
   SERVICE_ANNOTATION,
-} from '../../sdk/index.ts'
+} from '../../sdk/internal.ts'
 import { CliProcess, locks } from './cli-helpers.ts'
 import { adminKubeConfig, apiRequest, createNamespace, waitFor } from './support.ts'
 

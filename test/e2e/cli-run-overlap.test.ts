@@ -8,7 +8,7 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
-import { leaseNameFor } from '../../sdk/index.ts'
+import { leaseNameFor } from '../../sdk/internal.ts'
 import { TcpProxy } from '../faults/tcp-proxy.ts'
 import { CliProcess } from './cli-helpers.ts'
 import { adminKubeConfig, apiRequest, createNamespace, kubeconfigPath, waitFor } from './support.ts'

@@ -5,7 +5,7 @@
  */
 import { readFileSync } from 'node:fs'
 import { beforeEach, describe, expect, it, onTestFinished } from 'vitest'
-import { compareResourceVersions, createLocks, leaseNameFor } from '../../sdk/index.ts'
+import { compareResourceVersions, createLocks, leaseNameFor } from '../../sdk/internal.ts'
 import { CliProcess, locks } from './cli-helpers.ts'
 import { adminKubeConfig, createNamespace, kubectl, serviceAccountKubeconfig } from './support.ts'
 

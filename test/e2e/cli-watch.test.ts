@@ -1,6 +1,6 @@
 /** `locks list --watch` against the real API server: it shows a lock passing from one holder to the next. */
 import { describe, expect, it, onTestFinished } from 'vitest'
-import { createLocks } from '../../sdk/index.ts'
+import { createLocks } from '../../sdk/internal.ts'
 import { CliProcess } from './cli-helpers.ts'
 import { adminKubeConfig, createNamespace } from './support.ts'
 

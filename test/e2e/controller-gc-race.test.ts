@@ -13,7 +13,7 @@ import {
   type Lock,
   MANAGED_BY_SELECTOR,
   WatchExpiredError,
-} from '../../sdk/index.ts'
+} from '../../sdk/internal.ts'
 import { adminKubeConfig, createNamespace, kubeconfigPath } from './support.ts'
 
 const RUN_MS = 62_000

@@ -5,7 +5,7 @@ import {
   namespacedArgs,
 } from '../../controller/testing/controller-process.ts'
 import { managedLease } from '../../controller/testing/leases.ts'
-import { createKubernetesLeaseStore, type LeaseStore } from '../../sdk/index.ts'
+import { createKubernetesLeaseStore, type LeaseStore } from '../../sdk/internal.ts'
 import { adminKubeConfig, createNamespace, kubeconfigPath, waitFor } from './support.ts'
 
 const ELECTION = 'kube-locks-controller'

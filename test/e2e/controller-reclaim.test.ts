@@ -13,7 +13,7 @@ import {
   type LeaseRecord,
   type LeaseStore,
   leaseNameFor,
-} from '../../sdk/index.ts'
+} from '../../sdk/internal.ts'
 import { adminKubeConfig, createNamespace, kubeconfigPath, waitFor } from './support.ts'
 
 let store: LeaseStore

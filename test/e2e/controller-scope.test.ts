@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import { ControllerProcess, killControllers } from '../../controller/testing/controller-process.ts'
 import { foreignLease, managedLease } from '../../controller/testing/leases.ts'
-import { createKubernetesLeaseStore, type LeaseRecord, type LeaseStore } from '../../sdk/index.ts'
+import { createKubernetesLeaseStore, type LeaseRecord, type LeaseStore } from '../../sdk/internal.ts'
 import { adminKubeConfig, createNamespace, kubeconfigPath, waitFor } from './support.ts'
 
 let store: LeaseStore

@@ -11,7 +11,7 @@ import { fileURLToPath } from 'node:url'
 import { describe, expect, it } from 'vitest'
 import type { Report } from '../../demo/protocol.ts'
 import { summarize, type Tagged } from '../../demo/timeline.ts'
-import { createKubernetesLeaseStore, MANAGED_BY_SELECTOR } from '../../sdk/index.ts'
+import { createKubernetesLeaseStore, MANAGED_BY_SELECTOR } from '../../sdk/internal.ts'
 import { adminKubeConfig, createNamespace, kubeconfigPath } from './support.ts'
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..')

@@ -8,7 +8,7 @@ import {
   leaseNameFor,
   MANAGED_BY_LABEL,
   MANAGED_BY_VALUE,
-} from '../../sdk/index.ts'
+} from '../../sdk/internal.ts'
 
 // An acquiring write whose outcome is unknown (a timeout or 5xx) makes the acquirer count its deadline
 // from that write, in case it applied. When a read then shows someone else holding the lock, the write

@@ -6,7 +6,7 @@ import {
   formatMicroTime,
   type LeaseStore,
   leaseNameFor,
-} from '../../sdk/index.ts'
+} from '../../sdk/internal.ts'
 import { ControlPlane } from '../cluster/index.ts'
 import { FaultRun, recordSummary, scaled, type Worker } from '../faults/coordinator.ts'
 

@@ -4,7 +4,7 @@ import {
   killControllers,
   namespacedArgs,
 } from '../../controller/testing/controller-process.ts'
-import { createKubernetesLeaseStore, type LeaseStore, leaseNameFor } from '../../sdk/index.ts'
+import { createKubernetesLeaseStore, type LeaseStore, leaseNameFor } from '../../sdk/internal.ts'
 import { expectControllerLeading } from '../faults/controller-health.ts'
 import { FaultRun } from '../faults/coordinator.ts'
 import { toLocal } from '../faults/timebase.ts'

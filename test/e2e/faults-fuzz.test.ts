@@ -13,7 +13,7 @@ import {
   type Locks,
   leaseNameFor,
   MAX_LOCK_NAME_BYTES,
-} from '../../sdk/index.ts'
+} from '../../sdk/internal.ts'
 import { recordSummary, scaled } from '../faults/coordinator.ts'
 import { deriveSeed, faultsSeed } from '../faults/random.ts'
 import { adminKubeConfig, createNamespace, kubeconfigPath } from './support.ts'

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto'
 import { KubeConfig } from '@kubernetes/client-node'
 import { expect } from 'vitest'
-import { createKubernetesLeaseStore, type LeaseStore } from '../../sdk/index.ts'
+import { createKubernetesLeaseStore, type LeaseStore } from '../../sdk/internal.ts'
 import type { HaControlPlane } from '../cluster/index.ts'
 import { FaultRun, type Worker, type WorkerDefaults } from '../faults/coordinator.ts'
 

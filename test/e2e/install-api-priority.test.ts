@@ -7,7 +7,7 @@ import { request as httpsRequest, type RequestOptions } from 'node:https'
 import { KubeConfig } from '@kubernetes/client-node'
 import { describe, expect, it, onTestFinished } from 'vitest'
 import { CHART_DIR, TEMPLATE_KUBE_VERSION } from '../../hack/render-manifests.ts'
-import { createKubernetesLeaseStore, LockUnavailableError } from '../../sdk/index.ts'
+import { createKubernetesLeaseStore, LockUnavailableError } from '../../sdk/internal.ts'
 import { templateError as chartError, type Manifest, template as renderChart } from './chart.ts'
 import {
   adminKubeConfig,

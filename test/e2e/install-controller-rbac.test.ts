@@ -7,7 +7,7 @@ import { afterEach, describe, expect, it, onTestFinished } from 'vitest'
 import { ControllerProcess, killControllers } from '../../controller/testing/controller-process.ts'
 import { managedLease } from '../../controller/testing/leases.ts'
 import { CHART_DIR } from '../../hack/render-manifests.ts'
-import { createKubernetesLeaseStore } from '../../sdk/index.ts'
+import { createKubernetesLeaseStore } from '../../sdk/internal.ts'
 import {
   adminKubeConfig,
   type CommandResult,

@@ -13,7 +13,7 @@ import {
   NODE_ANNOTATION,
   POD_ANNOTATION,
   SERVICE_ANNOTATION,
-} from '../../sdk/index.ts'
+} from '../../sdk/internal.ts'
 import {
   adminKubeConfig,
   type CommandResult,

@@ -11,7 +11,7 @@ import {
   leaseNameFor,
   QUEUE_POSITION_ANNOTATION,
   queueSelector,
-} from '../../sdk/index.ts'
+} from '../../sdk/internal.ts'
 import { ControlPlane } from '../cluster/index.ts'
 import { waitFor } from './support.ts'
 

@@ -2,7 +2,7 @@
 // of the leases it does manage that it does not own (ownerReferences, finalizers, foreign labels).
 import { CoordinationV1Api, type V1Lease } from '@kubernetes/client-node'
 import { describe, expect, it } from 'vitest'
-import { createLocks, LeaseNotManagedError } from '../../sdk/index.ts'
+import { createLocks, LeaseNotManagedError } from '../../sdk/internal.ts'
 import { adminKubeConfig, createNamespace, waitFor } from './support.ts'
 
 const leases = () => adminKubeConfig().makeApiClient(CoordinationV1Api)

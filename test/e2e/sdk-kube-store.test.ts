@@ -1,12 +1,12 @@
 import { afterAll, describe, expect, it } from 'vitest'
-import type { KubernetesLeaseEvent, KubernetesLeaseStore, LeaseRecord } from '../../sdk/index.ts'
+import type { KubernetesLeaseEvent, KubernetesLeaseStore, LeaseRecord } from '../../sdk/internal.ts'
 import {
   createKubernetesLeaseStore,
   formatMicroTime,
   LockApiError,
   MANAGED_BY_LABEL,
   MANAGED_BY_VALUE,
-} from '../../sdk/index.ts'
+} from '../../sdk/internal.ts'
 import { adminKubeConfig, createNamespace, waitFor } from './support.ts'
 
 // What the controller and the CLI read through the SDK's store, against the real API server: watches

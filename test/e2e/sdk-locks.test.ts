@@ -8,7 +8,7 @@ import {
   LockPermissionError,
   LockUnavailableError,
   leaseNameFor,
-} from '../../sdk/index.ts'
+} from '../../sdk/internal.ts'
 import {
   adminKubeConfig,
   createNamespace,

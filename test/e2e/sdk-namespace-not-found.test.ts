@@ -5,7 +5,7 @@
  */
 import { randomBytes } from 'node:crypto'
 import { describe, expect, it } from 'vitest'
-import { createKubernetesLeaseStore, createLocks, NamespaceNotFoundError } from '../../sdk/index.ts'
+import { createKubernetesLeaseStore, createLocks, NamespaceNotFoundError } from '../../sdk/internal.ts'
 import { adminKubeConfig, apiRequest, createNamespace } from './support.ts'
 
 const missing = () => `does-not-exist-${randomBytes(4).toString('hex')}`

@@ -1,6 +1,6 @@
 import { afterAll } from 'vitest'
-import type { LeaseStore } from '../../sdk/index.ts'
-import { createKubernetesLeaseStore } from '../../sdk/index.ts'
+import type { LeaseStore } from '../../sdk/internal.ts'
+import { createKubernetesLeaseStore } from '../../sdk/internal.ts'
 import { describeLeaseStoreContract } from '../../sdk/testing/lease-store-contract.ts'
 import { adminKubeConfig, createNamespace } from './support.ts'
 

@@ -4,7 +4,7 @@
  * a healthy quiet watch would be taken for a stalled one.
  */
 import { describe, expect, it } from 'vitest'
-import { createKubernetesLeaseStore, MANAGED_BY_SELECTOR } from '../../sdk/index.ts'
+import { createKubernetesLeaseStore, MANAGED_BY_SELECTOR } from '../../sdk/internal.ts'
 import { STALL_MARGIN_SECONDS } from '../../sdk/watch-hub.ts'
 import { adminKubeConfig, createNamespace } from './support.ts'
 

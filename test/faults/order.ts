@@ -1,4 +1,4 @@
-import { leaseNameFor, newTicketName } from '../../sdk/index.ts'
+import { leaseNameFor, newTicketName } from '../../sdk/internal.ts'
 import { compareTokens } from './checker.ts'
 
 /**
