@@ -1,6 +1,12 @@
 import { loadavg } from 'node:os'
 import { CoordinationV1Api } from '@kubernetes/client-node'
-import { compareTickets, type LeaseObject, leaseNameFor, leaseToRecord, queueSelector } from '../sdk/internal.ts'
+import {
+  compareTickets,
+  type LeaseObject,
+  leaseNameFor,
+  leaseToRecord,
+  queueSelector,
+} from '../sdk/internal.ts'
 import { createNamespace, leaseRequests, redisCommands, type Tally, tallyDelta } from './cluster.ts'
 import { cpuMs, type Peer, type PeerEvent } from './processes.ts'
 import {
