@@ -5,7 +5,7 @@ import { execFile } from 'node:child_process'
 import { readFile, writeFile } from 'node:fs/promises'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { ensureBinaries } from '../test/cluster/index.ts'
+import { ensureBinaries } from '../dev/cluster/index.ts'
 
 export const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..')
 export const CHART_DIR = join(ROOT, 'helm', 'kube-locks')
@@ -32,6 +32,8 @@ export async function renderManifests(helmPath: string): Promise<string> {
     MANIFEST_NAMESPACE,
     '--kube-version',
     TEMPLATE_KUBE_VERSION,
+    // The `helm test` Pod is a hook for `helm test`; `kubectl apply` would create it as a plain Pod.
+    '--skip-tests',
   ])
   const chart = await readFile(join(CHART_DIR, 'Chart.yaml'), 'utf8')
   const version = /^version:\s*(\S+)/m.exec(chart)?.[1] ?? 'unknown'

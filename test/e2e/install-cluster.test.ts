@@ -92,6 +92,8 @@ describe('helm install on the real API server', () => {
     const namespace = await createNamespace('install')
     const { release, notes } = await install(namespace)
     expect(notes).toContain(`--clusterrole=${release}-kube-locks-client`)
+    expect(notes).toContain('npm install -g kube-locks')
+    expect(notes).toContain(`helm test ${release} -n ${namespace}`)
 
     const name = `${release}-kube-locks-controller`
     const objects = [
@@ -128,6 +130,32 @@ describe('helm install on the real API server', () => {
     })
     const status = ok(await helm(['status', release, '--namespace', namespace, '-o', 'json']), 'helm status')
     expect(JSON.parse(status).info.status).toBe('deployed')
+  })
+
+  // No kubelet runs here, so the test Pod never starts and `helm test` cannot pass: what this
+  // shows is that `helm test` creates its Pod and the API server admits it under the restricted
+  // Pod Security Standard. install-chart.test.ts runs the Pod's script against a stand-in.
+  it('has `helm test` create a Pod that the restricted Pod Security Standard admits', async () => {
+    const namespace = await createNamespace('install')
+    ok(
+      await kubectl(['label', 'namespace', namespace, 'pod-security.kubernetes.io/enforce=restricted']),
+      'label the namespace',
+    )
+    const { release } = await install(namespace, ['--set', 'tests.timeoutSeconds=5'])
+    const tested = await helm(['test', release, '--namespace', namespace, '--timeout', '3s'])
+    expect(tested.code, 'no kubelet runs the test Pod, so helm test times out').not.toBe(0)
+    const pod = JSON.parse(
+      ok(
+        await kubectl(['get', '-n', namespace, `pod/${release}-kube-locks-controller-test`, '-o', 'json']),
+        'get the test Pod',
+      ),
+    )
+    expect(pod.metadata.annotations['helm.sh/hook']).toBe('test')
+    expect(pod.status.phase).toBe('Pending')
+    expect(pod.spec.containers[0].env).toContainEqual({
+      name: 'CONTROLLER_URL',
+      value: `http://${release}-kube-locks-controller.${namespace}.svc:8080`,
+    })
   })
 
   it('lets the cluster-wide controller manage leases everywhere, create only its own, and read no secrets', async () => {

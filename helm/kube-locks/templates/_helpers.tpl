@@ -23,6 +23,15 @@ name already contains the chart name. Truncated to leave room for suffixes such 
 {{- end }}
 {{- end }}
 
+{{/*
+Namespace of every namespaced object of the release (except the per-namespace RBAC of
+`controller.namespaces` and a ServiceMonitor given its own namespace): `namespaceOverride`,
+else the release namespace. Lets a parent chart put this one in a namespace of its own.
+*/}}
+{{- define "kube-locks.namespace" -}}
+{{- default .Release.Namespace .Values.namespaceOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
 {{/* Name of the controller's Deployment, Service, PodDisruptionBudget and ServiceMonitor. */}}
 {{- define "kube-locks.controller.fullname" -}}
 {{- printf "%s-controller" (include "kube-locks.fullname" .) }}
@@ -98,7 +107,7 @@ and delete long-free ones (update and delete), record Events on them.
 
 {{/* Namespace of the controller's leader-election lock. */}}
 {{- define "kube-locks.leaderElection.namespace" -}}
-{{- default .Release.Namespace .Values.controller.leaderElection.namespace }}
+{{- default (include "kube-locks.namespace" .) .Values.controller.leaderElection.namespace }}
 {{- end }}
 
 {{/* Name of the controller's leader-election lock. */}}
