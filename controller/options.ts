@@ -2,6 +2,7 @@ import {
   type Clock,
   InvalidLockOptionsError,
   nearestName,
+  RECLAIM_DEFAULTS,
   rejectUnknownKeys,
   systemClock,
 } from '../sdk/internal.ts'
@@ -19,13 +20,14 @@ export interface ControllerOptions {
   readonly namespaces?: readonly string[] | undefined
   /**
    * Seconds a lease must stay free (as seen by this process) before it is deleted.
-   * Defaults to 300.
+   * Defaults to 300 (the SDK's `RECLAIM_DEFAULTS.retention`).
    */
   readonly retention?: number | undefined
   /**
    * Seconds beyond a lease's `leaseDurationSeconds` that this process must see a held lease unchanged
    * before it marks it free. Covers clock-rate differences and the time the holder's last write took to
-   * reach the watch. Defaults to 2.
+   * reach the watch. Defaults to 2 (the SDK's `RECLAIM_DEFAULTS.grace`; why it exceeds the SDK's
+   * `expiryGrace` of 1 s is said there).
    */
   readonly grace?: number | undefined
   /**
@@ -54,8 +56,8 @@ export const CONTROLLER_OPTION_KEYS = Object.freeze([
 
 export const DEFAULTS = Object.freeze({
   namespaces: Object.freeze([] as string[]),
-  retention: 300,
-  grace: 2,
+  retention: RECLAIM_DEFAULTS.retention,
+  grace: RECLAIM_DEFAULTS.grace,
   workers: 8,
   requestTimeout: 10,
   listen: ':8080',
@@ -76,13 +78,15 @@ export interface ResolvedControllerOptions {
 
 const DNS1123_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/
 
-export class InvalidControllerOptionError extends Error {
-  readonly option: string
-
+/**
+ * An invalid controller option: one of the SDK's `InvalidLockOptionsError`s (code `INVALID_OPTIONS`),
+ * since the controller's options are lock options of a kind and whoever embeds the controller catches
+ * one family of errors.
+ */
+export class InvalidControllerOptionError extends InvalidLockOptionsError {
   constructor(option: string, expected: string, given: unknown) {
-    super(`Expected \`${option}\` to be ${expected}, got ${describe(given)}`)
+    super(option, expected, given)
     this.name = 'InvalidControllerOptionError'
-    this.option = option
   }
 }
 
@@ -180,11 +184,4 @@ function seconds(value: unknown, fallback: number, option: string, min: number):
     throw new InvalidControllerOptionError(option, `a finite number of seconds ${lower}`, value)
   }
   return value
-}
-
-function describe(value: unknown): string {
-  if (typeof value === 'string') return `\`${value}\` (string)`
-  if (typeof value === 'number' || typeof value === 'boolean') return `\`${String(value)}\` (${typeof value})`
-  if (value === null || value === undefined) return `\`${String(value)}\``
-  return Array.isArray(value) ? 'an array' : `an object`
 }
