@@ -12,7 +12,13 @@ export default defineConfig({
       {
         test: {
           name: 'unit',
-          include: ['sdk/**/*.test.ts', 'controller/**/*.test.ts', 'cli/**/*.test.ts', 'test/*.test.ts'],
+          include: [
+            'sdk/**/*.test.ts',
+            'controller/**/*.test.ts',
+            'cli/**/*.test.ts',
+            'dev/**/*.test.ts',
+            'test/*.test.ts',
+          ],
         },
       },
       {

@@ -22,7 +22,7 @@ import { CoreV1Api, KubeConfig } from '@kubernetes/client-node'
 import { ControllerProcess, namespacedArgs } from '../controller/testing/controller-process.ts'
 import { managedLease } from '../controller/testing/leases.ts'
 import { createKubernetesLeaseStore } from '../sdk/internal.ts'
-import { ControlPlane } from '../test/cluster/index.ts'
+import { ControlPlane } from '../dev/cluster/index.ts'
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..')
 const { values } = parseArgs({

@@ -15,7 +15,7 @@ import { mkdir, readFile, writeFile } from 'node:fs/promises'
 import { cpus, loadavg, release, totalmem } from 'node:os'
 import { join } from 'node:path'
 import { parseArgs } from 'node:util'
-import { ControlPlane, VERSIONS } from '../test/cluster/index.ts'
+import { ControlPlane, VERSIONS } from '../dev/cluster/index.ts'
 import {
   apiGet,
   buildLeaderElectionPeer,

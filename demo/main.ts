@@ -24,7 +24,7 @@ import {
   MANAGED_BY_SELECTOR,
   SERVICE_ANNOTATION,
 } from '../sdk/internal.ts'
-import { ControlPlane } from '../test/cluster/index.ts'
+import { ControlPlane } from '../dev/cluster/index.ts'
 import type { Command, Report } from './protocol.ts'
 import { monotonicMs } from './protocol.ts'
 import { type Role, roleArgs, scenario } from './scenario.ts'

@@ -9,7 +9,7 @@ import { existsSync } from 'node:fs'
 import { homedir } from 'node:os'
 import { dirname, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { ControlPlane } from '../test/cluster/index.ts'
+import { ControlPlane } from '../dev/cluster/index.ts'
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..')
 const CONTROLLER_NAMESPACE = 'kube-locks-system'

@@ -1,9 +1,9 @@
 import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
-import { cacheKey, DEFAULT_MINOR, RELEASES, SUPPORT_WINDOW, selectRelease } from './cluster/versions.ts'
+import { cacheKey, DEFAULT_MINOR, RELEASES, SUPPORT_WINDOW, selectRelease } from '../dev/cluster/versions.ts'
 
-const GO = join(import.meta.dirname, 'cluster', 'go')
+const GO = join(import.meta.dirname, '..', 'dev', 'cluster', 'go')
 
 describe('test control plane releases', () => {
   it.each([

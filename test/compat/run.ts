@@ -1,5 +1,5 @@
 // `npm run test:compat`: the end-to-end suite against the oldest and the newest supported Kubernetes
-// version (test/cluster/versions.ts), one after the other, then a summary per version. Arguments
+// version (dev/cluster/versions.ts), one after the other, then a summary per version. Arguments
 // go to vitest (`npm run test:compat -- test/e2e/sdk-`); `KUBE_LOCKS_COMPAT_VERSIONS=1.33` runs
 // only the versions it lists. Builds a version's binaries on first use (about 10 minutes).
 import { spawn } from 'node:child_process'
@@ -7,8 +7,8 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { ensureBinaries } from '../cluster/binaries.ts'
-import { RELEASES, type Release, SUPPORT_WINDOW, VERSION_ENV } from '../cluster/versions.ts'
+import { ensureBinaries } from '../../dev/cluster/binaries.ts'
+import { RELEASES, type Release, SUPPORT_WINDOW, VERSION_ENV } from '../../dev/cluster/versions.ts'
 import type { CompatReport } from './reporter.ts'
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..')

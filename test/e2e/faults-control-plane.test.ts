@@ -7,7 +7,7 @@ import {
   type LeaseStore,
   leaseNameFor,
 } from '../../sdk/internal.ts'
-import { ControlPlane } from '../cluster/index.ts'
+import { ControlPlane } from '../../dev/cluster/index.ts'
 import { FaultRun, recordSummary, scaled, type Worker } from '../faults/coordinator.ts'
 
 // Restarts and watch history expiry, on a control plane of this file's own: etcd with fsync

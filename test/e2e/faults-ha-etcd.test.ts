@@ -1,5 +1,5 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
-import { HaControlPlane } from '../cluster/index.ts'
+import { HaControlPlane } from '../../dev/cluster/index.ts'
 import { recordSummary, scaled, type Worker } from '../faults/coordinator.ts'
 import { committedAgain, endlessContention, type HaRun, haRun, ROUND_TRIP_MS } from './ha-faults.ts'
 

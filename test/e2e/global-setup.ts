@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto'
 import { CoreV1Api, KubeConfig } from '@kubernetes/client-node'
 import type { TestProject } from 'vitest/node'
-import { ControlPlane, ensureBinaries, VERSIONS } from '../cluster/index.ts'
+import { ControlPlane, ensureBinaries, VERSIONS } from '../../dev/cluster/index.ts'
 
 declare module 'vitest' {
   export interface ProvidedContext {
@@ -23,7 +23,7 @@ const log = (line: string) => process.stderr.write(`[control plane] ${line}\n`)
 /**
  * One control plane for the whole run; every test works in a namespace of its own.
  * `E2E_KUBECONFIG=<path>` runs the same suite against an existing cluster instead.
- * `KUBE_LOCKS_K8S_VERSION=1.33` selects another supported release (test/cluster/versions.ts).
+ * `KUBE_LOCKS_K8S_VERSION=1.33` selects another supported release (dev/cluster/versions.ts).
  */
 export default async function setup(project: TestProject): Promise<() => Promise<void>> {
   const binaries = await ensureBinaries(log, VERSIONS)

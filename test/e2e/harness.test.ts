@@ -6,7 +6,7 @@
 import { existsSync } from 'node:fs'
 import { KubeConfig } from '@kubernetes/client-node'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { ControlPlane, HaControlPlane, VERSIONS } from '../cluster/index.ts'
+import { ControlPlane, HaControlPlane, VERSIONS } from '../../dev/cluster/index.ts'
 import { apiRequest, kubectl, runCommand, waitFor } from './support.ts'
 
 let plane: ControlPlane

@@ -12,7 +12,7 @@ import {
   QUEUE_POSITION_ANNOTATION,
   queueSelector,
 } from '../../sdk/internal.ts'
-import { ControlPlane } from '../cluster/index.ts'
+import { ControlPlane } from '../../dev/cluster/index.ts'
 import { waitFor } from './support.ts'
 
 // Fair locks across processes on a real API server: waiters that arrive one after the other at a held

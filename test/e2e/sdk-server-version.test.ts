@@ -4,7 +4,7 @@
 import { VersionApi } from '@kubernetes/client-node'
 import { describe, expect, inject, it } from 'vitest'
 import { createKubernetesLeaseStore, createLocks, type LeaseStore } from '../../sdk/internal.ts'
-import { VERSIONS } from '../cluster/index.ts'
+import { VERSIONS } from '../../dev/cluster/index.ts'
 import { adminKubeConfig, createNamespace, waitFor } from './support.ts'
 
 async function serverVersion() {

@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { CoreV1Api, KubeConfig } from '@kubernetes/client-node'
 import { inject } from 'vitest'
-import { writeServiceAccountKubeconfig } from '../cluster/index.ts'
+import { writeServiceAccountKubeconfig } from '../../dev/cluster/index.ts'
 import { E2E_RUN_LABEL } from './global-setup.ts'
 
 /** Admin kubeconfig of the cluster under test (the local control plane or E2E_KUBECONFIG). */

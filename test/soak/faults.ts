@@ -1,5 +1,5 @@
 import type { ControllerProcess } from '../../controller/testing/controller-process.ts'
-import type { ControlPlane } from '../cluster/index.ts'
+import type { ControlPlane } from '../../dev/cluster/index.ts'
 import type { Worker } from '../faults/coordinator.ts'
 import type { TcpProxy } from '../faults/tcp-proxy.ts'
 import type { FaultKind } from './report.ts'

@@ -25,7 +25,7 @@ const GO_MODULES = join(dirname(fileURLToPath(import.meta.url)), 'go')
  * Explicit paths win, following setup-envtest's convention: `TEST_ASSET_KUBE_APISERVER`,
  * `TEST_ASSET_ETCD`, `TEST_ASSET_KUBECTL`, `TEST_ASSET_HELM`, or a `KUBEBUILDER_ASSETS`
  * folder holding them. Whatever is still missing is built with the Go toolchain from the
- * pinned modules in `test/cluster/go/` into `$KUBE_LOCKS_CACHE_DIR` (default
+ * pinned modules in `dev/cluster/go/` into `$KUBE_LOCKS_CACHE_DIR` (default
  * `~/.cache/kube-locks`), keyed by version, so a changed version never reuses old binaries.
  * The release defaults to the one `KUBE_LOCKS_K8S_VERSION` selects (see versions.ts).
  */
