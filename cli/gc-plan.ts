@@ -1,8 +1,15 @@
-import { expiresAt, isFree, isTicket, type LeaseRecord, observe } from '../sdk/internal.ts'
+import {
+  type LeaseRecord,
+  observe,
+  RECLAIM_DEFAULTS,
+  type ReclaimDecision,
+  reclaimManagedDecision,
+} from '../sdk/internal.ts'
 import { humanDuration } from './duration.ts'
 import { timeOf } from './rows.ts'
 
-export { GC_DEFAULTS } from './flags.ts'
+/** The controller's defaults (the SDK's `RECLAIM_DEFAULTS`), in seconds. */
+export const GC_DEFAULTS = RECLAIM_DEFAULTS
 
 export interface GcOptions {
   readonly grace: number
@@ -22,51 +29,57 @@ export interface GcAction {
 }
 
 /**
- * What the controller would do now to each lease, by its rule: a held lease unchanged for its duration
- * plus the grace is marked free (the SDK's `expiresAt`, which the controller uses too); a free lease
- * unchanged for the retention is deleted. The controller counts "unchanged" from when it first saw the
- * lease; a one-off look can only count from the last time written in it (`renewTime`, else
- * `acquireTime`, else the creation). Tickets follow the controller's rule for them: deleted once
- * unrenewed for their duration plus the grace, or at once when they name no waiter; never freed.
- * Leases it would leave alone are not in the result.
+ * What the controller would do now to each lease of a list by the managed-by selector: the SDK's
+ * reclaim rule, which the controller runs (sdk/reclaim.ts). The controller counts "unchanged" from
+ * when it first saw the lease on its own monotonic clock; a one-off look can only count from the last
+ * time written in it (`renewTime`, else `acquireTime`, else the creation), so here the observation is
+ * dated by that time and judged against the wall clock. Leases it would leave alone are not in the
+ * result.
  */
 export function gcPlan(leases: readonly LeaseRecord[], now: number, options: GcOptions): GcAction[] {
+  const settings = { graceMs: options.grace * 1000, retentionMs: options.retention * 1000 }
   const actions: GcAction[] = []
   for (const lease of leases) {
-    const kind = isTicket(lease) ? 'ticket' : 'lock'
-    if (kind === 'ticket' && isFree(lease)) {
-      actions.push({ lease, kind, action: 'delete', reason: 'ticket names no waiter' })
-      continue
-    }
     const since = timeOf(lease.renewTime) ?? timeOf(lease.acquireTime) ?? timeOf(lease.creationTimestamp)
-    if (since === undefined) continue
-    if (!isFree(lease)) {
-      const expiry = expiresAt(observe(undefined, lease, since), options.grace * 1000)
-      if (now >= expiry) {
-        const over = humanDuration(now - (expiry - options.grace * 1000))
-        const rule = `(duration ${lease.leaseDurationSeconds}s + grace ${options.grace}s)`
-        actions.push(
-          kind === 'ticket'
-            ? {
-                lease,
-                kind,
-                action: 'delete',
-                reason: `ticket expired ${over} ago ${rule}: its waiter is gone`,
-              }
-            : { lease, kind, action: 'free', reason: `expired ${over} ago ${rule}` },
-        )
-      }
-      continue
-    }
-    const free = now - since
-    if (free >= options.retention * 1000) {
-      actions.push({
-        lease,
-        kind,
-        action: 'delete',
-        reason: `free for ${humanDuration(free)} (retention ${humanDuration(options.retention * 1000)})`,
-      })
-    }
+    const decision = reclaimManagedDecision(observe(undefined, lease, since ?? now), now, now, settings)
+    // Without any time in it, a lease can only be judged where no time counts: a ticket naming no waiter.
+    if (since === undefined && !(decision.kind === 'delete-ticket' && decision.why === 'free')) continue
+    const action = actionOf(lease, decision, options)
+    if (action !== undefined) actions.push(action)
   }
   return actions
+}
+
+function actionOf(lease: LeaseRecord, decision: ReclaimDecision, options: GcOptions): GcAction | undefined {
+  const rule = `(duration ${lease.leaseDurationSeconds}s + grace ${options.grace}s)`
+  const over = (unchangedMs: number) => humanDuration(unchangedMs - (lease.leaseDurationSeconds ?? 0) * 1000)
+  switch (decision.kind) {
+    case 'wait':
+    case 'ignore':
+      return undefined
+    case 'free':
+      return {
+        lease,
+        kind: 'lock',
+        action: 'free',
+        reason: `expired ${over(decision.unchangedMs)} ago ${rule}`,
+      }
+    case 'delete':
+      return {
+        lease,
+        kind: 'lock',
+        action: 'delete',
+        reason: `free for ${humanDuration(decision.freeMs)} (retention ${humanDuration(options.retention * 1000)})`,
+      }
+    case 'delete-ticket':
+      return {
+        lease,
+        kind: 'ticket',
+        action: 'delete',
+        reason:
+          decision.why === 'free'
+            ? 'ticket names no waiter'
+            : `ticket expired ${over(decision.unchangedMs)} ago ${rule}: its waiter is gone`,
+      }
+  }
 }

@@ -99,4 +99,4 @@ export {
 } from './ticket.ts'
 export { clampDelay, MAX_TIMER_MS, setClampedTimeout } from './timers.ts'
 export type { ReclaimDecision, ReclaimSettings } from './reclaim.ts'
-export { RECLAIM_DEFAULTS, reclaimDecision } from './reclaim.ts'
+export { RECLAIM_DEFAULTS, reclaimDecision, reclaimManagedDecision } from './reclaim.ts'

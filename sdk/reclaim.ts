@@ -90,9 +90,22 @@ export function reclaimDecision(
   wallNow: number,
   settings: ReclaimSettings,
 ): ReclaimDecision {
-  const { record, firstSeenAt } = observation
   // The watch selects on the label already; this keeps a lease that lost it (or a bug upstream) safe.
-  if (!isManaged(record)) return { kind: 'ignore', why: 'not managed by kube-locks' }
+  if (!isManaged(observation.record)) return { kind: 'ignore', why: 'not managed by kube-locks' }
+  return reclaimManagedDecision(observation, now, wallNow, settings)
+}
+
+/**
+ * {@link reclaimDecision} for a lease known to be managed by kube-locks — one listed or watched by the
+ * managed-by selector — without checking its label again.
+ */
+export function reclaimManagedDecision(
+  observation: LeaseObservation,
+  now: number,
+  wallNow: number,
+  settings: ReclaimSettings,
+): ReclaimDecision {
+  const { record, firstSeenAt } = observation
   const unchangedMs = Math.max(0, now - firstSeenAt)
   const preconditions = { uid: record.uid, resourceVersion: record.resourceVersion }
   if (isTicket(record)) {
