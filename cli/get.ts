@@ -1,17 +1,18 @@
 import { queueSelector } from '../sdk/internal.ts'
 import { ExitCode } from './exit-codes.ts'
 import { DEFAULT_CHUNK_SIZE } from './flags.ts'
-import { formatItems, type OutputFormat } from './output.ts'
+import { checkOutput, formatItems, type Output } from './output.ts'
 import { Queues } from './queue.ts'
 import { type CliContext, type CommonFlags, findLock, itemOf, KEYS, Session } from './session.ts'
 
 export interface GetFlags extends CommonFlags {
-  readonly output: OutputFormat
+  readonly output: Output
   readonly headers: boolean
 }
 
 /** One lock, and its queue: the waiters' tickets, first in line first. */
 export async function getCommand(ctx: CliContext, name: string, flags: GetFlags): Promise<number> {
+  checkOutput(flags.output)
   await using session = new Session(ctx, flags)
   const lock = await findLock(session, name)
   const options = {

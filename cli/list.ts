@@ -1,7 +1,7 @@
 import { MANAGED_BY_SELECTOR, QUEUE_LABEL, WatchExpiredError } from '../sdk/internal.ts'
 import type { ApiClient, WatchEvent } from './api.ts'
 import { ExitCode, interrupted } from './exit-codes.ts'
-import { formatItems, type Item, type OutputFormat, WatchPrinter } from './output.ts'
+import { checkOutput, formatItems, type Item, type Output, sortItems, WatchPrinter } from './output.ts'
 import { Queues } from './queue.ts'
 import { type CliContext, type CommonFlags, itemOf, KEYS, Session } from './session.ts'
 
@@ -22,13 +22,18 @@ export const TICKET_SELECTOR = `${MANAGED_BY_SELECTOR},${QUEUE_LABEL}`
 export interface ListFlags extends CommonFlags {
   readonly allNamespaces?: boolean
   readonly selector?: string
-  readonly output: OutputFormat
+  readonly output: Output
   readonly headers: boolean
+  /** A JSONPath field of the lease to sort by, as kubectl's `--sort-by`. */
+  readonly sortBy?: string
+  readonly showLabels?: boolean
   readonly watch?: boolean
   readonly chunkSize: number
 }
 
 export async function listCommand(ctx: CliContext, flags: ListFlags): Promise<number> {
+  // A bad template or field is a usage error before any request.
+  checkOutput(flags.output, flags.sortBy)
   await using session = new Session(ctx, flags)
   const namespace = flags.allNamespaces ? undefined : session.namespace
   const api = session.api
@@ -45,16 +50,22 @@ export async function listCommand(ctx: CliContext, flags: ListFlags): Promise<nu
     format: flags.output,
     allNamespaces: flags.allNamespaces === true,
     noHeaders: !flags.headers,
+    showLabels: flags.showLabels === true,
     keys: KEYS,
   }
+  const sorted = (items: readonly Item[]) =>
+    flags.sortBy === undefined ? items : sortItems(items, flags.sortBy, KEYS)
   const where = namespace === undefined ? '' : ` in namespace \`${namespace}\``
-  const tabular = flags.output === 'table' || flags.output === 'wide'
+  const tabular =
+    flags.output === 'table' ||
+    flags.output === 'wide' ||
+    (typeof flags.output === 'object' && flags.output.kind === 'custom-columns')
   if (!flags.watch) {
     if (lockList.items.length === 0 && tabular) {
       ctx.stderr(`No locks found${where}.\n`)
       return ExitCode.ok
     }
-    ctx.stdout(formatItems(lockList.items.map(withWaiting), { ...printOptions, now: ctx.now() }))
+    ctx.stdout(formatItems(sorted(lockList.items.map(withWaiting)), { ...printOptions, now: ctx.now() }))
     return ExitCode.ok
   }
 
@@ -75,7 +86,8 @@ export async function listCommand(ctx: CliContext, flags: ListFlags): Promise<nu
   }
   if (lockList.items.length === 0 && tabular) ctx.stderr(`No locks found${where}; watching for changes.\n`)
   setLocks(lockList.items)
-  show(lockList.items)
+  // Sorted as kubectl sorts under --watch: the first list; changes come in the order they happen.
+  show(sorted(lockList.items.map(withWaiting)))
   await followAll(ctx.signal, [
     follow(scope, lockSelector(flags.selector), lockList.resourceVersion, {
       changed: (type, item) => {

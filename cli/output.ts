@@ -1,18 +1,22 @@
 import { dumpYaml, type LeaseRecord } from '../sdk/internal.ts'
 import type { LeaseJson } from './api.ts'
-import type { OutputFormat } from './flags.ts'
+import { execute, fieldValues, parseFieldPath, parseTemplate, printed } from './jsonpath.ts'
+import type { CustomColumn, Output } from './output-flags.ts'
 import {
   type AnnotationKeys,
   cell,
+  formatLabels,
   type LeaseView,
   lockColumns,
   lockRow,
+  NONE,
   queueColumns,
   queueRow,
   renderTable,
 } from './rows.ts'
 
 export { OUTPUT_FORMATS, type OutputFormat } from './flags.ts'
+export type { Output } from './output-flags.ts'
 
 /** A lease as the server sent it, and the view of it that the table shows. */
 export interface Item {
@@ -25,8 +29,10 @@ export interface Item {
 }
 
 export interface PrintOptions {
-  readonly format: OutputFormat
+  readonly format: Output
   readonly allNamespaces: boolean
+  /** A LABELS column at the end of the table (`--show-labels`). */
+  readonly showLabels?: boolean | undefined
   readonly noHeaders: boolean
   readonly now: number
   readonly keys: AnnotationKeys
@@ -73,13 +79,69 @@ function queueEntry(ticket: Item, position: number, keys: AnnotationKeys) {
 }
 
 function table(items: readonly Item[], options: PrintOptions, widths?: number[]) {
+  if (typeof options.format === 'object') {
+    if (options.format.kind !== 'custom-columns') throw new Error(`not a table: ${options.format.kind}`)
+    return customColumns(options.format.columns, items, options, widths)
+  }
   const columns = lockColumns({ allNamespaces: options.allNamespaces, wide: options.format === 'wide' })
   const rows = items.map((item) => {
     const row = lockRow(item.view, options.now, options.keys, item.waiting)
-    return columns.map((column) => cell(column.value(row)))
+    const cells = columns.map((column) => cell(column.value(row)))
+    return options.showLabels ? [...cells, cell(formatLabels(item.view.labels))] : cells
+  })
+  const headers = options.noHeaders
+    ? undefined
+    : [...columns.map((column) => column.header), ...(options.showLabels ? ['LABELS'] : [])]
+  return renderTable(headers, rows, widths)
+}
+
+/** `-o custom-columns`: one column per field path of the object json prints; `<none>` where it has none. */
+function customColumns(
+  spec: readonly CustomColumn[],
+  items: readonly Item[],
+  options: PrintOptions,
+  widths?: number[],
+) {
+  const columns = spec.map((column) => ({ header: column.header, field: parseFieldPath(column.path) }))
+  const rows = items.map((item) => {
+    const object = objectOf(item, options.keys)
+    return columns.map((column) => {
+      const values = fieldValues(column.field, object)
+      return cell(values.length === 0 ? NONE : values.map(printed).join(','))
+    })
   })
   const headers = options.noHeaders ? undefined : columns.map((column) => column.header)
   return renderTable(headers, rows, widths)
+}
+
+/** Parses `-o`'s template and `--sort-by`'s field, so that a bad one fails before any request. */
+export function checkOutput(format: Output, sortBy?: string): void {
+  if (typeof format === 'object' && format.kind === 'jsonpath') parseTemplate(format.template)
+  if (typeof format === 'object' && format.kind === 'custom-columns') {
+    for (const column of format.columns) parseFieldPath(column.path)
+  }
+  if (sortBy !== undefined) parseFieldPath(sortBy)
+}
+
+/**
+ * `--sort-by`: the items in the order of a field of the object json prints, as kubectl sorts: numbers
+ * by value, anything else by its text; items without the field first. A stable sort: ties keep the
+ * server's order.
+ */
+export function sortItems(items: readonly Item[], path: string, keys: AnnotationKeys): Item[] {
+  const field = parseFieldPath(path)
+  const keyed = items.map((item) => ({ item, value: fieldValues(field, objectOf(item, keys))[0] }))
+  const rank = (value: unknown) =>
+    value === undefined || value === null ? 0 : typeof value === 'number' ? 1 : 2
+  keyed.sort((a, b) => {
+    const byRank = rank(a.value) - rank(b.value)
+    if (byRank !== 0) return byRank
+    if (typeof a.value === 'number' && typeof b.value === 'number') return a.value - b.value
+    const x = a.value === undefined || a.value === null ? '' : printed(a.value)
+    const y = b.value === undefined || b.value === null ? '' : printed(b.value)
+    return x < y ? -1 : x > y ? 1 : 0
+  })
+  return keyed.map(({ item }) => item)
 }
 
 /** A lock's queue under its row, separated by an empty line, as `get` shows it. */
@@ -96,6 +158,10 @@ function queueTable(queue: readonly Item[], options: PrintOptions): string {
 
 /** A whole result in one format. A list in json/yaml is a `v1/List`, like `kubectl get -o json`. */
 export function formatItems(items: readonly Item[], options: PrintOptions, single = false): string {
+  if (typeof options.format === 'object' && options.format.kind === 'jsonpath') {
+    const data = single && items[0] ? objectOf(items[0], options.keys) : listOf(items, options.keys)
+    return execute(parseTemplate(options.format.template), data)
+  }
   switch (options.format) {
     case 'json':
       return `${JSON.stringify(single && items[0] ? objectOf(items[0], options.keys) : listOf(items, options.keys), null, 4)}\n`
@@ -105,7 +171,8 @@ export function formatItems(items: readonly Item[], options: PrintOptions, singl
       return items.map((item) => `${resourceName(item.view)}\n`).join('')
     default: {
       const text = table(items, options).text
-      const queue = single ? items[0]?.queue : undefined
+      // The queue under the lock in the lock tables; custom columns show the lock's fields alone.
+      const queue = single && typeof options.format !== 'object' ? items[0]?.queue : undefined
       return queue === undefined ? text : text + queueTable(queue, options)
     }
   }
@@ -147,6 +214,11 @@ export class WatchPrinter {
     // Headers come with the first row, whenever it arrives.
     if (items.length === 0) return ''
     this.#first = false
+    if (typeof options.format === 'object' && options.format.kind === 'jsonpath') {
+      // Each change through the template, as `kubectl get -w -o jsonpath` prints it.
+      const template = parseTemplate(options.format.template)
+      return items.map((item) => execute(template, objectOf(item, options.keys))).join('')
+    }
     switch (options.format) {
       case 'json':
         return items.map((item) => `${JSON.stringify(objectOf(item, options.keys), null, 4)}\n`).join('')

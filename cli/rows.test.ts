@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest'
 import {
   cell,
   expiresIn,
+  formatLabels,
   type LeaseView,
   lockColumns,
   lockRow,
@@ -9,6 +10,7 @@ import {
   queueColumns,
   queueRow,
   renderTable,
+  width,
 } from './rows.ts'
 
 const KEYS = { name: 'lock/name', service: 'lock/service', pod: 'lock/pod', node: 'lock/node' }
@@ -211,12 +213,39 @@ describe('renderTable', () => {
   })
 
   it('measures characters, not UTF-16 units', () => {
+    // An emoji takes two columns on a terminal: `🔒x` is as wide as `abc`.
     expect(
       renderTable(undefined, [
         ['🔒x', 'y'],
         ['abc', 'z'],
       ]).text,
-    ).toBe('🔒x    y\nabc   z\n')
+    ).toBe('🔒x   y\nabc   z\n')
+  })
+
+  it('lines up CJK and emoji names by their width on a terminal', () => {
+    const { text } = renderTable(
+      ['NAME', 'HOLDER'],
+      [
+        ['注文-東京', 'a'],
+        ['🔒🔑', 'b'],
+        ['e\u0301t\u00e9', 'c'],
+        ['plain-name', 'd'],
+      ],
+    )
+    const lines = text.trimEnd().split('\n')
+    // Every HOLDER cell starts at the same terminal column: 10 (the widest name) + 3.
+    for (const line of lines) expect(width(line.slice(0, line.lastIndexOf(' ') + 1))).toBe(13)
+    expect(width('注文-東京')).toBe(9)
+    expect(width('🔒🔑')).toBe(4)
+    expect(width('e\u0301t\u00e9')).toBe(3)
+  })
+})
+
+describe('formatLabels', () => {
+  it('prints labels by key as k=v pairs, <none> when there are none', () => {
+    expect(formatLabels({ team: 'payments', app: 'shop' })).toBe('app=shop,team=payments')
+    expect(formatLabels({})).toBe('<none>')
+    expect(formatLabels(undefined)).toBe('<none>')
   })
 })
 

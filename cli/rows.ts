@@ -1,3 +1,4 @@
+import stringWidth from 'string-width'
 import { humanDuration } from './duration.ts'
 
 /**
@@ -25,6 +26,12 @@ export interface AnnotationKeys {
 }
 
 export const NONE = '<none>'
+
+/** `--show-labels`: `k=v,k2=v2` by key, as kubectl prints labels; `<none>` when there are none. */
+export function formatLabels(labels: Readonly<Record<string, string>> | undefined): string {
+  const entries = Object.entries(labels ?? {}).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
+  return entries.length === 0 ? NONE : entries.map(([key, value]) => `${key}=${value}`).join(',')
+}
 
 export interface LockRow {
   readonly namespace: string
@@ -222,6 +229,10 @@ export function renderTable(
   return { text, widths: w }
 }
 
-function width(value: string): number {
-  return [...value].length
+/**
+ * Columns on a terminal, not code points: a CJK character or an emoji takes two, a combining mark none.
+ * Cells have their control characters escaped (`cell`), so no escape sequence reaches this.
+ */
+export function width(value: string): number {
+  return stringWidth(value)
 }
