@@ -1,6 +1,7 @@
-import { type ChildProcess, spawn } from 'node:child_process'
+import type { ChildProcess } from 'node:child_process'
 import { readFile } from 'node:fs/promises'
-import { createInterface } from 'node:readline'
+import { Child } from '../dev/child-process.ts'
+import { readJsonLines } from '../dev/json-lines.ts'
 
 /** A JSON event of a worker or a peer; `t` is wall-clock Unix milliseconds. */
 export interface PeerEvent {
@@ -22,32 +23,29 @@ export class Peer {
   readonly events: PeerEvent[] = []
   readonly exited: Promise<number | null>
   #waiters = new Set<() => void>()
-  #stderr = ''
+  readonly #process: Child
 
   constructor(name: string, command: string, args: readonly string[], env?: NodeJS.ProcessEnv) {
     this.name = name
-    this.child = spawn(command, args, { stdio: ['pipe', 'pipe', 'pipe'], env: env ?? process.env })
-    running.add(this)
-    this.exited = new Promise((resolve) => {
-      this.child.on('exit', (code) => {
+    this.#process = new Child(name, command, args, {
+      stdio: ['pipe', 'pipe', 'pipe'],
+      env: env ?? process.env,
+      stderrLimit: 4000,
+      onExit: () => {
         running.delete(this)
         this.#notify()
-        resolve(code)
-      })
+      },
     })
+    this.child = this.#process.process
+    running.add(this)
+    this.exited = this.#process.exited.then((exit) => exit.code)
     this.child.stdin?.on('error', () => {})
-    createInterface({ input: this.child.stdout as NodeJS.ReadableStream }).on('line', (line) => {
-      if (!line.startsWith('{')) return
-      try {
-        this.events.push(JSON.parse(line) as PeerEvent)
-      } catch {
-        return
-      }
-      this.#notify()
-    })
-    this.child.stderr?.on('data', (chunk: Buffer) => {
-      this.#stderr = (this.#stderr + chunk.toString()).slice(-4000)
-    })
+    if (this.child.stdout) {
+      readJsonLines(this.child.stdout, (event) => {
+        this.events.push(event as PeerEvent)
+        this.#notify()
+      })
+    }
   }
 
   get pid(): number | undefined {
@@ -70,7 +68,8 @@ export class Peer {
       if (found !== undefined) return found
       const failure = this.events.slice(from).find((e) => e.event === 'failed')
       if (failure !== undefined) throw new Error(`${this.name}: ${String(failure.message)}`)
-      if (!this.alive) throw new Error(`${this.name} exited early: ${this.#stderr.trim().slice(-1500)}`)
+      if (!this.alive)
+        throw new Error(`${this.name} exited early: ${this.#process.stderr.trim().slice(-1500)}`)
       const left = deadline - performance.now()
       if (left <= 0) throw new Error(`${this.name}: no matching event within ${timeoutMs / 1000} s`)
       await new Promise<void>((resolve) => {

@@ -1,15 +1,14 @@
-import { type ChildProcess, spawn } from 'node:child_process'
+import type { ChildProcess } from 'node:child_process'
 import { dirname, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { Child, type Exit } from '../../dev/child-process.ts'
+import { readJsonLines } from '../../dev/json-lines.ts'
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..')
 
 export type LogLine = Record<string, unknown> & { readonly level: string; readonly msg: string }
 
-export interface Exit {
-  readonly code: number | null
-  readonly signal: NodeJS.Signals | null
-}
+export type { Exit }
 
 /** A `kube-locks-controller` child process, as it runs in a pod: its own process, JSON logs on stdout. */
 export class ControllerProcess {
@@ -17,9 +16,7 @@ export class ControllerProcess {
   readonly name: string
   readonly logs: LogLine[] = []
   readonly exited: Promise<Exit>
-  stderr = ''
-  #exit: Exit | undefined
-  #buffer = ''
+  readonly #process: Child
 
   /**
    * @param entry the program to run: the TypeScript source (default) or the built
@@ -33,27 +30,31 @@ export class ControllerProcess {
   ) {
     this.name = name
     const entry = options.entry ?? 'controller/main.ts'
-    this.child = spawn(process.execPath, [...(options.nodeOptions ?? []), entry, ...args], {
+    this.#process = new Child(name, process.execPath, [...(options.nodeOptions ?? []), entry, ...args], {
       cwd: ROOT,
       env: { ...process.env, POD_NAME: name, ...env },
       stdio: ['ignore', 'pipe', 'pipe'],
     })
-    this.child.stdout?.setEncoding('utf8').on('data', (chunk: string) => this.#onStdout(chunk))
-    this.child.stderr?.setEncoding('utf8').on('data', (chunk: string) => {
-      this.stderr += chunk
-    })
-    this.exited = new Promise((resolveExit) => {
-      this.child.once('exit', (code, signal) => {
-        this.#exit = { code, signal }
-        resolveExit(this.#exit)
-      })
-    })
+    this.child = this.#process.process
+    if (this.child.stdout) {
+      readJsonLines(
+        this.child.stdout,
+        (line) => this.logs.push(line as LogLine),
+        (text) => this.logs.push({ level: 'invalid', msg: text }),
+      )
+    }
+    this.exited = this.#process.exited
     running.add(this)
     void this.exited.then(() => running.delete(this))
   }
 
+  /** What the process wrote on stderr. */
+  get stderr(): string {
+    return this.#process.stderr
+  }
+
   get alive(): boolean {
-    return this.#exit === undefined
+    return this.#process.alive
   }
 
   /** Log lines with this `msg`. */
@@ -109,29 +110,8 @@ export class ControllerProcess {
     timeoutMs = 30_000,
   ): Promise<Exit & { readonly ms: number }> {
     const started = performance.now()
-    if (this.alive) this.child.kill(signal)
-    const timer = setTimeout(() => this.child.kill('SIGKILL'), timeoutMs)
-    try {
-      const exit = await this.exited
-      return { ...exit, ms: performance.now() - started }
-    } finally {
-      clearTimeout(timer)
-    }
-  }
-
-  #onStdout(chunk: string): void {
-    this.#buffer += chunk
-    let newline = this.#buffer.indexOf('\n')
-    while (newline >= 0) {
-      const text = this.#buffer.slice(0, newline)
-      this.#buffer = this.#buffer.slice(newline + 1)
-      newline = this.#buffer.indexOf('\n')
-      try {
-        this.logs.push(JSON.parse(text) as LogLine)
-      } catch {
-        this.logs.push({ level: 'invalid', msg: text })
-      }
-    }
+    const exit = await this.#process.stop(signal, timeoutMs)
+    return { ...exit, ms: performance.now() - started }
   }
 }
 

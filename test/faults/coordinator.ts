@@ -1,9 +1,10 @@
-import { type ChildProcess, spawn } from 'node:child_process'
+import type { ChildProcess } from 'node:child_process'
 import { appendFileSync, mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { dirname, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { onTestFailed } from 'vitest'
+import { Child, type Exit } from '../../dev/child-process.ts'
 import { leaseNameFor } from '../../sdk/internal.ts'
 import { type CheckResult, checkHistory, describeViolations } from './checker.ts'
 import { initResource, readResource } from './fenced-resource.ts'
@@ -309,27 +310,28 @@ export class Worker {
   readonly config: WorkerConfig
   readonly child: ChildProcess
   readonly received: Received[] = []
-  readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>
-  stderr = ''
+  readonly exited: Promise<Exit>
   stoppedSince: number | undefined
   /** SIGSTOP and SIGCONT times on the coordinator's clock; the last one open while stopped. */
   readonly pauses: [number, number | undefined][] = []
-  #exit: { code: number | null; signal: NodeJS.Signals | null } | undefined
+  readonly #process: Child
   #pings = 0
   #waiters = new Set<() => void>()
 
   constructor(run: FaultRun, config: WorkerConfig) {
     this.id = config.id
     this.config = config
-    this.child = spawn(process.execPath, [WORKER, JSON.stringify(config)], {
+    this.#process = new Child(config.id, process.execPath, [WORKER, JSON.stringify(config)], {
       cwd: ROOT,
       // A compile cache shared by all workers: loading the SDK's dependencies dominates start-up.
       env: { ...process.env, NODE_COMPILE_CACHE: join(tmpdir(), 'kube-locks-faults-compile-cache') },
       stdio: ['ignore', 'inherit', 'pipe', 'ipc'],
+      onExit: () => {
+        run.onExit(this, performance.now())
+        this.#wake()
+      },
     })
-    this.child.stderr?.setEncoding('utf8').on('data', (chunk: string) => {
-      this.stderr += chunk
-    })
+    this.child = this.#process.process
     this.child.on('message', (message) => {
       const at = performance.now()
       const report = message as Report
@@ -338,20 +340,16 @@ export class Worker {
       run.onReport(this, received)
       this.#wake()
     })
-    this.exited = new Promise((resolveExit) => {
-      this.child.once('exit', (code, signal) => {
-        this.#exit = { code, signal }
-        run.onExit(this, performance.now())
-        this.#wake()
-        resolveExit(this.#exit)
-      })
-    })
-    // A dead channel must not crash the coordinator; `send` reports it.
-    this.child.on('error', () => {})
+    this.exited = this.#process.exited
+  }
+
+  /** What the worker wrote on stderr. */
+  get stderr(): string {
+    return this.#process.stderr
   }
 
   get alive(): boolean {
-    return this.#exit === undefined
+    return this.#process.alive
   }
 
   send(command: Command): void {

@@ -1,0 +1,122 @@
+import { type ChildProcess, type StdioOptions, spawn, spawnSync } from 'node:child_process'
+
+/** How a child process ended. */
+export interface Exit {
+  readonly code: number | null
+  readonly signal: NodeJS.Signals | null
+}
+
+export interface ChildOptions {
+  readonly cwd?: string
+  /** Defaults to this process's environment. */
+  readonly env?: NodeJS.ProcessEnv
+  /** Defaults to `['ignore', 'pipe', 'pipe']`. */
+  readonly stdio?: StdioOptions
+  /** Its own process group, so that a Ctrl-C in the terminal does not reach it. Defaults to false. */
+  readonly detached?: boolean
+  /**
+   * The signal the kernel sends the child when this process dies, even by SIGKILL (`setpriv
+   * --pdeathsig`), where `setpriv` is installed; without it the child may outlive a killed parent.
+   */
+  readonly parentDeathSignal?: NodeJS.Signals
+  /** Keeps only the last this many characters of stderr. Defaults to all of it. */
+  readonly stderrLimit?: number
+  /** Called on the `exit` event, before `exited` resolves. */
+  readonly onExit?: (exit: Exit) => void
+}
+
+let setprivFound: boolean | undefined
+
+function hasSetpriv(): boolean {
+  setprivFound ??= spawnSync('setpriv', ['--version'], { stdio: 'ignore' }).status === 0
+  return setprivFound
+}
+
+/**
+ * A child process of the development tooling: started once, its exit awaited once, its stderr kept
+ * for failure messages, stopped by a signal and then SIGKILL. Benchmarks, the demo, the fault suite
+ * and the test helpers all start their processes through this one helper.
+ */
+export class Child {
+  readonly name: string
+  readonly process: ChildProcess
+  readonly exited: Promise<Exit>
+  #stderr = ''
+  #exit: Exit | undefined
+
+  constructor(name: string, command: string, args: readonly string[], options: ChildOptions = {}) {
+    this.name = name
+    const [file, argv] =
+      options.parentDeathSignal !== undefined && hasSetpriv()
+        ? ['setpriv', ['--pdeathsig', options.parentDeathSignal, '--', command, ...args]]
+        : [command, [...args]]
+    this.process = spawn(file, argv, {
+      cwd: options.cwd,
+      env: options.env ?? process.env,
+      stdio: options.stdio ?? ['ignore', 'pipe', 'pipe'],
+      detached: options.detached ?? false,
+    })
+    const limit = options.stderrLimit ?? Number.POSITIVE_INFINITY
+    this.process.stderr?.setEncoding('utf8').on('data', (chunk: string) => {
+      this.#stderr =
+        limit === Number.POSITIVE_INFINITY ? this.#stderr + chunk : (this.#stderr + chunk).slice(-limit)
+    })
+    this.exited = new Promise((resolveExit) => {
+      this.process.once('exit', (code, signal) => {
+        this.#exit = { code, signal }
+        options.onExit?.(this.#exit)
+        resolveExit(this.#exit)
+      })
+    })
+    // A spawn failure or a broken IPC channel must not crash the parent; the exit (or its absence
+    // in a wait with a deadline) reports it.
+    this.process.on('error', (error) => {
+      this.#stderr += `${error.message}\n`
+    })
+  }
+
+  get pid(): number | undefined {
+    return this.process.pid
+  }
+
+  get alive(): boolean {
+    return this.#exit === undefined
+  }
+
+  /** How it ended, once it has. */
+  get exit(): Exit | undefined {
+    return this.#exit
+  }
+
+  /** What it wrote on stderr (its tail, with `stderrLimit`). */
+  get stderr(): string {
+    return this.#stderr
+  }
+
+  /** Sends `signal` (no-op once exited). */
+  kill(signal: NodeJS.Signals = 'SIGKILL'): void {
+    if (this.alive) this.process.kill(signal)
+  }
+
+  /** Sends `signal`, then SIGKILL if it has not exited within `graceMs`; resolves with the exit. */
+  async stop(signal: NodeJS.Signals = 'SIGTERM', graceMs = 5_000): Promise<Exit> {
+    if (!this.alive) return this.exited
+    this.process.kill(signal)
+    const timer = setTimeout(() => this.process.kill('SIGKILL'), graceMs)
+    try {
+      return await this.exited
+    } finally {
+      clearTimeout(timer)
+    }
+  }
+}
+
+/** Starts `command` as a tracked child process. */
+export function startChild(
+  name: string,
+  command: string,
+  args: readonly string[],
+  options: ChildOptions = {},
+): Child {
+  return new Child(name, command, args, options)
+}
