@@ -8,7 +8,6 @@
  * is one, else starts a local control plane. Ctrl-C ends the run early and still prints the summary; a
  * second Ctrl-C stops at once. Everything it started is stopped before it exits.
  */
-import { type ChildProcess, spawn, spawnSync } from 'node:child_process'
 import { existsSync } from 'node:fs'
 import { homedir } from 'node:os'
 import { dirname, join, resolve } from 'node:path'
@@ -16,6 +15,8 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
 import { CoreV1Api, EventsV1Api, KubeConfig } from '@kubernetes/client-node'
+import { Child } from '../dev/child-process.ts'
+import { ControlPlane } from '../dev/cluster/index.ts'
 import {
   createKubernetesLeaseStore,
   isTicket,
@@ -24,7 +25,6 @@ import {
   MANAGED_BY_SELECTOR,
   SERVICE_ANNOTATION,
 } from '../sdk/internal.ts'
-import { ControlPlane } from '../dev/cluster/index.ts'
 import type { Command, Report } from './protocol.ts'
 import { monotonicMs } from './protocol.ts'
 import { type Role, roleArgs, scenario } from './scenario.ts'
@@ -91,45 +91,9 @@ function configuredCluster(): { kubeconfig: string | undefined; what: string } |
   return { kubeconfig: paths.join(':'), what: paths.join(':') }
 }
 
-/** A child process of the demo: a service or the controller. */
-interface Child {
-  readonly name: string
-  readonly process: ChildProcess
-  readonly exited: Promise<void>
-  stderr: string
-}
-
-function track(name: string, child: ChildProcess): Child {
-  const tracked: Child = {
-    name,
-    process: child,
-    exited: new Promise((resolveExit) => {
-      if (child.exitCode !== null || child.signalCode !== null) resolveExit()
-      else child.once('exit', () => resolveExit())
-    }),
-    stderr: '',
-  }
-  child.stderr?.setEncoding('utf8').on('data', (chunk: string) => {
-    tracked.stderr = (tracked.stderr + chunk).slice(-8_000)
-  })
-  return tracked
-}
-
 /** Sends `signal`, waits up to `graceMs` for the exit, then kills. */
 async function stopChild(child: Child, signal: NodeJS.Signals, graceMs: number): Promise<void> {
-  if (child.process.exitCode !== null || child.process.signalCode !== null) return
-  child.process.kill(signal)
-  const timer = setTimeout(() => child.process.kill('SIGKILL'), graceMs)
-  await child.exited
-  clearTimeout(timer)
-}
-
-const hasSetpriv = () => spawnSync('setpriv', ['--version'], { stdio: 'ignore' }).status === 0
-
-interface ControllerLog {
-  readonly level: string
-  readonly msg: string
-  readonly [key: string]: unknown
+  await child.stop(signal, graceMs)
 }
 
 /** The controller, scoped to the demo's namespace, logging JSON lines on stdout. */
@@ -146,33 +110,15 @@ function startController(flags: Flags, kubeconfig: string | undefined, name: str
     '--listen',
     '127.0.0.1:0',
   ]
-  // With setpriv, the kernel stops the controller even if the demo itself is killed.
-  const [command, commandArgs] = hasSetpriv()
-    ? ['setpriv', ['--pdeathsig', 'SIGTERM', '--', process.execPath, ...args]]
-    : [process.execPath, args]
-  const child = track(
-    'controller',
-    spawn(command, commandArgs as string[], {
-      cwd: ROOT,
-      env: { ...process.env, POD_NAME: name },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    }),
-  )
-  const logs: ControllerLog[] = []
-  let buffer = ''
-  child.process.stdout?.setEncoding('utf8').on('data', (chunk: string) => {
-    buffer += chunk
-    for (let newline = buffer.indexOf('\n'); newline >= 0; newline = buffer.indexOf('\n')) {
-      const line = buffer.slice(0, newline)
-      buffer = buffer.slice(newline + 1)
-      try {
-        logs.push(JSON.parse(line) as ControllerLog)
-      } catch {
-        logs.push({ level: 'text', msg: line })
-      }
-    }
+  // The kernel stops the controller even if the demo itself is killed. What it does shows in its
+  // Events and its leader-election lease, not in its log.
+  return new Child('controller', process.execPath, args, {
+    cwd: ROOT,
+    env: { ...process.env, POD_NAME: name },
+    stdio: ['ignore', 'ignore', 'pipe'],
+    parentDeathSignal: 'SIGTERM',
+    stderrLimit: 8_000,
   })
-  return { child, logs }
 }
 
 async function waitFor<T>(what: string, timeoutMs: number, check: () => T | undefined): Promise<T> {
@@ -197,17 +143,18 @@ function startService(
   kubeconfig: string | undefined,
   onReport: (r: Report) => void,
 ) {
-  const child = track(
+  const child = new Child(
     role.instance,
-    spawn(process.execPath, [join(ROOT, 'demo/service.ts'), ...roleArgs(role), `--namespace=${namespace}`], {
+    process.execPath,
+    [join(ROOT, 'demo/service.ts'), ...roleArgs(role), `--namespace=${namespace}`],
+    {
       cwd: ROOT,
       env: { ...process.env, ...(kubeconfig === undefined ? {} : { KUBECONFIG: kubeconfig }) },
       stdio: ['ignore', 'ignore', 'pipe', 'ipc'],
-    }),
+      stderrLimit: 8_000,
+    },
   )
   child.process.on('message', (message) => onReport(message as Report))
-  // A broken IPC channel (the process died) must not crash the demo.
-  child.process.on('error', () => {})
   return { role, child }
 }
 
@@ -355,19 +302,26 @@ interface ExpiredEvent {
   readonly time: string | undefined
 }
 
-async function lockExpiredEvents(kubeConfig: KubeConfig, namespace: string, reporter: string) {
+/** The Events the demo's controller wrote in the namespace, oldest first. */
+async function controllerEvents(kubeConfig: KubeConfig, namespace: string, reporter: string) {
   const api = kubeConfig.makeApiClient(EventsV1Api)
   const list = await api.listNamespacedEvent({ namespace })
   return list.items
-    .filter((event) => event.reason === 'LockExpired' && event.reportingInstance === reporter)
-    .map(
-      (event): ExpiredEvent => ({
-        lease: `${event.regarding?.namespace}/${event.regarding?.name}`,
-        note: event.note ?? '',
-        count: event.series?.count ?? 1,
-        time: event.eventTime === undefined ? undefined : String(event.eventTime),
-      }),
-    )
+    .filter((event) => event.reportingInstance === reporter)
+    .map((event) => ({
+      reason: event.reason ?? '',
+      lease: `${event.regarding?.namespace}/${event.regarding?.name}`,
+      note: event.note ?? '',
+      count: event.series?.count ?? 1,
+      time: event.eventTime === undefined ? undefined : String(event.eventTime),
+    }))
+    .sort((a, b) => (a.time ?? '').localeCompare(b.time ?? ''))
+}
+
+async function lockExpiredEvents(kubeConfig: KubeConfig, namespace: string, reporter: string) {
+  return (await controllerEvents(kubeConfig, namespace, reporter))
+    .filter((event) => event.reason === 'LockExpired')
+    .map(({ lease, note, count, time }): ExpiredEvent => ({ lease, note, count, time }))
 }
 
 function ms(value: number | undefined): string {
@@ -504,18 +458,29 @@ async function main(): Promise<number> {
       }
     }
 
+    const store = createKubernetesLeaseStore(kubeConfig)
+    cleanups.push(async () => store.close?.())
     const controllerName = `kube-locks-demo-controller-${process.pid}`
     const controller = startController(flags, kubeconfig, controllerName)
-    cleanups.push(() => stopChild(controller.child, 'SIGTERM', 25_000))
+    cleanups.push(() => stopChild(controller, 'SIGTERM', 25_000))
     log('starting the controller')
-    await waitFor('the controller to lead', 180_000, () => {
-      if (controller.child.process.exitCode !== null) {
-        throw new Error(
-          `the controller exited with ${controller.child.process.exitCode}\n${controller.child.stderr}`,
-        )
+    // It leads once its leader-election lease names it.
+    const deadline = monotonicMs() + 180_000
+    for (;;) {
+      if (controller.process.exitCode !== null) {
+        throw new Error(`the controller exited with ${controller.process.exitCode}\n${controller.stderr}`)
       }
-      return controller.logs.find((line) => line.msg === 'acting as leader')
-    })
+      const listed = await store
+        .list(flags.namespace, { labelSelector: MANAGED_BY_SELECTOR })
+        .catch(() => ({ items: [] as LeaseRecord[] }))
+      const election = listed.items.find(
+        (lease) => lease.annotations[LOCK_NAME_ANNOTATION] === ELECTION_LOCK && !isTicket(lease),
+      )
+      if (election !== undefined && holderName(election) === controllerName) break
+      if (monotonicMs() > deadline)
+        throw new Error('timed out after 180 s waiting for the controller to lead')
+      await sleep(200)
+    }
 
     const reports: Tagged[] = []
     const ready = new Map<string, { spawnedAt: number; at: number; receivedAt: number }>()
@@ -561,15 +526,9 @@ async function main(): Promise<number> {
     const startedAt = monotonicMs()
     for (const service of services) send(service, { type: 'start' })
     const view = new LiveView(liveOut)
-    const store = createKubernetesLeaseStore(kubeConfig)
-    cleanups.push(async () => store.close?.())
     let leases: readonly LeaseRecord[] | undefined
     let leaseError: string | undefined
-    const controllerLines = () =>
-      controller.logs
-        .filter((line) => line.msg === 'lock expired' || line.msg === 'lock reclaimed: marked free')
-        .slice(-4)
-        .map((line) => `${line.msg}: ${String(line.lock ?? '')} (holder ${String(line.holder ?? '')})`)
+    let controllerLines: string[] = []
     const endAt = startedAt + flags.durationMs
     while (!runEnded.signal.aborted && monotonicMs() < endAt) {
       try {
@@ -580,6 +539,13 @@ async function main(): Promise<number> {
       } catch (error) {
         leaseError = error instanceof Error ? error.message : String(error)
       }
+      try {
+        controllerLines = (await controllerEvents(kubeConfig, flags.namespace, controllerName))
+          .slice(-4)
+          .map((event) => `${event.reason} ${event.lease}: ${event.note}`)
+      } catch {
+        // The view keeps the last lines it had.
+      }
       view.draw({
         namespace: flags.namespace,
         startedAt,
@@ -587,7 +553,7 @@ async function main(): Promise<number> {
         reports,
         leases,
         leaseError,
-        controllerLines: controllerLines(),
+        controllerLines,
       })
       const wait = Math.min(view.intervalMs, endAt - monotonicMs())
       if (wait > 0) await sleep(wait, undefined, { signal: runEnded.signal }).catch(() => {})
@@ -602,12 +568,15 @@ async function main(): Promise<number> {
     }
     // The controller flushes its pending Events when it stops.
     log('stopping the controller')
-    await stopChild(controller.child, 'SIGTERM', 25_000)
+    await stopChild(controller, 'SIGTERM', 25_000)
     let events: ExpiredEvent[] | string
+    let allEvents: Awaited<ReturnType<typeof controllerEvents>> | string
     try {
       events = await lockExpiredEvents(kubeConfig, flags.namespace, controllerName)
+      allEvents = await controllerEvents(kubeConfig, flags.namespace, controllerName)
     } catch (error) {
       events = error instanceof Error ? error.message : String(error)
+      allEvents = events
     }
 
     const summary = summarize(reports)
@@ -622,15 +591,13 @@ async function main(): Promise<number> {
             processes: services.map((s) => ({ instance: s.role.instance, service: s.role.service })),
             controller: controllerName,
             // Every process the demo started, all stopped by now.
-            pids: [controller.child, ...services.map((s) => s.child)]
+            pids: [controller, ...services.map((s) => s.child)]
               .map((child) => child.process.pid)
               .filter((pid) => pid !== undefined),
             ...summary,
             lockExpiredEvents: typeof events === 'string' ? { error: events } : events,
-            // What the controller said about the demo's locks, and any trouble it had.
-            controllerLog: controller.logs.filter(
-              (line) => line.level === 'warn' || line.level === 'error' || line.msg.startsWith('lock '),
-            ),
+            // What the controller did to the demo's locks, as its Events tell it.
+            controllerEvents: typeof allEvents === 'string' ? { error: allEvents } : allEvents,
           },
           null,
           2,
