@@ -21,8 +21,8 @@ import { parseArgs } from 'node:util'
 import { CoreV1Api, KubeConfig } from '@kubernetes/client-node'
 import { ControllerProcess, namespacedArgs } from '../controller/testing/controller-process.ts'
 import { managedLease } from '../controller/testing/leases.ts'
-import { createKubernetesLeaseStore } from '../sdk/internal.ts'
 import { ControlPlane } from '../dev/cluster/index.ts'
+import { createKubernetesLeaseStore } from '../sdk/internal.ts'
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..')
 const { values } = parseArgs({

@@ -155,14 +155,16 @@ export function execute(template: Template, data: unknown): string {
  */
 export function parseFieldPath(path: string): Template {
   const trimmed = path.trim()
-  const inner = trimmed.startsWith('{') && trimmed.endsWith('}') ? trimmed.slice(1, -1).trim() : trimmed
+  const braced = trimmed.startsWith('{') && trimmed.endsWith('}')
+  const inner = braced ? trimmed.slice(1, -1).trim() : trimmed
+  const notOne = () =>
+    new UsageError(`\`${path}\` is not a single JSONPath expression such as \`.metadata.name\``)
+  if (/[{}]/.test(inner)) throw notOne()
   if (inner === '') throw new UsageError(`empty JSONPath expression \`${path}\``)
   const relaxed = /^[.[$@]/.test(inner) ? inner : `.${inner}`
   const template = parseTemplate(`{${relaxed}}`)
   const [node] = template.nodes
-  if (template.nodes.length !== 1 || node?.kind !== 'expression') {
-    throw new UsageError(`\`${path}\` is not a single JSONPath expression such as \`.metadata.name\``)
-  }
+  if (template.nodes.length !== 1 || node?.kind !== 'expression') throw notOne()
   return template
 }
 

@@ -1,6 +1,15 @@
 import { describe, expect, it } from 'vitest'
 import type { LeaseJson } from './api.ts'
-import { cleanObject, formatItems, type Item, type PrintOptions, WatchPrinter } from './output.ts'
+import { UsageError } from './errors.ts'
+import {
+  checkOutput,
+  cleanObject,
+  formatItems,
+  type Item,
+  type PrintOptions,
+  sortItems,
+  WatchPrinter,
+} from './output.ts'
 
 const KEYS = { name: 'kube-locks.io/name', service: 'kube-locks.io/service', pod: 'p', node: 'n' }
 const NOW = Date.parse('2030-01-01T12:00:00Z')
@@ -227,5 +236,111 @@ describe('WatchPrinter', () => {
     const printed = JSON.parse(json.print([item('a', 'w', 'a', { waiting: 2 })], NOW))
     expect(printed.kind).toBe('Lease')
     expect(printed.status).toEqual({ waiting: 2 })
+  })
+})
+
+describe('kubectl templates and sorting', () => {
+  const labelled = (name: string, holder: string | undefined, labels: Record<string, string>): Item => {
+    const plain = item(name, holder)
+    return {
+      ...plain,
+      json: { ...plain.json, metadata: { ...plain.json.metadata, labels } },
+      view: { ...plain.view, labels },
+    }
+  }
+
+  it('prints -o jsonpath over the v1 List, and over the lock for get', () => {
+    const items = [item('a', 'w_1_x'), item('b', undefined)]
+    const jsonpath = (template: string) => ({ ...base, format: { kind: 'jsonpath', template } }) as const
+    expect(formatItems(items, jsonpath('{.items[*].metadata.name}'))).toBe('a b')
+    expect(
+      formatItems(items, jsonpath('{range .items[*]}{.metadata.name}={.spec.holderIdentity}{"\\n"}{end}')),
+    ).toBe('a=w_1_x\nb=\n')
+    expect(
+      formatItems([item('a', 'w_1_x', 'a', { waiting: 2, queue: [] })], jsonpath('{.status.waiting}'), true),
+    ).toBe('2')
+  })
+
+  it('prints -o custom-columns as a table, <none> where a field is missing', () => {
+    const format = {
+      kind: 'custom-columns',
+      columns: [
+        { header: 'LOCK', path: '.metadata.annotations.kube-locks\\.io/name' },
+        { header: 'NAME', path: '.metadata.name' },
+        { header: 'HOLDER', path: '{.spec.holderIdentity}' },
+      ],
+    } as const
+    const text = formatItems([item('a', 'w_1_x'), item('b', undefined)], { ...base, format })
+    expect(text).toBe(
+      ['LOCK     NAME   HOLDER', '<none>   a      w_1_x', '<none>   b      <none>', ''].join('\n'),
+    )
+    const queue = [ticket('a', 'first', 'w-2_1_y', '2030-01-01T11:58:00.000000Z')]
+    const single = formatItems(
+      [item('a', 'w', 'a', { waiting: 1, queue })],
+      { ...base, format, noHeaders: true },
+      true,
+    )
+    // The lock's row alone: no queue table under custom columns.
+    expect(single).toBe('<none>   a   w\n')
+  })
+
+  it('adds a LABELS column with --show-labels', () => {
+    const items = [labelled('a', 'w', { team: 'shop', app: 'x' }), labelled('b', undefined, {})]
+    const lines = formatItems(items, { ...base, showLabels: true })
+      .trimEnd()
+      .split('\n')
+    expect(lines.map((line) => line.split(/ {3,}/).at(-1))).toEqual(['LABELS', 'app=x,team=shop', '<none>'])
+    expect(formatItems(items, { ...base, showLabels: true, format: 'wide' }).split('\n')[0]).toMatch(
+      / {3}NODE +LABELS$/,
+    )
+  })
+
+  it('sorts by a field of the lease: numbers by value, text by text, missing first, ties in order', () => {
+    const withSpec = (name: string, spec: Record<string, unknown>): Item => {
+      const plain = item(name, undefined)
+      return { ...plain, json: { ...plain.json, spec } }
+    }
+    const items = [
+      withSpec('c', { leaseDurationSeconds: 100, holderIdentity: 'b' }),
+      withSpec('a', { leaseDurationSeconds: 9, holderIdentity: 'c' }),
+      withSpec('d', {}),
+      withSpec('b', { leaseDurationSeconds: 20, holderIdentity: 'a' }),
+      withSpec('e', {}),
+    ]
+    const names = (sorted: readonly Item[]) => sorted.map((i) => i.view.name)
+    expect(names(sortItems(items, '.spec.leaseDurationSeconds', KEYS))).toEqual(['d', 'e', 'a', 'b', 'c'])
+    expect(names(sortItems(items, '{.spec.holderIdentity}', KEYS))).toEqual(['d', 'e', 'b', 'c', 'a'])
+    expect(names(sortItems(items, 'metadata.name', KEYS))).toEqual(['a', 'b', 'c', 'd', 'e'])
+    expect(() => sortItems(items, '{.spec', KEYS)).toThrow(UsageError)
+  })
+
+  it('rejects a bad template or field before printing anything', () => {
+    expect(() => checkOutput({ kind: 'jsonpath', template: '{range .items[*]}' })).toThrow('has no `{end}`')
+    expect(() => checkOutput({ kind: 'custom-columns', columns: [{ header: 'X', path: '{.a' }] })).toThrow(
+      UsageError,
+    )
+    expect(() => checkOutput('table', '.metadata[')).toThrow(UsageError)
+    expect(() => checkOutput('table', '.metadata.name')).not.toThrow()
+  })
+
+  it('prints each change through the template under --watch, and keeps custom columns aligned', () => {
+    const printer = new WatchPrinter({
+      ...base,
+      format: { kind: 'jsonpath', template: '{.metadata.name}{"\\n"}' },
+    })
+    expect(printer.print([item('a', 'w')], NOW)).toBe('a\n')
+    expect(printer.print([item('b', 'w')], NOW)).toBe('b\n')
+    const columns = new WatchPrinter({
+      ...base,
+      format: {
+        kind: 'custom-columns',
+        columns: [
+          { header: 'N', path: '.metadata.name' },
+          { header: 'H', path: '.spec.holderIdentity' },
+        ],
+      },
+    })
+    expect(columns.print([item('long-name', 'w')], NOW)).toBe('N           H\nlong-name   w\n')
+    expect(columns.print([item('b', 'x')], NOW)).toBe('b           x\n')
   })
 })

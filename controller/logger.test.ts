@@ -65,7 +65,7 @@ describe('createJsonLogger', () => {
         stack: expect.stringContaining('logger.test.ts'),
       },
     })
-    expect((record?.also as { inner: unknown }).inner).toMatchObject({ code: 'ECONNREFUSED' })
+    expect(record?.also).toMatchObject({ inner: { code: 'ECONNREFUSED' } })
   })
 
   it('stops at a cause that refers back to an error already written', () => {

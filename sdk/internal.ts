@@ -82,6 +82,8 @@ export { createMemoryLeaseStore } from './memory-store.ts'
 export { formatMicroTime, parseMicroTime } from './micro-time.ts'
 export type { AcquireOptions, LocksOptions } from './options.ts'
 export { DEFAULTS, defaultSafetyMargin, MAX_EXPIRES, nearestName, rejectUnknownKeys } from './options.ts'
+export type { ReclaimDecision, ReclaimSettings } from './reclaim.ts'
+export { RECLAIM_DEFAULTS, reclaimDecision, reclaimManagedDecision } from './reclaim.ts'
 export { compareResourceVersions, isResourceVersion } from './resource-version.ts'
 export type { TicketDraftOptions } from './ticket.ts'
 export {
@@ -98,5 +100,3 @@ export {
   ticketPosition,
 } from './ticket.ts'
 export { clampDelay, MAX_TIMER_MS, setClampedTimeout } from './timers.ts'
-export type { ReclaimDecision, ReclaimSettings } from './reclaim.ts'
-export { RECLAIM_DEFAULTS, reclaimDecision, reclaimManagedDecision } from './reclaim.ts'

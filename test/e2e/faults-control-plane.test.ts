@@ -1,13 +1,13 @@
 import { randomBytes } from 'node:crypto'
 import { KubeConfig } from '@kubernetes/client-node'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
+import { ControlPlane } from '../../dev/cluster/index.ts'
 import {
   createKubernetesLeaseStore,
   formatMicroTime,
   type LeaseStore,
   leaseNameFor,
 } from '../../sdk/internal.ts'
-import { ControlPlane } from '../../dev/cluster/index.ts'
 import { FaultRun, recordSummary, scaled, type Worker } from '../faults/coordinator.ts'
 
 // Restarts and watch history expiry, on a control plane of this file's own: etcd with fsync

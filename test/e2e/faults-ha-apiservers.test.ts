@@ -1,6 +1,6 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
-import { leaseNameFor } from '../../sdk/internal.ts'
 import { HaControlPlane } from '../../dev/cluster/index.ts'
+import { leaseNameFor } from '../../sdk/internal.ts'
 import { recordSummary, scaled, type Worker } from '../faults/coordinator.ts'
 import { committedAgain, endlessContention, type HaRun, haRun, ROUND_TRIP_MS } from './ha-faults.ts'
 

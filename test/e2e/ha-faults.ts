@@ -1,8 +1,8 @@
 import { randomBytes } from 'node:crypto'
 import { KubeConfig } from '@kubernetes/client-node'
 import { expect } from 'vitest'
-import { createKubernetesLeaseStore, type LeaseStore } from '../../sdk/internal.ts'
 import type { HaControlPlane } from '../../dev/cluster/index.ts'
+import { createKubernetesLeaseStore, type LeaseStore } from '../../sdk/internal.ts'
 import { FaultRun, type Worker, type WorkerDefaults } from '../faults/coordinator.ts'
 
 // What the HA fault files share: a run in a fresh namespace of the HA control plane, workers pinned to

@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
+import { ControlPlane } from '../../dev/cluster/index.ts'
 import {
   type AcquireOptions,
   compareResourceVersions,
@@ -12,7 +13,6 @@ import {
   QUEUE_POSITION_ANNOTATION,
   queueSelector,
 } from '../../sdk/internal.ts'
-import { ControlPlane } from '../../dev/cluster/index.ts'
 import { waitFor } from './support.ts'
 
 // Fair locks across processes on a real API server: waiters that arrive one after the other at a held

@@ -3,8 +3,8 @@
 // `npm run test:compat` runs this against the oldest and the newest supported version.
 import { VersionApi } from '@kubernetes/client-node'
 import { describe, expect, inject, it } from 'vitest'
-import { createKubernetesLeaseStore, createLocks, type LeaseStore } from '../../sdk/internal.ts'
 import { VERSIONS } from '../../dev/cluster/index.ts'
+import { createKubernetesLeaseStore, createLocks, type LeaseStore } from '../../sdk/internal.ts'
 import { adminKubeConfig, createNamespace, waitFor } from './support.ts'
 
 async function serverVersion() {
