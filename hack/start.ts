@@ -1,14 +1,20 @@
 /**
  * `npm start`: runs the controller against the configured cluster, or, when none is
  * configured, against a local control plane started for the purpose (built on first use).
- * Ctrl-C stops everything it started.
+ * Ctrl-C stops everything it started: the controller first, which releases its leadership
+ * lease, then the control plane.
+ *
+ * The controller runs in a process group of its own. A Ctrl-C in the terminal signals the
+ * whole foreground group; were the controller in it, it would get that SIGINT and then the
+ * SIGTERM sent from here, take the second for an operator's "exit now" and skip its graceful
+ * shutdown. So the terminal's signal reaches only this process, which passes on exactly one
+ * SIGTERM per signal it gets: a second Ctrl-C still makes the controller exit at once.
  */
-import { type ChildProcess, spawn } from 'node:child_process'
-import { once } from 'node:events'
 import { existsSync } from 'node:fs'
 import { homedir } from 'node:os'
 import { dirname, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { type Child, startChild } from '../dev/child-process.ts'
 import { ControlPlane } from '../dev/cluster/index.ts'
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..')
@@ -22,22 +28,27 @@ function configuredCluster(): string | undefined {
 }
 
 let plane: ControlPlane | undefined
-let controller: ChildProcess | undefined
-let stopping = false
+let controller: Child | undefined
+let signals = 0
 
-async function stop(signal: string): Promise<void> {
-  if (stopping) return
-  stopping = true
-  log(`${signal}: stopping`)
-  if (controller && controller.exitCode === null) {
+async function stop(signal: NodeJS.Signals): Promise<void> {
+  signals += 1
+  if (signals > 1) {
+    // The controller takes a second signal as "exit at once", as it would from a terminal.
+    log(`${signal} again: the controller exits at once`)
+    controller?.kill('SIGTERM')
+    return
+  }
+  log(`${signal}: stopping (again to exit at once)`)
+  if (controller?.alive) {
     controller.kill('SIGTERM')
-    await once(controller, 'exit')
+    await controller.exited
   }
   await plane?.stop()
   process.exit(0)
 }
-process.on('SIGINT', () => void stop('SIGINT'))
-process.on('SIGTERM', () => void stop('SIGTERM'))
+process.on('SIGINT', (signal) => void stop(signal))
+process.on('SIGTERM', (signal) => void stop(signal))
 
 const args: string[] = []
 const cluster = configuredCluster()
@@ -71,12 +82,21 @@ if (cluster) {
   )
 }
 
-controller = spawn(process.execPath, [join(ROOT, 'controller/main.ts'), ...args, ...process.argv.slice(2)], {
-  stdio: 'inherit',
-})
-const [code] = await once(controller, 'exit')
-if (!stopping) {
-  log(`the controller exited with ${code}`)
+// Out of the terminal's process group (see the top); where `setpriv` is installed, a SIGTERM from
+// the kernel still stops it, gracefully, if this process is killed without the chance to pass one on.
+controller = startChild(
+  'controller',
+  process.execPath,
+  [join(ROOT, 'controller/main.ts'), ...args, ...process.argv.slice(2)],
+  {
+    stdio: ['ignore', 'inherit', 'inherit'],
+    detached: true,
+    parentDeathSignal: 'SIGTERM',
+  },
+)
+const { code, signal } = await controller.exited
+if (signals === 0) {
+  log(`the controller exited with ${code ?? signal}`)
   await plane?.stop()
   process.exit(typeof code === 'number' ? code : 1)
 }
