@@ -5,7 +5,7 @@ import type { LeaseRecord } from './lease-record.ts'
 import type { LeaseEvent, LeaseStore } from './lease-store.ts'
 import { compareResourceVersions } from './resource-version.ts'
 import { ticketLock } from './ticket.ts'
-import { setClampedTimeout } from './timers.ts'
+import { backoff, setClampedTimeout } from './timers.ts'
 
 /**
  * One watch per namespace serves every waiter of a `Locks` instance: waiters subscribe by lease name
@@ -259,11 +259,8 @@ export class WatchHub {
     let shortWatches = 0
     /** Set by a stall or a streak of short watches: not healthy until a watch proves itself. */
     let suspect = false
-    const backoff = (attempt: number) =>
-      jitter(
-        this.#options.retryIntervalMs * Math.min(2 ** (attempt - 1), 8),
-        this.#options.random ?? Math.random,
-      )
+    const retryAfter = (attempt: number) =>
+      backoff(attempt, { baseMs: this.#options.retryIntervalMs, random: this.#options.random })
     while (!signal.aborted) {
       let watch: WatchAttempt | undefined
       try {
@@ -323,7 +320,7 @@ export class WatchHub {
           suspect = true
           this.#setHealthy(false)
           failures++
-          await this.#sleep(backoff(failures))
+          await this.#sleep(retryAfter(failures))
           continue
         }
         if (attempt.hadEvents || now() - attempt.openedAt >= SHORT_WATCH_MS) {
@@ -343,7 +340,7 @@ export class WatchHub {
             namespace: this.#namespace,
             shortWatches,
           })
-          await this.#sleep(backoff(shortWatches - 1))
+          await this.#sleep(retryAfter(shortWatches - 1))
         }
       } catch (error) {
         watch?.dispose()
@@ -357,7 +354,7 @@ export class WatchHub {
         this.#options.logger.debug?.('lease watch failed; retrying', { namespace: this.#namespace, error })
         // A server that throttles says when to come back (429 with Retry-After): no sooner than that.
         const retryAfterMs = error instanceof LockUnavailableError ? (error.retryAfterMs ?? 0) : 0
-        await this.#sleep(Math.max(backoff(failures), retryAfterMs))
+        await this.#sleep(Math.max(retryAfter(failures), retryAfterMs))
       }
     }
   }
@@ -541,10 +538,8 @@ class WatchAttempt {
   }
 }
 
-/** A duration spread uniformly over ±50 % of `ms`, so that retrying processes do not stay in step. */
-export function jitter(ms: number, random: () => number = Math.random): number {
-  return ms * (0.5 + random())
-}
+/** Kept here for the modules that import it from the hub; it lives with the other timing helpers. */
+export { jitter } from './timers.ts'
 
 /** True if a hub event tells something newer than the resourceVersion the waiter acted on. */
 export function isNewer(eventVersion: string, seenVersion: string | undefined): boolean {
