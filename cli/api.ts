@@ -11,6 +11,7 @@ import {
   leaseToRecord,
   NamespaceNotFoundError,
   recordToLease,
+  type ServerVersionInfo,
   WatchExpiredError,
 } from '../sdk/internal.ts'
 import { CliError } from './errors.ts'
@@ -55,6 +56,9 @@ const NETWORK_CODES = new Set([
 
 interface Scope {
   readonly verb: string
+  /** What is asked for, in messages: leases unless said. */
+  readonly resource?: 'version'
+
   /** `undefined`: across all namespaces. */
   readonly namespace: string | undefined
 }
@@ -108,6 +112,16 @@ export class ApiClient {
       next = page.continue
     } while (next !== undefined)
     return { items, resourceVersion }
+  }
+
+  /** The API server's `GET /version`. */
+  async serverVersion(signal?: AbortSignal): Promise<ServerVersionInfo> {
+    const store = this.#store
+    return await this.#call({ verb: 'get', namespace: undefined, resource: 'version' }, signal, (timed) =>
+      store.serverVersion === undefined
+        ? Promise.reject(new CliError(`the store at ${this.server} has no server version`))
+        : store.serverVersion({ signal: timed }),
+    )
   }
 
   /** A lease by its name, or `undefined` if there is none. */
@@ -211,6 +225,12 @@ export class ApiClient {
         { cause: error },
       )
     }
+    if (error instanceof LockPermissionError && scope.resource === 'version') {
+      return new CliError(
+        `forbidden: the Kubernetes API server at ${this.server} does not let ${this.#cluster.context === undefined ? 'the service account' : `context \`${this.#cluster.context}\``} read its version (GET /version)`,
+        { cause: error },
+      )
+    }
     if (error instanceof LockPermissionError) {
       const user = /User "([^"]+)"/.exec(status.message ?? '')?.[1]
       const as = user ? ` as \`${user}\`` : ''
@@ -245,8 +265,9 @@ export class ApiClient {
     if (code === undefined || code === 0) return new CliError(error.message, { cause: error })
     const reason = status.reason ? ` ${status.reason}` : ''
     const message = status.message ? `: ${oneLineOf(status.message)}` : ''
+    const asked = scope.resource === 'version' ? 'GET /version' : `${scope.verb} leases ${where}`
     return new CliError(
-      `the Kubernetes API server at ${this.server} answered ${code}${reason} to ${scope.verb} leases ${where}${message}`,
+      `the Kubernetes API server at ${this.server} answered ${code}${reason} to ${asked}${message}`,
       { cause: error },
     )
   }

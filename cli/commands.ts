@@ -1,4 +1,5 @@
 import { Command, CommanderError, Option } from 'commander'
+import { clientVersionLine } from './client-version.ts'
 import { completionScript, SHELLS } from './completion.ts'
 import { parseSeconds } from './duration.ts'
 import { CliError, oneLine, UsageError } from './errors.ts'
@@ -18,6 +19,7 @@ import type { ListFlags } from './list.ts'
 import type { ReleaseFlags } from './release.ts'
 import type { RunFlags } from './run.ts'
 import type { CliContext } from './session.ts'
+import type { VersionFlags } from './version.ts'
 
 // The command tree and what runs it. Only commander and small modules of the CLI's own load with it:
 // each action imports its command's module — and with it the SDK — when it runs, so that `locks --help`
@@ -81,6 +83,12 @@ export function buildProgram(ctx: CliContext, done: (code: number) => void): Com
       outputError: (text, write) => write(text),
     })
     .exitOverride()
+    // Only the client's version, without loading the SDK; `locks version` asks the server too.
+    .option('--version', 'print the client version and exit')
+    .on('option:version', () => {
+      ctx.stdout(clientVersionLine())
+      throw new CommanderError(ExitCode.ok, 'commander.version', '')
+    })
     .addHelpText(
       'after',
       `${examples([
@@ -285,6 +293,16 @@ ${ExitCode.lost} if the lock was lost; 126 if the command cannot run; 127 if not
     )
     .addHelpText('after', examples(['locks gc --dry-run', 'locks gc --dry-run -A -o json']))
     .action(action(async (flags: GcFlags) => (await import('./gc.ts')).gcCommand(ctx, flags)))
+
+  withClusterOptions(
+    program
+      .command('version')
+      .description('print the client version and, when the cluster answers, the server version'),
+  )
+    .option('--client', 'print the client version only; do not contact the server')
+    .addOption(new Option('-o, --output <format>', 'output format: json|yaml').choices(['json', 'yaml']))
+    .addHelpText('after', examples(['locks version', 'locks version --client', 'locks version -o json']))
+    .action(action(async (flags: VersionFlags) => (await import('./version.ts')).versionCommand(ctx, flags)))
 
   program
     .command('completion')

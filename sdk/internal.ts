@@ -85,6 +85,7 @@ export { DEFAULTS, defaultSafetyMargin, MAX_EXPIRES, nearestName, rejectUnknownK
 export type { ReclaimDecision, ReclaimSettings } from './reclaim.ts'
 export { RECLAIM_DEFAULTS, reclaimDecision, reclaimManagedDecision } from './reclaim.ts'
 export { compareResourceVersions, isResourceVersion } from './resource-version.ts'
+export type { ServerVersionInfo } from './server-version.ts'
 export type { TicketDraftOptions } from './ticket.ts'
 export {
   compareTickets,
