@@ -1,30 +1,12 @@
-// The public entry point of kube-locks. The controller and the CLI import only from here.
+// The package entry point, `kube-locks`: what an application needs to take locks and handle their
+// failures. Every name here is a promise kept across releases; sdk/entry-points.test.ts lists them.
+// Test helpers are in `kube-locks/testing` (testing.ts); what the controller, the CLI and the
+// development tooling share is in internal.ts, which has no compatibility promise.
 export type { Clock, Logger } from './clock.ts'
-export { systemClock } from './clock.ts'
-export {
-  HOLDER_ANNOTATIONS,
-  LEASE_API_VERSION,
-  LEASE_RESOURCE,
-  LOCK_NAME_ANNOTATION,
-  MANAGED_BY_LABEL,
-  MANAGED_BY_SELECTOR,
-  MANAGED_BY_VALUE,
-  NODE_ANNOTATION,
-  NODE_NAME_ENV,
-  POD_ANNOTATION,
-  POD_NAME_ENV,
-  POD_NAMESPACE_ENV,
-  QUEUE_LABEL,
-  QUEUE_POSITION_ANNOTATION,
-  SERVICE_ANNOTATION,
-  WAITS_FOR_ANNOTATION,
-} from './constants.ts'
 export { createLocks } from './create-locks.ts'
 export type { LockErrorCode, LockLostReason } from './errors.ts'
 export {
   InvalidLockOptionsError,
-  LeaseConflictError,
-  LeaseNotFoundError,
   LeaseNotManagedError,
   LockApiError,
   LockClosedError,
@@ -34,66 +16,12 @@ export {
   LockTimeoutError,
   LockUnavailableError,
   NamespaceNotFoundError,
-  WatchExpiredError,
 } from './errors.ts'
-export type { LeaseObservation } from './expiry.ts'
-export { expiresAt, isExpired, observe } from './expiry.ts'
 export type { Lock } from './held-lock.ts'
-export type {
-  Cluster,
-  ClusterOptions,
-  KubeConfig,
-  KubeConfigProblem,
-  KubernetesLeaseEvent,
-  KubernetesLeaseStore,
-  KubernetesLeaseStoreOptions,
-  KubernetesWatchOptions,
-} from './kubernetes-store.ts'
-export {
-  createClusterLeaseStore,
-  createKubernetesLeaseStore,
-  dumpYaml,
-  KubeConfigError,
-  kubeConfigNamespace,
-  loadCluster,
-  loadDefaultKubeConfig,
-} from './kubernetes-store.ts'
-export {
-  HASHED_LEASE_NAME,
-  isDns1123Subdomain,
-  leaseNameFor,
-  MAX_LOCK_NAME_BYTES,
-  validateLockName,
-} from './lease-name.ts'
-export type { LeaseDraft, LeaseObject, LeaseRecord, RetainedFields } from './lease-record.ts'
-export { freedRecord, isFree, isManaged, leaseToRecord, recordToLease } from './lease-record.ts'
-export type {
-  LeaseEvent,
-  LeaseList,
-  LeaseStore,
-  ListOptions,
-  RequestOptions,
-  WatchOptions,
-} from './lease-store.ts'
+export type { KubeConfig, KubeConfigProblem } from './kubernetes-store.ts'
+export { KubeConfigError } from './kubernetes-store.ts'
+export type { LeaseStore } from './lease-store.ts'
 export type { LockedFunction, Locks } from './locks.ts'
-export type { FaultPhase, MemoryLeaseStore, MemoryStoreOperation } from './memory-store.ts'
-export { createMemoryLeaseStore } from './memory-store.ts'
-export { formatMicroTime, parseMicroTime } from './micro-time.ts'
 export type { AcquireOptions, LocksOptions } from './options.ts'
-export { DEFAULTS, defaultSafetyMargin, MAX_EXPIRES, nearestName, rejectUnknownKeys } from './options.ts'
-export { compareResourceVersions, isResourceVersion } from './resource-version.ts'
-export type { TicketDraftOptions } from './ticket.ts'
-export {
-  compareTickets,
-  isTicket,
-  isTicketOf,
-  isWaiting,
-  newTicketName,
-  queueKeyFor,
-  queueSelector,
-  renewedTicket,
-  ticketDraft,
-  ticketLock,
-  ticketPosition,
-} from './ticket.ts'
-export { clampDelay, MAX_TIMER_MS, setClampedTimeout } from './timers.ts'
+export { DEFAULTS } from './options.ts'
+export { compareResourceVersions } from './resource-version.ts'
