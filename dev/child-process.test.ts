@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs'
 import { describe, expect, it } from 'vitest'
 import { type Exit, startChild } from './child-process.ts'
 
@@ -38,6 +39,47 @@ describe('startChild', () => {
     expect(await child.stop()).toEqual({ code: null, signal: 'SIGKILL' })
   })
 })
+
+describe('Child', () => {
+  it('resolves closed once all of its output has been read', async () => {
+    const child = startChild('talker', process.execPath, node("process.stdout.write('a'.repeat(200000))"))
+    let stdout = ''
+    child.process.stdout?.setEncoding('utf8').on('data', (chunk: string) => {
+      stdout += chunk
+    })
+    expect(await child.closed).toEqual({ code: 0, signal: null })
+    expect(stdout.length).toBe(200_000)
+  })
+
+  it('with killOnExit, does not outlive the process that started it', async () => {
+    // A parent that starts a long-lived child with killOnExit and exits without stopping it.
+    const script = [
+      `const { startChild } = await import(${JSON.stringify(new URL('./child-process.ts', import.meta.url).href)})`,
+      "const child = startChild('sleeper', process.execPath, ['-e', 'setInterval(() => {}, 1000)'], { killOnExit: true })",
+      'console.log(child.pid)',
+      'setTimeout(() => process.exit(0), 200)',
+    ].join('\n')
+    const parent = startChild('parent', process.execPath, ['--input-type=module', '-e', script])
+    let stdout = ''
+    parent.process.stdout?.setEncoding('utf8').on('data', (chunk: string) => {
+      stdout += chunk
+    })
+    expect(await parent.closed).toEqual({ code: 0, signal: null })
+    const pid = Number(stdout.trim())
+    expect(pid).toBeGreaterThan(0)
+    await waitUntil(() => !runs(pid))
+  })
+})
+
+/** Whether a process runs: one that is gone or a zombie does not. */
+function runs(pid: number): boolean {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
+    return stat.slice(stat.lastIndexOf(')') + 2)[0] !== 'Z'
+  } catch {
+    return false
+  }
+}
 
 async function waitUntil(check: () => boolean, timeoutMs = 5_000): Promise<void> {
   const deadline = performance.now() + timeoutMs

@@ -23,6 +23,26 @@ export interface ChildOptions {
   readonly stderrLimit?: number
   /** Called on the `exit` event, before `exited` resolves. */
   readonly onExit?: (exit: Exit) => void
+  /**
+   * SIGKILLs it when this process exits without having stopped it (a last resort: an `exit` handler
+   * cannot wait). Defaults to false.
+   */
+  readonly killOnExit?: boolean
+}
+
+/** The children started with `killOnExit` that are still running. */
+const live = new Set<Child>()
+let exitHookInstalled = false
+
+function killOnExit(child: Child): void {
+  if (!exitHookInstalled) {
+    exitHookInstalled = true
+    process.once('exit', () => {
+      for (const running of live) running.kill('SIGKILL')
+    })
+  }
+  live.add(child)
+  void child.exited.then(() => live.delete(child))
 }
 
 let setprivFound: boolean | undefined
@@ -41,6 +61,8 @@ export class Child {
   readonly name: string
   readonly process: ChildProcess
   readonly exited: Promise<Exit>
+  /** Resolves after `exited`, once its output streams have closed too: all it wrote has been read. */
+  readonly closed: Promise<Exit>
   #stderr = ''
   #exit: Exit | undefined
 
@@ -59,7 +81,11 @@ export class Child {
     const limit = options.stderrLimit ?? Number.POSITIVE_INFINITY
     this.process.stderr?.setEncoding('utf8').on('data', (chunk: string) => {
       this.#stderr =
-        limit === Number.POSITIVE_INFINITY ? this.#stderr + chunk : (this.#stderr + chunk).slice(-limit)
+        limit === Number.POSITIVE_INFINITY
+          ? this.#stderr + chunk
+          : limit <= 0
+            ? ''
+            : (this.#stderr + chunk).slice(-limit)
     })
     this.exited = new Promise((resolveExit) => {
       this.process.once('exit', (code, signal) => {
@@ -68,6 +94,10 @@ export class Child {
         resolveExit(this.#exit)
       })
     })
+    this.closed = new Promise((resolveClose) => {
+      this.process.once('close', (code, signal) => resolveClose({ code, signal }))
+    })
+    if (options.killOnExit) killOnExit(this)
     // A spawn failure or a broken IPC channel must not crash the parent; the exit (or its absence
     // in a wait with a deadline) reports it.
     this.process.on('error', (error) => {

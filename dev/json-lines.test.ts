@@ -1,7 +1,7 @@
 import { once } from 'node:events'
 import { PassThrough } from 'node:stream'
 import { describe, expect, it } from 'vitest'
-import { type JsonRecord, parseRecord, readJsonLines } from './json-lines.ts'
+import { type JsonRecord, parseRecord, readJsonLines, readLines } from './json-lines.ts'
 
 describe('readJsonLines', () => {
   it('hands over objects split across chunks, other lines apart, and a last line without a newline', async () => {
@@ -20,6 +20,19 @@ describe('readJsonLines', () => {
     await once(lines, 'close')
     expect(records).toEqual([{ msg: 'a', n: 1 }, { msg: 'b' }, { msg: 'c' }])
     expect(other).toEqual(['plain text', '[1,2]', '{broken', ''])
+  })
+})
+
+describe('readLines', () => {
+  it('hands over every line, split across chunks, without its line break', async () => {
+    const input = new PassThrough()
+    const seen: string[] = []
+    const lines = readLines(input, (line) => seen.push(line))
+    input.write('go: downloading ')
+    input.write('a\r\n{"not":"parsed"}\n\nlast')
+    input.end()
+    await once(lines, 'close')
+    expect(seen).toEqual(['go: downloading a', '{"not":"parsed"}', '', 'last'])
   })
 })
 

@@ -13,12 +13,20 @@ export function readJsonLines(
   onRecord: (record: JsonRecord, line: string) => void,
   onOther?: (line: string) => void,
 ): Interface {
-  const lines = createInterface({ input, crlfDelay: Number.POSITIVE_INFINITY })
-  lines.on('line', (line) => {
+  return readLines(input, (line) => {
     const record = parseRecord(line)
     if (record === undefined) onOther?.(line)
     else onRecord(record, line)
   })
+}
+
+/**
+ * Reads `input` line by line, for output that is text (a build's progress, a table): each line,
+ * without its line break, goes to `onLine`. A last line without a newline counts once the stream ends.
+ */
+export function readLines(input: NodeJS.ReadableStream, onLine: (line: string) => void): Interface {
+  const lines = createInterface({ input, crlfDelay: Number.POSITIVE_INFINITY })
+  lines.on('line', onLine)
   return lines
 }
 
