@@ -1,10 +1,9 @@
 import { randomBytes } from 'node:crypto'
 import type { AcquireState, StepContext, StepResult } from './acquire-step.ts'
-import { acquireStep, forgetView, INITIAL_STATE } from './acquire-step.ts'
+import { acquireStep } from './acquire-step.ts'
 import { LOCK_NAME_ANNOTATION, NODE_ANNOTATION, POD_ANNOTATION, SERVICE_ANNOTATION } from './constants.ts'
-import { InvalidLockOptionsError, LockClosedError, LockTimeoutError, LockUnavailableError } from './errors.ts'
+import { InvalidLockOptionsError, LockClosedError, LockTimeoutError } from './errors.ts'
 import type { LeaseObservation } from './expiry.ts'
-import { observe } from './expiry.ts'
 import type { Lock } from './held-lock.ts'
 import { freeIfHeldBy, HeldLock } from './held-lock.ts'
 import { base32, leaseNameFor } from './lease-name.ts'
@@ -14,9 +13,11 @@ import type { AcquireOptions, ResolvedAcquireOptions, ResolvedLocksOptions } fro
 import { resolveAcquireOptions } from './options.ts'
 import { WaitLine } from './queue.ts'
 import { checkServerVersion } from './server-version.ts'
-import { requestTimer, setClampedTimeout } from './timers.ts'
-import type { HubEvent, QueueNews } from './watch-hub.ts'
-import { isNewer, jitter, WatchHub } from './watch-hub.ts'
+import { requestDeadline, Wakeup, withRequestDeadline } from './timers.ts'
+import { LineTender, WaitInbox } from './wait-io.ts'
+import type { WaitConfig, WaitEvent } from './wait-step.ts'
+import { startWait, waitStep } from './wait-step.ts'
+import { WatchHub } from './watch-hub.ts'
 
 /** The body of `withLock()`: runs while the lock is held; `signal` aborts if the lock is lost. */
 export type LockedFunction<T> = (signal: AbortSignal, lock: Lock) => Promise<T> | T
@@ -168,7 +169,7 @@ export class LockClient implements Locks {
   }
 
   async #acquire(lockName: string, options: ResolvedAcquireOptions): Promise<Lock> {
-    const { clock, requestTimeoutMs, retryIntervalMs } = this.#options
+    const { clock, requestTimeoutMs } = this.#options
     if (this.#closeController.signal.aborted) throw new LockClosedError()
     options.signal?.throwIfAborted()
     const leaseName = leaseNameFor(lockName)
@@ -179,9 +180,7 @@ export class LockClient implements Locks {
     // the deadline. Writes always get a full request timeout (see acquireStep's `writeSignal`).
     const requestsEnd = options.timeout === 0 ? start + requestTimeoutMs : deadline
     const readBudget = () => Math.min(requestTimeoutMs, requestsEnd - clock.now())
-    const validForMs = (options.expires - options.safetyMargin) * 1000
     const identity = newIdentity(this.#options.identity)
-    const annotations = this.#annotations(lockName)
     const line = options.fair ? this.#waitLine(lockName, leaseName, identity) : undefined
     // The line as known when the lock could be taken: read beside the first read of the lease (or
     // taken from the watch, when it runs), kept current by the watch after that.
@@ -197,11 +196,11 @@ export class LockClient implements Locks {
       leaseName,
       identity,
       leaseDurationSeconds: Math.ceil(options.expires),
-      annotations,
+      annotations: this.#annotations(lockName),
       graceMs: this.#options.expiryGraceMs,
       now: () => clock.now(),
       wallNow: () => clock.wallNow(),
-      validForMs,
+      validForMs: (options.expires - options.safetyMargin) * 1000,
       mayTake:
         line &&
         (async (view) => {
@@ -210,184 +209,114 @@ export class LockClient implements Locks {
           const ahead = line.ahead(clock.now(), holder)
           if (ahead.count > 0) return false
           if (ahead.passed === 0 && line.seesOwnJoin) return true
-          // Passing waiters as gone, or deciding on a view older than the own ticket (which may miss
-          // a waiter that joined just before): only on a fresh read, which shows every ticket and any
-          // renewal the watch has not delivered yet. A read that fails leaves the last view to
-          // decide: order gives way to progress, and the taking write is a compare-and-swap either way.
+          // Rule R1 of the line (see wait-step.ts): passing waiters as gone, or deciding on a view older
+          // than the own ticket (which may miss a waiter that joined just before), only on a fresh read,
+          // which shows every ticket and any renewal the watch has not delivered yet. A read that fails
+          // leaves the last view to decide: order gives way to progress, and the taking write is a
+          // compare-and-swap either way.
           await this.#readLine(line, readBudget(), signals)
           return line.ahead(clock.now(), holder).count === 0
         }),
     }
+    const config: WaitConfig = {
+      deadline,
+      once: options.timeout === 0,
+      retryIntervalMs: this.#options.retryIntervalMs,
+      timedOut: (holder) =>
+        new LockTimeoutError({ lockName, namespace: this.namespace, holder, timeout: options.timeout }),
+      tooShort: (roundTripMs) =>
+        new InvalidLockOptionsError(
+          'expires',
+          `longer than the safety margin (${options.safetyMargin} s) plus one API round trip ` +
+            `(${Math.round(roundTripMs)} ms measured): a lock this short is lost before its holder hears ` +
+            'it was acquired',
+          options.expires,
+        ),
+    }
     const wakeup = new Wakeup()
-    let news: { lease: LeaseRecord | undefined; resourceVersion: string } | undefined
-    let lineNews = false
-    // Set when the watch was unhealthy at any time since the last poll: a hub that keeps failing flips
-    // between states, and each flip must not postpone the poll.
-    let pollWanted = false
-    let nextPollAt: number | undefined
-    const onHub = (event: HubEvent) => {
-      if (event.type === 'health') pollWanted ||= !event.healthy
-      else if (news === undefined || isNewer(event.resourceVersion, news.resourceVersion)) news = event
-      wakeup.notify()
-    }
-    const onLine = (news: QueueNews) => {
-      if (line === undefined) return
-      if (news.kind === 'line') line.update(news)
-      // A renewal or a later arrival: nobody ahead went away, so there is nothing to look at.
-      else if (!line.apply(news)) return
-      lineNews = true
-      wakeup.notify()
-    }
+    const inbox = new WaitInbox(wakeup, line)
+    const tender =
+      line &&
+      new LineTender(line, {
+        lockName,
+        namespace: this.namespace,
+        server: this.#store.server,
+        clock,
+        logger: this.#options.logger,
+        requestTimeoutMs,
+        retryIntervalMs: this.#options.retryIntervalMs,
+        signals,
+      })
     const unsubscribe: (() => void)[] = []
-    let state: AcquireState = { ...INITIAL_STATE, previous: this.#observations.get(leaseName) }
-    let lastError: LockUnavailableError | undefined
-    let failures = 0
-    // Attempts in a row that wrote nothing useful (lost compare-and-swaps, locks learned too late).
-    let fruitless = 0
-    // When joining the line or renewing the ticket may be tried again after a failure.
-    let lineRetryAt = Number.NEGATIVE_INFINITY
-    const timeoutError = () => {
-      const view = state.view
-      const holder = typeof view === 'object' ? view.record.holderIdentity : undefined
-      return new LockTimeoutError({ lockName, namespace: this.namespace, holder, timeout: options.timeout })
-    }
-    const tooShortError = (roundTripMs: number) =>
-      new InvalidLockOptionsError(
-        'expires',
-        `longer than the safety margin (${options.safetyMargin} s) plus one API round trip ` +
-          `(${Math.round(roundTripMs)} ms measured): a lock this short is lost before its holder hears ` +
-          'it was acquired',
-        options.expires,
-      )
-    const backOff = async (attempt: number, baseMs: number, atLeastMs = 0) => {
-      const wakeAt = clock.now() + Math.max(jitter(baseMs * Math.min(2 ** (attempt - 1), 8)), atLeastMs)
-      await wakeup.sleep(Math.min(wakeAt, deadline) - clock.now(), signals, false)
-    }
-    /** Joins the line, renews the ticket or joins again at the back, as the time has come for. */
-    const tendLine = async (line: WaitLine) => {
-      const now = clock.now()
-      if (now < lineRetryAt) return
-      const signal = AbortSignal.any(signals)
-      try {
-        if (line.mustRejoin(now)) await this.#bounded((s) => line.leave(s), signal)
-        if (line.own === undefined) await this.#bounded((s) => line.join(s), signal)
-        else if (now >= line.renewDueAt) await this.#bounded((s) => line.renew(s), signal)
-        lineRetryAt = Number.NEGATIVE_INFINITY
-      } catch (error) {
-        if (!(error instanceof LockUnavailableError)) throw error
-        lineRetryAt = clock.now() + Math.max(jitter(retryIntervalMs), error.retryAfterMs ?? 0)
-        this.#options.logger.debug?.('could not join or renew a place in line; retrying', {
-          lock: lockName,
-          namespace: this.namespace,
-          error,
-        })
-      }
-    }
-
+    let { state, action } = startWait(this.#observations.get(leaseName))
     try {
-      if (line !== undefined) readLine(line)
       for (;;) {
-        const budget = readBudget()
-        if (budget <= 0) throw lastError ?? timeoutError()
-        const result = await this.#step(ctx, state, budget, signals)
-        if (result.kind === 'acquired') {
-          // Whatever was pending is settled: this acquisition holds the lease now.
-          state = INITIAL_STATE
-          this.#observations.delete(leaseName)
-          if (line !== undefined) this.#track(this.#bounded((s) => line.leave(s)))
-          const lock = this.#hold(lockName, result.record, result.sentAt, options)
-          if (options.signal?.aborted) {
-            // The caller gave up while the write was in flight: hand the lease back.
-            await lock.release()
-            throw options.signal.reason
-          }
-          if (!lock.signal.aborted) return lock
-          await lock.release()
-          // Past its deadline on arrival. Straight from its own write: `expires` cannot outlast a
-          // round trip, and trying again would only spin.
-          if (!result.readBack) throw tooShortError(clock.now() - result.sentAt)
-          // Learned late, from a read after a write whose answer was lost. A fresh identity: if the
-          // hand-back failed, the old lease must look like anyone else's.
-          if (options.timeout === 0) throw timeoutError()
-          ctx = { ...ctx, identity: newIdentity(this.#options.identity) }
-          await backOff(++fruitless, retryIntervalMs / 10)
-          continue
-        }
-        state = result.state
-        if (result.kind === 'too-slow') throw tooShortError(result.roundTripMs)
-        if (result.kind === 'conflict') {
-          // A lost compare-and-swap is the answer of a single attempt.
-          if (options.timeout === 0) throw timeoutError()
-          // Someone else wrote first: read again at once, but not in a tight loop.
-          if (++fruitless > 1) await backOff(fruitless - 1, retryIntervalMs / 10)
-          continue
-        }
-        if (result.kind === 'unavailable') {
-          lastError = result.error
-          failures++
-          if (options.timeout === 0 || clock.now() >= deadline) throw result.error
-          await backOff(failures, retryIntervalMs, result.error.retryAfterMs)
-          continue
-        }
-        // Held by someone else, or free with others ahead in line.
-        lastError = undefined
-        failures = 0
-        fruitless = 0
-        if (result.kind === 'held') this.#remember(leaseName, result.observation)
-        if (options.timeout === 0) throw timeoutError()
-        if (unsubscribe.length === 0) {
-          unsubscribe.push(this.#hub.subscribe(leaseName, onHub))
-          if (line !== undefined) unsubscribe.push(this.#hub.subscribeQueue(leaseName, onLine))
-          pollWanted ||= this.#hub.failing
-        }
-        const takeOverAt = result.kind === 'held' ? result.expiresAt : Number.POSITIVE_INFINITY
-        const seenVersion = typeof state.view === 'object' ? state.view.record.resourceVersion : undefined
-        const holder = typeof state.view === 'object' ? state.view.record.holderIdentity : undefined
-        // When the first waiter ahead (if any) could stop counting: then this one may be first in line.
-        const lineChangesAt = line?.ahead(clock.now(), holder).until ?? Number.POSITIVE_INFINITY
-        for (;;) {
-          if (line !== undefined) await tendLine(line)
-          const now = clock.now()
-          if (news !== undefined) {
-            const event = news
-            news = undefined
-            if (isNewer(event.resourceVersion, seenVersion)) {
-              const previous = typeof state.view === 'object' ? state.view : undefined
-              state = {
-                ...state,
-                view: event.lease === undefined ? 'absent' : observe(previous, event.lease, now),
-              }
+        let event: WaitEvent
+        switch (action.kind) {
+          case 'fail':
+            throw action.error
+          case 'attempt': {
+            if (action.readLine && line !== undefined) readLine(line)
+            const budget = readBudget()
+            if (budget <= 0) {
+              event = { type: 'out-of-time' }
               break
             }
-          }
-          if (lineNews) {
-            lineNews = false
+            const result = await this.#step(ctx, state.acquire, budget, signals)
+            if (result.kind === 'held') this.#remember(leaseName, result.observation)
+            // When the first waiter ahead (if any) could stop counting: then this one may be first in line.
+            let lineChangesAt = Number.POSITIVE_INFINITY
+            if (line !== undefined && (result.kind === 'held' || result.kind === 'queued')) {
+              const view = result.state.view
+              const holder = typeof view === 'object' ? view.record.holderIdentity : undefined
+              lineChangesAt = line.ahead(clock.now(), holder).until
+            }
+            event = { type: 'attempted', now: clock.now(), result, lineChangesAt }
             break
           }
-          if (now >= deadline) throw timeoutError()
-          if (now >= takeOverAt) break
-          if (now >= lineChangesAt) break
-          if (pollWanted) nextPollAt ??= now + jitter(retryIntervalMs)
-          const pollAt = nextPollAt ?? Number.POSITIVE_INFINITY
-          const lineAt = line === undefined ? Number.POSITIVE_INFINITY : Math.max(lineRetryAt, line.dueAt)
-          const notified = await wakeup.sleep(
-            Math.min(deadline, takeOverAt, pollAt, lineChangesAt, lineAt) - now,
-            signals,
-            true,
-          )
-          if (!notified && clock.now() >= pollAt && clock.now() < deadline) {
-            nextPollAt = undefined
-            pollWanted = this.#hub.failing
-            state = forgetView(state)
-            if (line !== undefined) readLine(line)
+          case 'hold': {
+            this.#observations.delete(leaseName)
+            if (line !== undefined) this.#track(this.#bounded((s) => line.leave(s)))
+            const lock = this.#hold(lockName, action.record, action.sentAt, options)
+            if (options.signal?.aborted) {
+              // The caller gave up while the write was in flight: hand the lease back.
+              await lock.release()
+              throw options.signal.reason
+            }
+            if (!lock.signal.aborted) return lock
+            await lock.release()
+            // A fresh identity: if the hand-back failed, the old lease must look like anyone else's.
+            ctx = { ...ctx, identity: newIdentity(this.#options.identity) }
+            event = {
+              type: 'arrived-late',
+              now: clock.now(),
+              sentAt: action.sentAt,
+              readBack: action.readBack,
+            }
+            break
+          }
+          case 'look': {
+            if (unsubscribe.length === 0) {
+              unsubscribe.push(this.#hub.subscribe(leaseName, inbox.onHub))
+              if (line !== undefined) unsubscribe.push(this.#hub.subscribeQueue(leaseName, inbox.onLine))
+              inbox.unhealthy ||= this.#hub.failing
+            }
+            const lineAt = tender === undefined ? Number.POSITIVE_INFINITY : await tender.tend()
+            event = { type: 'looked', now: clock.now(), ...inbox.take(), lineAt }
+            break
+          }
+          case 'sleep': {
+            const notified = await wakeup.sleep(action.until - clock.now(), signals, action.wake)
+            event = { type: 'slept', now: clock.now(), notified, hubFailing: this.#hub.failing }
             break
           }
         }
+        ;({ state, action } = waitStep(config, state, event))
       }
     } catch (error) {
       // A write whose outcome is unknown may have made this acquisition the holder: give the lease
       // back rather than leave it held by nobody until it expires.
-      if (state.pendingSentAt !== undefined) await this.#abandon(ctx.leaseName, ctx.identity)
+      if (state.acquire.pendingSentAt !== undefined) await this.#abandon(ctx.leaseName, ctx.identity)
       if (line !== undefined) this.#track(this.#bounded((s) => line.leave(s)))
       throw error
     } finally {
@@ -422,18 +351,13 @@ export class LockClient implements Locks {
     }
   }
 
-  /** Runs one request under a request timeout of `ms` (by default a full one), and `signal` if given. */
-  async #bounded<T>(
+  /** Runs one request under a request deadline of `ms` (by default a full one), and `signal` if given. */
+  #bounded<T>(
     request: (signal: AbortSignal) => Promise<T>,
     signal?: AbortSignal,
     ms = this.#options.requestTimeoutMs,
   ): Promise<T> {
-    const timer = this.#requestTimer(ms)
-    try {
-      return await request(signal === undefined ? timer.start() : AbortSignal.any([timer.start(), signal]))
-    } finally {
-      timer.clear()
-    }
+    return withRequestDeadline(request, { ms, server: this.#store.server, signal })
   }
 
   /** Tracks a call or background work (leaving a line, the version check), so that close() waits for it. */
@@ -454,8 +378,8 @@ export class LockClient implements Locks {
     readBudgetMs: number,
     signals: readonly AbortSignal[],
   ): Promise<StepResult> {
-    const read = this.#requestTimer(readBudgetMs)
-    const write = this.#requestTimer(this.#options.requestTimeoutMs)
+    const read = requestDeadline(readBudgetMs, this.#store.server)
+    const write = requestDeadline(this.#options.requestTimeoutMs, this.#store.server)
     try {
       return await acquireStep(
         { ...ctx, signal: AbortSignal.any([read.start(), ...signals]), writeSignal: () => write.start() },
@@ -522,19 +446,6 @@ export class LockClient implements Locks {
     return lock
   }
 
-  /** A request timeout (see `requestTimer`) that fails the request as an outcome-unknown `LockUnavailableError`. */
-  #requestTimer(ms: number): { start(): AbortSignal; clear(): void } {
-    return requestTimer(
-      ms,
-      () =>
-        new LockUnavailableError({
-          server: this.#store.server,
-          problem: `did not answer within ${Math.round(ms) / 1000} s`,
-          outcomeUnknown: true,
-        }),
-    )
-  }
-
   #annotations(lockName: string): Record<string, string> {
     const { service, pod, node } = this.#options
     return {
@@ -553,55 +464,4 @@ export class LockClient implements Locks {
  */
 export function newIdentity(prefix: string): string {
   return `${prefix}_${process.pid}_${base32(randomBytes(16))}`
-}
-
-/** A sleep that ends early on `notify()` (a notification while awake is kept for the next sleep). */
-class Wakeup {
-  #pending = false
-  #wake: (() => void) | undefined
-
-  notify(): void {
-    if (this.#wake) this.#wake()
-    else this.#pending = true
-  }
-
-  /** Resolves `true` if notified, `false` when `ms` passed; rejects with the reason of an aborted signal. */
-  sleep(ms: number, signals: readonly AbortSignal[], wakeOnNotify: boolean): Promise<boolean> {
-    for (const signal of signals) signal.throwIfAborted()
-    if (wakeOnNotify && this.#pending) {
-      this.#pending = false
-      return Promise.resolve(true)
-    }
-    return new Promise<boolean>((resolve, reject) => {
-      let timer: ReturnType<typeof setTimeout> | undefined
-      const cleanup = () => {
-        if (timer !== undefined) clearTimeout(timer)
-        for (const signal of signals) signal.removeEventListener('abort', onAbort)
-        this.#wake = undefined
-      }
-      const onAbort = (event: Event) => {
-        cleanup()
-        reject((event.target as AbortSignal).reason)
-      }
-      for (const signal of signals) signal.addEventListener('abort', onAbort, { once: true })
-      if (wakeOnNotify) {
-        this.#wake = () => {
-          cleanup()
-          resolve(true)
-        }
-      }
-      if (Number.isFinite(ms)) {
-        // Long waits are cut into timer-sized pieces; the caller loops and re-checks the clock.
-        timer = setClampedTimeout(() => {
-          cleanup()
-          resolve(false)
-        }, ms)
-      }
-    })
-  }
-
-  dispose(): void {
-    this.#wake = undefined
-    this.#pending = false
-  }
 }

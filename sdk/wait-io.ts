@@ -1,0 +1,116 @@
+import type { Clock, Logger } from './clock.ts'
+import { LockUnavailableError } from './errors.ts'
+import type { WaitLine } from './queue.ts'
+import type { Wakeup } from './timers.ts'
+import { backoff, withRequestDeadline } from './timers.ts'
+import type { LeaseNews } from './wait-step.ts'
+import type { HubEvent, QueueNews } from './watch-hub.ts'
+import { isNewer } from './watch-hub.ts'
+
+/**
+ * What the watch delivered for one waiter since its last look: the newest lease event, whether the
+ * line changed in a way that matters, and whether the watch was unhealthy meanwhile. Each delivery
+ * wakes the waiter; {@link take} hands the lot to the wait step and starts afresh.
+ */
+export class WaitInbox {
+  readonly #wakeup: Wakeup
+  readonly #line: WaitLine | undefined
+  #news: LeaseNews | undefined
+  #lineNews = false
+  /** The watch reported itself unhealthy (or was failing when subscribed) since the last look. */
+  unhealthy = false
+
+  constructor(wakeup: Wakeup, line: WaitLine | undefined) {
+    this.#wakeup = wakeup
+    this.#line = line
+  }
+
+  readonly onHub = (event: HubEvent): void => {
+    if (event.type === 'health') this.unhealthy ||= !event.healthy
+    else if (this.#news === undefined || isNewer(event.resourceVersion, this.#news.resourceVersion)) {
+      this.#news = event
+    }
+    this.#wakeup.notify()
+  }
+
+  readonly onLine = (news: QueueNews): void => {
+    const line = this.#line
+    if (line === undefined) return
+    if (news.kind === 'line') line.update(news)
+    // A renewal or a later arrival: nobody ahead went away, so there is nothing to look at.
+    else if (!line.apply(news)) return
+    this.#lineNews = true
+    this.#wakeup.notify()
+  }
+
+  take(): { news: LeaseNews | undefined; lineNews: boolean; unhealthy: boolean } {
+    const taken = { news: this.#news, lineNews: this.#lineNews, unhealthy: this.unhealthy }
+    this.#news = undefined
+    this.#lineNews = false
+    this.unhealthy = false
+    return taken
+  }
+}
+
+export interface LineTenderOptions {
+  readonly lockName: string
+  readonly namespace: string
+  readonly server: string
+  readonly clock: Clock
+  readonly logger: Logger
+  readonly requestTimeoutMs: number
+  readonly retryIntervalMs: number
+  /** The caller's signals: they abort a request to the line. */
+  readonly signals: readonly AbortSignal[]
+}
+
+/** Keeps a waiter's place in line: joins, renews the ticket, or joins again at the back. */
+export class LineTender {
+  readonly #line: WaitLine
+  readonly #options: LineTenderOptions
+  /** When joining or renewing may be tried again after a failure. */
+  #retryAt = Number.NEGATIVE_INFINITY
+
+  constructor(line: WaitLine, options: LineTenderOptions) {
+    this.#line = line
+    this.#options = options
+  }
+
+  /**
+   * Does what the time has come for, and returns when to tend the line next. A renewal answered after
+   * the place's deadline keeps no place (rule R2, see wait-step.ts): `mustRejoin` then says to leave and
+   * join again at the back. Failures of the API are retried with backoff; other errors are thrown.
+   */
+  async tend(): Promise<number> {
+    const { clock, logger, signals } = this.#options
+    const line = this.#line
+    const now = clock.now()
+    if (now >= this.#retryAt) {
+      const signal = AbortSignal.any([...signals])
+      try {
+        if (line.mustRejoin(now)) await this.#bounded((s) => line.leave(s), signal)
+        if (line.own === undefined) await this.#bounded((s) => line.join(s), signal)
+        else if (now >= line.renewDueAt) await this.#bounded((s) => line.renew(s), signal)
+        this.#retryAt = Number.NEGATIVE_INFINITY
+      } catch (error) {
+        if (!(error instanceof LockUnavailableError)) throw error
+        const delay = backoff(1, { baseMs: this.#options.retryIntervalMs, atLeastMs: error.retryAfterMs })
+        this.#retryAt = clock.now() + delay
+        logger.debug?.('could not join or renew a place in line; retrying', {
+          lock: this.#options.lockName,
+          namespace: this.#options.namespace,
+          error,
+        })
+      }
+    }
+    return Math.max(this.#retryAt, line.dueAt)
+  }
+
+  #bounded<T>(request: (signal: AbortSignal) => Promise<T>, signal: AbortSignal): Promise<T> {
+    return withRequestDeadline(request, {
+      ms: this.#options.requestTimeoutMs,
+      server: this.#options.server,
+      signal,
+    })
+  }
+}
