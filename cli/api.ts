@@ -1,3 +1,5 @@
+import { AsyncLocalStorage } from 'node:async_hooks'
+import { STATUS_CODES } from 'node:http'
 import {
   type Cluster,
   createClusterLeaseStore,
@@ -31,8 +33,13 @@ export type LeaseJson = LeaseObject & {
 export interface ApiClientOptions {
   /** Seconds to wait for an answer; 0 waits as long as the connection lives. Watches are not timed. */
   readonly requestTimeout: number
-  /** Receives one line per request, for `--verbose`. */
+  /** Receives one line per request, for `-v`. */
   readonly trace?: ((line: string) => void) | undefined
+  /**
+   * With `trace`, add each answer's status and the request's duration to its line (`-v` 6 and up), which
+   * is then written when the answer is in. A watch's line is written as it starts.
+   */
+  readonly traceAnswers?: boolean | undefined
 }
 
 export type WatchEvent =
@@ -73,6 +80,8 @@ export class ApiClient {
   readonly #cluster: Cluster
   readonly #options: ApiClientOptions
   readonly #store: KubernetesLeaseStore
+  /** The request lines of the call under way, kept until its answer is in (`traceAnswers`). */
+  readonly #requests = new AsyncLocalStorage<{ line: string; at: number }[]>()
 
   constructor(cluster: Cluster, options: ApiClientOptions) {
     this.server = cluster.server.replace(/\/+$/, '')
@@ -83,7 +92,16 @@ export class ApiClient {
       watchTimeoutSeconds: WATCH_TIMEOUT_SECONDS,
       ...(trace === undefined
         ? {}
-        : { logger: { debug: (_message, fields) => trace(`${fields?.method} ${fields?.url}`) } }),
+        : {
+            logger: {
+              debug: (_message, fields) => {
+                const line = `${fields?.method} ${fields?.url}`
+                const pending = this.#requests.getStore()
+                if (pending === undefined) trace(line)
+                else pending.push({ line, at: performance.now() })
+              },
+            },
+          }),
     })
   }
 
@@ -198,9 +216,19 @@ export class ApiClient {
     const timeout = timeoutMs > 0 ? AbortSignal.timeout(timeoutMs) : undefined
     const timed =
       timeout === undefined ? signal : signal === undefined ? timeout : AbortSignal.any([signal, timeout])
+    const { trace, traceAnswers } = this.#options
+    const pending: { line: string; at: number }[] = []
+    const answered = (status: string) => {
+      const now = performance.now()
+      for (const { line, at } of pending) trace?.(`${line} ${status} in ${Math.round(now - at)} milliseconds`)
+    }
     try {
-      return await send(timed)
+      if (trace === undefined || !traceAnswers) return await send(timed)
+      const result = await this.#requests.run(pending, () => send(timed))
+      answered(statusLine(scope.verb === 'get' && result === undefined ? 404 : 200))
+      return result
     } catch (error) {
+      answered(timeout?.aborted ? 'timed out' : signal?.aborted ? 'cancelled' : failureStatus(error))
       if (signal?.aborted) throw signal.reason
       if (timeout?.aborted) {
         throw new CliError(
@@ -271,6 +299,20 @@ export class ApiClient {
       { cause: error },
     )
   }
+}
+
+/** `200 OK`, as kubectl's `-v=6` writes a status. */
+function statusLine(status: number): string {
+  return `${status} ${STATUS_CODES[status] ?? ''}`.trimEnd()
+}
+
+/** What `-v` 6 writes for a request that failed: the status the server answered, else why none came. */
+function failureStatus(error: unknown): string {
+  if (error instanceof LeaseConflictError) return statusLine(409)
+  if (error instanceof NamespaceNotFoundError) return statusLine(404)
+  const status = (error as { status?: unknown } | null)?.status
+  if (typeof status === 'number' && status > 0) return statusLine(status)
+  return `failed (${networkCode(error instanceof LockError ? error.cause : error) ?? 'no answer'})`
 }
 
 /** The Kubernetes Status an SDK error carries as its cause (the body of the answer). */

@@ -60,7 +60,26 @@ function withClusterOptions(command: Command): Command {
         .argParser(secondsOption('--request-timeout', { min: 0 }))
         .default(30),
     )
-    .option('-v, --verbose', 'log each API request to stderr')
+    .addOption(
+      new Option(
+        '-v, --v [level]',
+        `log to stderr at this level, as kubectl: ${LOG_LEVELS}; \`-v\` alone is -v 6`,
+      )
+        .argParser(levelOption)
+        .preset('6'),
+    )
+    .option('--verbose', 'the same as -v 6: log each API request to stderr')
+}
+
+const LOG_LEVELS = '6 and up each API request with its status and duration'
+
+/** `-v 6`, `-v=6`, `--v=6`, `-v6`: a whole number from 0 to 10, as kubectl's levels. */
+function levelOption(value: string): number {
+  const text = value.startsWith('=') ? value.slice(1) : value
+  if (!/^[0-9]+$/.test(text) || Number(text) > 10) {
+    throw new UsageError(`-v: expected a log level from 0 to 10, got \`${value}\``)
+  }
+  return Number(text)
 }
 
 function examples(lines: readonly string[]): string {

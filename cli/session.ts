@@ -50,7 +50,21 @@ export interface CliContext {
 
 export interface CommonFlags extends ClusterFlags {
   readonly requestTimeout: number
+  /** `-v`/`--v`: the log level, as kubectl's (see {@link TRACE_LEVELS}). */
+  readonly v?: number
+  /** `--verbose`: the same as `-v 6`. */
   readonly verbose?: boolean
+}
+
+/** What each `-v` level logs to stderr; levels in between log what the level below them does. */
+export const TRACE_LEVELS = Object.freeze({
+  /** Each API request's method, URL, status and duration, as kubectl's `-v=6`. */
+  requests: 6,
+})
+
+/** The log level of the flags: `-v N`, or 6 for `--verbose`. */
+export function traceLevel(flags: Pick<CommonFlags, 'v' | 'verbose'>): number {
+  return Math.max(flags.v ?? 0, flags.verbose ? TRACE_LEVELS.requests : 0)
 }
 
 export class Session implements AsyncDisposable {
@@ -81,9 +95,11 @@ export class Session implements AsyncDisposable {
   }
 
   get api(): ApiClient {
+    const traced = traceLevel(this.flags) >= TRACE_LEVELS.requests
     this.#api ??= new ApiClient(this.cluster, {
       requestTimeout: this.flags.requestTimeout,
-      trace: this.flags.verbose ? (line) => this.ctx.stderr(`${line}\n`) : undefined,
+      trace: traced ? (line) => this.ctx.stderr(`${line}\n`) : undefined,
+      traceAnswers: traced,
     })
     return this.#api
   }
