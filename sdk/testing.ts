@@ -49,8 +49,9 @@ export interface TestLocksOptions extends Omit<LocksOptions, 'store' | 'kubeConf
   readonly clock?: Clock | undefined
 }
 
-export interface TestLocks {
-  /** What the code under test takes locks from; close it after the test (`await locks.close()`). */
+/** A `Locks` over a memory store; `await using` closes the `Locks`. */
+export interface TestLocks extends AsyncDisposable {
+  /** What the code under test takes locks from. */
   readonly locks: Locks
   /** The leases, to inspect (`peek`, `calls`) or to fail requests (`failNext`, `pause`). */
   readonly store: MemoryLeaseStore
@@ -61,8 +62,8 @@ export interface TestLocks {
  * given the same `store` act like two pods of one cluster.
  *
  * ```ts
- * const { locks, store } = createTestLocks({ service: 'billing' })
- * const otherPod = createTestLocks({ store, identity: 'other-pod' }).locks
+ * await using billing = createTestLocks({ service: 'billing' })
+ * await using otherPod = createTestLocks({ store: billing.store, identity: 'other-pod' })
  * ```
  */
 export function createTestLocks(options: TestLocksOptions = {}): TestLocks {
@@ -77,5 +78,5 @@ export function createTestLocks(options: TestLocksOptions = {}): TestLocks {
     identity: options.identity ?? 'test',
     clock: options.clock ?? testClock,
   })
-  return { locks, store }
+  return { locks, store, [Symbol.asyncDispose]: () => locks.close() }
 }
