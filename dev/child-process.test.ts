@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs'
 import { describe, expect, it } from 'vitest'
-import { type Exit, startChild } from './child-process.ts'
+import { type Exit, runToCompletion, startChild } from './child-process.ts'
 
 const node = (script: string) => ['-e', script]
 
@@ -68,6 +68,34 @@ describe('Child', () => {
     const pid = Number(stdout.trim())
     expect(pid).toBeGreaterThan(0)
     await waitUntil(() => !runs(pid))
+  })
+})
+
+describe('runToCompletion', () => {
+  it('resolves with stdout, trimmed, and hands over each stderr line', async () => {
+    const lines: string[] = []
+    const stdout = await runToCompletion(
+      process.execPath,
+      node("process.stderr.write('one\\ntw'); process.stderr.write('o\\nthree'); console.log('  result  ')"),
+      { onStderrLine: (line) => lines.push(line) },
+    )
+    expect(stdout).toBe('result')
+    expect(lines).toEqual(['one', 'two', 'three'])
+  })
+
+  it('rejects a non-zero exit with the last lines of stderr', async () => {
+    const run = runToCompletion(
+      process.execPath,
+      node("for (let i = 1; i <= 5; i++) console.error('line ' + i); process.exit(4)"),
+      { stderrLines: 2 },
+    )
+    await expect(run).rejects.toThrow(/exited with 4:\nline 4\nline 5$/)
+  })
+
+  it('rejects a command that is not installed with the spawn error as cause', async () => {
+    const error = await runToCompletion('kube-locks-no-such-command', []).catch((e: unknown) => e)
+    expect(error).toBeInstanceOf(Error)
+    expect(((error as Error).cause as NodeJS.ErrnoException).code).toBe('ENOENT')
   })
 })
 

@@ -1,4 +1,5 @@
 import { type ChildProcess, type StdioOptions, spawn, spawnSync } from 'node:child_process'
+import { readLines } from './json-lines.ts'
 
 /** How a child process ended. */
 export interface Exit {
@@ -149,4 +150,57 @@ export function startChild(
   options: ChildOptions = {},
 ): Child {
   return new Child(name, command, args, options)
+}
+
+export interface RunOptions {
+  readonly cwd?: string
+  /** Defaults to this process's environment. */
+  readonly env?: NodeJS.ProcessEnv
+  /** Each line of its stderr, as it comes (a build's progress). */
+  readonly onStderrLine?: (line: string) => void
+  /** How many of the last lines of stderr a failure's message carries. Defaults to 40. */
+  readonly stderrLines?: number
+}
+
+/**
+ * Runs `command` to completion and resolves with its stdout, trimmed. A non-zero exit rejects with the
+ * command line and the last lines of its stderr; a failure to start rejects with the spawn error as
+ * `cause` (`code: 'ENOENT'` for a command that is not installed).
+ */
+export function runToCompletion(
+  command: string,
+  args: readonly string[],
+  options: RunOptions = {},
+): Promise<string> {
+  const child = new Child(command, command, args, {
+    cwd: options.cwd,
+    env: options.env,
+    stdio: ['ignore', 'pipe', 'pipe'],
+    // Its stderr is read line by line below.
+    stderrLimit: 0,
+  })
+  const keep = options.stderrLines ?? 40
+  let stdout = ''
+  let stderrTail: string[] = []
+  child.process.stdout?.setEncoding('utf8').on('data', (chunk: string) => {
+    stdout += chunk
+  })
+  if (child.process.stderr) {
+    readLines(child.process.stderr, (line) => {
+      options.onStderrLine?.(line)
+      stderrTail = [...stderrTail, line].slice(-keep)
+    })
+  }
+  return new Promise((resolve, reject) => {
+    child.process.on('error', (error) =>
+      reject(new Error(`cannot run ${command}: ${error.message}`, { cause: error })),
+    )
+    void child.closed.then(({ code, signal }) => {
+      if (code === 0) resolve(stdout.trim())
+      else
+        reject(
+          new Error(`${command} ${args.join(' ')} exited with ${code ?? signal}:\n${stderrTail.join('\n')}`),
+        )
+    })
+  })
 }

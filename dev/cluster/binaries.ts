@@ -1,9 +1,9 @@
-import { spawn } from 'node:child_process'
 import { existsSync } from 'node:fs'
 import { mkdir, mkdtemp, readFile, rename, rm, writeFile } from 'node:fs/promises'
 import { homedir } from 'node:os'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { runToCompletion } from '../child-process.ts'
 import { isAlive } from './process.ts'
 import { cacheKey, type Release, VERSIONS } from './versions.ts'
 
@@ -234,40 +234,15 @@ interface RunOptions {
 }
 
 /** Runs a command to completion, returning its stdout; on failure the error carries its stderr's tail. */
-function run(command: string, args: readonly string[], options: RunOptions): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(command, args, {
-      cwd: options.cwd,
-      env: options.env,
-      stdio: ['ignore', 'pipe', 'pipe'],
-    })
-    let stdout = ''
-    let stderrTail: string[] = []
-    let partial = ''
-    child.stdout.setEncoding('utf8').on('data', (chunk: string) => {
-      stdout += chunk
-    })
-    child.stderr.setEncoding('utf8').on('data', (chunk: string) => {
-      const lines = (partial + chunk).split('\n')
-      partial = lines.pop() ?? ''
-      for (const line of lines) options.onStderrLine?.(line)
-      stderrTail = [...stderrTail, ...lines].slice(-40)
-    })
-    child.on('error', (error) => {
-      const hint =
-        (error as NodeJS.ErrnoException).code === 'ENOENT'
-          ? `: '${command}' is not installed. The test control plane is built with Go >= 1.26 (or point KUBEBUILDER_ASSETS at prebuilt binaries)`
-          : ''
-      reject(new Error(`cannot run ${command}${hint}`, { cause: error }))
-    })
-    child.on('close', (code) => {
-      if (code === 0) resolve(stdout.trim())
-      else
-        reject(
-          new Error(
-            `${command} ${args.join(' ')} exited with ${code}:\n${[...stderrTail, partial].join('\n')}`,
-          ),
-        )
-    })
-  })
+async function run(command: string, args: readonly string[], options: RunOptions): Promise<string> {
+  try {
+    return await runToCompletion(command, args, options)
+  } catch (error) {
+    const cause = (error as Error).cause as NodeJS.ErrnoException | undefined
+    if (cause?.code !== 'ENOENT') throw error
+    throw new Error(
+      `cannot run ${command}: '${command}' is not installed. The test control plane is built with Go >= 1.26 (or point KUBEBUILDER_ASSETS at prebuilt binaries)`,
+      { cause },
+    )
+  }
 }
