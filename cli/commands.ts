@@ -1,12 +1,13 @@
 import { Command, CommanderError, Option } from 'commander'
 import { clientVersionLine } from './client-version.ts'
 import { completionScript, SHELLS } from './completion.ts'
-import { parseSeconds } from './duration.ts'
+import { parseDuration, parseSeconds } from './duration.ts'
 import { CliError, oneLine, UsageError } from './errors.ts'
 import { ExitCode, interrupted } from './exit-codes.ts'
 import {
   DEFAULT_CHUNK_SIZE,
   DEFAULT_RELEASE_TIMEOUT,
+  DEFAULT_REQUEST_TIMEOUT,
   GC_DEFAULTS,
   KILL_AFTER_DEFAULTS,
   OUTPUT_FORMATS,
@@ -35,6 +36,14 @@ function secondsOption(flag: string, limits: Parameters<typeof parseSeconds>[1])
   }
 }
 
+function durationOption(flag: string) {
+  return (value: string) => {
+    const parsed = parseDuration(value)
+    if (typeof parsed === 'string') throw new UsageError(`${flag}: ${parsed}`)
+    return parsed
+  }
+}
+
 function integerOption(flag: string) {
   return (value: string) => {
     if (!/^[0-9]+$/.test(value))
@@ -56,9 +65,12 @@ function withClusterOptions(command: Command): Command {
     .option('--context <name>', 'the kubeconfig context to use')
     .option('-n, --namespace <namespace>', "namespace of the locks (default: the context's, else `default`)")
     .addOption(
-      new Option('--request-timeout <seconds>', 'how long to wait for each API request; 0 waits forever')
-        .argParser(secondsOption('--request-timeout', { min: 0 }))
-        .default(30),
+      new Option(
+        '--request-timeout <duration>',
+        'how long to wait for each API request, as kubectl: `30` (seconds), `30s`, `1m`, `1h2m3s`; 0 waits as long as the connection lives',
+      )
+        .argParser(durationOption('--request-timeout'))
+        .default(DEFAULT_REQUEST_TIMEOUT),
     )
     .addOption(
       new Option(

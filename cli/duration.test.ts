@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { humanDuration, parseSeconds } from './duration.ts'
+import { humanDuration, parseDuration, parseSeconds } from './duration.ts'
 
 const s = 1000
 const m = 60 * s
@@ -55,5 +55,27 @@ describe('parseSeconds', () => {
 
   it('refuses zero where the value must be positive', () => {
     expect(parseSeconds('0', { min: 0, positive: true })).toBe('expected a number of seconds > 0, got `0`')
+  })
+})
+
+describe('parseDuration, as kubectl takes --request-timeout', () => {
+  it.each([
+    ['0', 0],
+    ['30', 30],
+    ['0.2', 0.2],
+    ['30s', 30],
+    ['1m', 60],
+    ['1h', 3600],
+    ['1h2m3s', 3723],
+    ['1m30s', 90],
+    ['1.5m', 90],
+    ['500ms', 0.5],
+    ['0s', 0],
+  ])('%s is %d s', (text, seconds) => {
+    expect(parseDuration(text)).toBe(seconds)
+  })
+
+  it.each(['', 's', '30x', '-1', '1h 2m', 'soon', '30S', '1m30'])('refuses `%s`', (text) => {
+    expect(parseDuration(text)).toMatch(/^expected a duration such as/)
   })
 })

@@ -44,3 +44,31 @@ export function parseSeconds(
   const inf = limits.allowInfinity ? ' (or `inf` to wait forever)' : ''
   return `expected a number of seconds ${bound}${inf}, got \`${text}\``
 }
+
+const DURATION_UNITS_MS: Readonly<Record<string, number>> = Object.freeze({
+  h: 3_600_000,
+  m: 60_000,
+  s: 1000,
+  ms: 1,
+  us: 0.001,
+  µs: 0.001,
+  ns: 0.000_001,
+})
+
+/**
+ * Parses a duration as kubectl's `--request-timeout` takes it: a number of seconds (`0`, `30`, `0.5`), or
+ * a Go duration (`30s`, `1m`, `1h2m3s`, `500ms`). Returns seconds, or a message for the usage error.
+ */
+export function parseDuration(text: string): number | string {
+  const trimmed = text.trim()
+  if (/^[0-9]+(\.[0-9]+)?$/.test(trimmed)) return Number(trimmed)
+  const part = /([0-9]+(?:\.[0-9]+)?|\.[0-9]+)(h|ms|m|s|us|µs|ns)/gy
+  let ms = 0
+  let end = 0
+  for (let match = part.exec(trimmed); match !== null; match = part.exec(trimmed)) {
+    ms += Number(match[1]) * (DURATION_UNITS_MS[match[2] ?? ''] ?? Number.NaN)
+    end = part.lastIndex
+  }
+  if (trimmed !== '' && end === trimmed.length && Number.isFinite(ms)) return ms / 1000
+  return `expected a duration such as \`0\`, \`30\` (seconds), \`30s\`, \`1m\` or \`1h2m3s\`, got \`${text}\``
+}

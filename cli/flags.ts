@@ -8,6 +8,12 @@ export type OutputFormat = (typeof OUTPUT_FORMATS)[number]
 /** Leases per page of a list (`--chunk-size`). */
 export const DEFAULT_CHUNK_SIZE = 500
 
+/**
+ * Seconds `--request-timeout` gives each API request: 0, as kubectl, waits as long as the connection
+ * lives. `run` then uses the SDK's own request timeout, as a lock's writes must be bounded.
+ */
+export const DEFAULT_REQUEST_TIMEOUT = 0
+
 /** Seconds `release` waits for a held lock to expire: enough for the default lease (20 s + grace 2 s), twice. */
 export const DEFAULT_RELEASE_TIMEOUT = 60
 

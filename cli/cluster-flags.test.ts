@@ -7,7 +7,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { ExitCode } from './exit-codes.ts'
 import { type CliContext, runCli } from './program.ts'
 
-// `-v` takes a level as kubectl's does; at 6 each request is logged with its status and duration.
+// The flags every command that talks to the cluster takes, in kubectl's forms: `-v` takes a level (at 6
+// each request is logged with its status and duration), `--request-timeout` a duration.
 
 const dir = mkdtempSync(join(tmpdir(), 'locks-verbosity-'))
 let server: Server
@@ -100,5 +101,25 @@ describe('-v', () => {
     const result = await cli(['list', flag])
     expect(result.code).toBe(ExitCode.usage)
     expect(result.stderr).toContain('-v: expected a log level from 0 to 10')
+  })
+})
+
+describe('--request-timeout', () => {
+  it.each(['0', '30', '30s', '1m', '1h2m3s'])('takes %s', async (value) => {
+    const result = await cli(['list', '-o', 'name', '--request-timeout', value])
+    expect(result).toEqual({ code: ExitCode.ok, stdout: '', stderr: '' })
+  })
+
+  it('is a usage error for what is not a duration', async () => {
+    const result = await cli(['list', '--request-timeout', '30x'])
+    expect(result.code).toBe(ExitCode.usage)
+    expect(result.stderr).toContain(
+      '--request-timeout: expected a duration such as `0`, `30` (seconds), `30s`',
+    )
+  })
+
+  it('is 0 by default, as kubectl: no client-side timeout', async () => {
+    const result = await cli(['list', '--help'])
+    expect(result.stdout).toMatch(/--request-timeout <duration>[\s\S]*\(default: 0\)/)
   })
 })
