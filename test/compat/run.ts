@@ -2,11 +2,11 @@
 // version (dev/cluster/versions.ts), one after the other, then a summary per version. Arguments
 // go to vitest (`npm run test:compat -- test/e2e/sdk-`); `KUBE_LOCKS_COMPAT_VERSIONS=1.33` runs
 // only the versions it lists. Builds a version's binaries on first use (about 10 minutes).
-import { spawn } from 'node:child_process'
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { Child } from '../../dev/child-process.ts'
 import { ensureBinaries } from '../../dev/cluster/binaries.ts'
 import { RELEASES, type Release, SUPPORT_WINDOW, VERSION_ENV } from '../../dev/cluster/versions.ts'
 import type { CompatReport } from './reporter.ts'
@@ -61,7 +61,8 @@ async function main(): Promise<number> {
 
 function vitest(args: readonly string[], env: NodeJS.ProcessEnv): Promise<number | null> {
   // This process's Node (the project's), not whichever `node` comes first on the PATH.
-  const child = spawn(
+  const child = new Child(
+    'vitest',
     process.execPath,
     [
       VITEST,
@@ -77,8 +78,8 @@ function vitest(args: readonly string[], env: NodeJS.ProcessEnv): Promise<number
     { cwd: ROOT, env, stdio: 'inherit' },
   )
   return new Promise((resolve, reject) => {
-    child.on('error', reject)
-    child.on('close', (code) => resolve(code))
+    child.process.on('error', reject)
+    void child.closed.then(({ code }) => resolve(code))
   })
 }
 
