@@ -3,7 +3,7 @@ import { dirname, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import type { loadKubeConfig } from '../cluster.ts'
 import { Peer, type PeerEvent } from '../processes.ts'
-import type { WorkerConfig } from '../worker.ts'
+import type { WorkerConfig } from '../worker/protocol.ts'
 
 export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..')
 const WORKER = join(ROOT, 'bench', 'worker.ts')

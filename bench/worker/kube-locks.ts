@@ -1,0 +1,87 @@
+/** kube-locks itself, over a store that counts (and reports) every lease request. */
+import {
+  createKubernetesLeaseStore,
+  createLocks,
+  type LeaseStore,
+  type Lock,
+  QUEUE_LABEL,
+} from '../../sdk/internal.ts'
+import { type Backend, loadKubeConfig } from './backend.ts'
+
+/** A lease request answered (a watch: sent): its verb, what it was about, and its result. */
+export type RequestReport = (verb: string, object: string, result: unknown) => void
+
+export function kubeLocksBackend(
+  kubeconfig: string,
+  namespace: string,
+  onRequest: RequestReport,
+  identity = 'bench',
+): Backend {
+  const counts: Record<string, number> = {}
+  const store = countingStore(
+    createKubernetesLeaseStore(loadKubeConfig(kubeconfig)),
+    (verb, object, result) => {
+      const key = `${verb} ${object}`
+      counts[key] = (counts[key] ?? 0) + 1
+      onRequest(verb, object, result)
+    },
+  )
+  const locks = createLocks({ namespace, store, identity })
+  return {
+    counts,
+    async acquire(name, expires, timeout, renew, fair) {
+      const lock: Lock = await locks.acquire(name, {
+        expires,
+        timeout: timeout ?? Number.POSITIVE_INFINITY,
+        renew,
+        fair,
+      })
+      return { release: () => lock.release() }
+    },
+    async close() {
+      await locks.close()
+      await store.close?.()
+    },
+  }
+}
+
+/**
+ * The store with every request reported when it has been answered (a watch when it is sent): its verb,
+ * and whether it was about a lock's lease, a ticket, a lock's line (a list of its tickets) or the
+ * namespace (the watch's list). Tickets are told by their label or by the `.q-` in their name.
+ */
+function countingStore(store: LeaseStore, report: RequestReport): LeaseStore {
+  const byName = (name: string) => (name.includes('.q-') ? 'ticket' : 'lock')
+  const byLabels = (labels: Readonly<Record<string, string>>) =>
+    labels[QUEUE_LABEL] === undefined ? 'lock' : 'ticket'
+  const counted = async <T>(verb: string, object: string, request: Promise<T>): Promise<T> => {
+    let result: T | undefined
+    try {
+      result = await request
+      return result
+    } finally {
+      report(verb, object, result)
+    }
+  }
+  return {
+    server: store.server,
+    watchTimeoutSeconds: store.watchTimeoutSeconds,
+    get: (namespace, name, options) => counted('get', byName(name), store.get(namespace, name, options)),
+    create: (draft, options) => counted('create', byLabels(draft.labels), store.create(draft, options)),
+    update: (record, options) => counted('update', byLabels(record.labels), store.update(record, options)),
+    delete: (namespace, name, preconditions, options) =>
+      counted('delete', byName(name), store.delete(namespace, name, preconditions, options)),
+    list: (namespace, options) =>
+      counted(
+        'list',
+        options?.labelSelector?.includes(QUEUE_LABEL) ? 'line' : 'namespace',
+        store.list(namespace, options),
+      ),
+    watch: (namespace, options, onEvent) => {
+      report('watch', 'namespace', undefined)
+      return store.watch(namespace, options, onEvent)
+    },
+    ...(store.serverVersion && { serverVersion: store.serverVersion.bind(store) }),
+    ...(store.close && { close: store.close.bind(store) }),
+  }
+}

@@ -1,0 +1,62 @@
+/**
+ * How the benchmark drives a worker process: its configuration (the process's one argument), the
+ * commands it reads on stdin, and the events it writes on stdout, one JSON object a line.
+ */
+export type WorkerConfig =
+  | {
+      readonly backend: 'kube-locks'
+      readonly kubeconfig: string
+      readonly namespace: string
+      /** Prefix of the holder identities, so that tickets and leases tell which process they are of. */
+      readonly identity?: string
+    }
+  | {
+      readonly backend: 'raw'
+      readonly kubeconfig: string
+      readonly namespace: string
+      /** Reuse one connection pool (kept-alive connections), as the SDK does; else client-node's default. */
+      readonly reuseConnections: boolean
+    }
+  | { readonly backend: 'redlock'; readonly redisPort: number }
+
+export type Command =
+  | {
+      readonly op: 'acquire'
+      readonly id: string
+      readonly name: string
+      /** Seconds. */
+      readonly expires: number
+      /** Seconds; `null` waits for as long as it takes. */
+      readonly timeout: number | null
+      readonly renew?: boolean
+      /** Release this long after acquiring (milliseconds); without it, wait for a `release` command. */
+      readonly holdMs?: number
+      /** kube-locks: wait in line (the default) or race. */
+      readonly fair?: boolean
+    }
+  | { readonly op: 'release'; readonly id: string }
+  /** Acquire and release `name` over and over, one at a time, for `seconds` or `count` cycles. */
+  | {
+      readonly op: 'cycle'
+      readonly name: string
+      readonly seconds?: number
+      readonly count?: number
+      readonly fair?: boolean
+    }
+  /** kube-locks: the lease requests this process sent so far, by verb and object (`update lock`). */
+  | { readonly op: 'counts' }
+  /** Acquire `count` distinct locks (held, not renewed) and report the process's memory. */
+  | {
+      readonly op: 'hold-many'
+      readonly prefix: string
+      readonly count: number
+      readonly concurrency: number
+    }
+  | { readonly op: 'exit' }
+
+/** Unix milliseconds with sub-millisecond precision, comparable across the processes of one machine. */
+export const now = (): number => performance.timeOrigin + performance.now()
+
+/** Writes one event; `t` is the wall-clock time in Unix milliseconds. */
+export const emit = (event: string, fields: Record<string, unknown> = {}) =>
+  process.stdout.write(`${JSON.stringify({ event, t: now(), ...fields })}\n`)
