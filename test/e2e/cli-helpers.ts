@@ -1,8 +1,9 @@
-import { type ChildProcess, spawn } from 'node:child_process'
+import type { ChildProcess } from 'node:child_process'
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { dirname, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { expect, onTestFinished } from 'vitest'
+import { Child } from '../../dev/child-process.ts'
 import { kubeconfigPath } from './support.ts'
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..')
@@ -29,6 +30,7 @@ export interface CliOptions {
 export class CliProcess {
   readonly child: ChildProcess
   readonly done: Promise<CliResult>
+  readonly #process: Child
   #stdout = ''
   #stderr = ''
   #waiters: (() => void)[] = []
@@ -38,11 +40,19 @@ export class CliProcess {
     const env: Record<string, string> = { PATH: process.env.PATH ?? '', HOME: '/nonexistent', ...options.env }
     // Right after the command name, so that it never lands among the arguments of `run`'s command.
     const [command = '', ...rest] = args
-    this.child = spawn(process.execPath, [MAIN, command, '--kubeconfig', kubeconfig, ...rest], {
-      cwd: ROOT,
-      env,
-      stdio: ['ignore', 'pipe', 'pipe'],
-    })
+    this.#process = new Child(
+      'locks',
+      process.execPath,
+      [MAIN, command, '--kubeconfig', kubeconfig, ...rest],
+      {
+        cwd: ROOT,
+        env,
+        stdio: ['ignore', 'pipe', 'pipe'],
+        // Kept here, where each chunk also wakes the waits.
+        stderrLimit: 0,
+      },
+    )
+    this.child = this.#process.process
     this.child.stdout?.setEncoding('utf8').on('data', (chunk: string) => {
       this.#stdout += chunk
       this.#notify()
@@ -51,14 +61,13 @@ export class CliProcess {
       this.#stderr += chunk
       this.#notify()
     })
-    this.done = new Promise((resolve) => {
-      this.child.once('close', (code, signal) => {
-        this.#notify()
-        resolve({ code, signal, stdout: this.#stdout, stderr: this.#stderr })
-      })
+    // Closed, not only exited: the result has all it printed.
+    this.done = this.#process.closed.then(({ code, signal }) => {
+      this.#notify()
+      return { code, signal, stdout: this.#stdout, stderr: this.#stderr }
     })
     onTestFinished(async () => {
-      if (this.child.exitCode === null && this.child.signalCode === null) this.child.kill('SIGKILL')
+      this.#process.kill('SIGKILL')
       await this.done
     })
   }
@@ -75,7 +84,7 @@ export class CliProcess {
   async waitForOutput(what: string, check: (stdout: string) => boolean, timeoutMs = 15_000): Promise<void> {
     const deadline = performance.now() + timeoutMs
     while (!check(this.#stdout)) {
-      const exited = this.child.exitCode !== null || this.child.signalCode !== null
+      const exited = !this.#process.alive
       const left = deadline - performance.now()
       if (exited || left <= 0) {
         throw new Error(

@@ -2,6 +2,7 @@ import { type ChildProcessWithoutNullStreams, spawn } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
 import { CoordinationV1Api, KubeConfig } from '@kubernetes/client-node'
 import { afterEach, describe, expect, it } from 'vitest'
+import { readJsonLines } from '../../dev/json-lines.ts'
 import {
   compareResourceVersions,
   createLocks,
@@ -62,18 +63,14 @@ function startWorker(namespace: string, config: Record<string, unknown>): Worker
     },
   })
   const events: WorkerEvent[] = []
-  let buffered = ''
   let stderr = ''
-  child.stdout.setEncoding('utf8')
-  child.stdout.on('data', (chunk: string) => {
-    buffered += chunk
-    let newline = buffered.indexOf('\n')
-    while (newline >= 0) {
-      events.push(JSON.parse(buffered.slice(0, newline)) as WorkerEvent)
-      buffered = buffered.slice(newline + 1)
-      newline = buffered.indexOf('\n')
-    }
-  })
+  readJsonLines(
+    child.stdout,
+    (record) => events.push(record as unknown as WorkerEvent),
+    (line) => {
+      stderr += `(stdout) ${line}\n`
+    },
+  )
   child.stderr.setEncoding('utf8')
   child.stderr.on('data', (chunk: string) => {
     stderr += chunk
