@@ -5,6 +5,7 @@ import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { ControlPlane } from '../../dev/cluster/index.ts'
+import { readJsonLines } from '../../dev/json-lines.ts'
 import {
   type AcquireOptions,
   compareResourceVersions,
@@ -102,7 +103,6 @@ function startWorker(namespace: string, name: string, acquire: AcquireOptions = 
       NODE_COMPILE_CACHE: join(tmpdir(), 'kube-locks-e2e-compile-cache'),
     },
   })
-  let buffered = ''
   let stderr = ''
   const worker: Worker = {
     name,
@@ -117,16 +117,17 @@ function startWorker(namespace: string, name: string, acquire: AcquireOptions = 
         { timeoutMs, intervalMs: 10 },
       ),
   }
-  child.stdout.setEncoding('utf8')
-  child.stdout.on('data', (chunk: string) => {
-    buffered += chunk
-    for (let newline = buffered.indexOf('\n'); newline >= 0; newline = buffered.indexOf('\n')) {
-      const event = JSON.parse(buffered.slice(0, newline)) as WorkerEvent
-      buffered = buffered.slice(newline + 1)
+  readJsonLines(
+    child.stdout,
+    (record) => {
+      const event = record as unknown as WorkerEvent
       worker.events.push(event)
       worker.onEvent?.(event)
-    }
-  })
+    },
+    (line) => {
+      stderr += `(stdout) ${line}\n`
+    },
+  )
   child.stderr.setEncoding('utf8')
   child.stderr.on('data', (chunk: string) => {
     stderr += chunk
