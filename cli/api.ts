@@ -5,7 +5,9 @@ import {
   createClusterLeaseStore,
   type KubernetesLeaseStore,
   LeaseConflictError,
+  LeaseNotFoundError,
   type LeaseObject,
+  type LeaseRecord,
   LockApiError,
   LockError,
   LockPermissionError,
@@ -169,6 +171,43 @@ export class ApiClient {
       return asJson(recordToLease(written))
     } catch (error) {
       if (error instanceof CliError && error.cause instanceof LeaseConflictError) return undefined
+      throw error
+    }
+  }
+
+  /**
+   * Writes `record` only if its `uid` and `resourceVersion` still match. Returns the record as written,
+   * or `undefined` when the lease changed or was deleted since it was read.
+   */
+  async update(record: LeaseRecord, signal?: AbortSignal): Promise<LeaseRecord | undefined> {
+    try {
+      return await this.#call({ verb: 'update', namespace: record.namespace }, signal, (timed) =>
+        this.#store.update(record, { signal: timed }),
+      )
+    } catch (error) {
+      if (error instanceof CliError && error.cause instanceof LeaseConflictError) return undefined
+      throw error
+    }
+  }
+
+  /**
+   * Deletes a lease only if its `uid` and `resourceVersion` still match. Returns `deleted`, `changed`
+   * (it changed since it was read) or `gone` (someone else deleted it).
+   */
+  async delete(
+    namespace: string,
+    name: string,
+    preconditions: { readonly uid: string; readonly resourceVersion: string },
+    signal?: AbortSignal,
+  ): Promise<'deleted' | 'changed' | 'gone'> {
+    try {
+      await this.#call({ verb: 'delete', namespace }, signal, (timed) =>
+        this.#store.delete(namespace, name, preconditions, { signal: timed }),
+      )
+      return 'deleted'
+    } catch (error) {
+      if (error instanceof CliError && error.cause instanceof LeaseConflictError) return 'changed'
+      if (error instanceof CliError && error.cause instanceof LeaseNotFoundError) return 'gone'
       throw error
     }
   }

@@ -300,9 +300,15 @@ ${ExitCode.lost} if the lock was lost; 126 if the command cannot run; 127 if not
     )
 
   withClusterOptions(
-    program.command('gc').description('show what the controller would reclaim (free) or delete right now'),
+    program
+      .command('gc')
+      .description('show what the controller would reclaim (free) or delete right now; with --apply, do it'),
   )
-    .option('--dry-run', 'only show; required, as the controller does the work')
+    .option('--dry-run', 'show the plan and change nothing')
+    .option(
+      '--apply',
+      'free and delete what the plan shows, each write under the resourceVersion and uid it was judged on',
+    )
     .option('-A, --all-namespaces', 'look in all namespaces')
     .option('-l, --selector <selector>', 'filter by label selector')
     .addOption(outputOption(['table', 'json', 'name']))
@@ -322,7 +328,13 @@ ${ExitCode.lost} if the lock was lost; 126 if the command cannot run; 127 if not
         .argParser(integerOption('--chunk-size'))
         .default(DEFAULT_CHUNK_SIZE),
     )
-    .addHelpText('after', examples(['locks gc --dry-run', 'locks gc --dry-run -A -o json']))
+    .addHelpText(
+      'after',
+      `${examples(['locks gc --dry-run', 'locks gc --dry-run -A -o json', 'locks gc --apply -n shop'])}
+--apply judges expiry by the times written in the leases, that is by the holders' clocks, as --dry-run
+shows it; the controller judges by its own clock. Like \`release --force\`, it is an operator's order.
+`,
+    )
     .action(action(async (flags: GcFlags) => (await import('./gc.ts')).gcCommand(ctx, flags)))
 
   withClusterOptions(

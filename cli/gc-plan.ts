@@ -26,6 +26,8 @@ export interface GcAction {
    */
   readonly action: 'free' | 'delete'
   readonly reason: string
+  /** The reclaim rule's decision, with the write it asks for and that write's preconditions. */
+  readonly decision: Extract<ReclaimDecision, { readonly kind: 'free' | 'delete' | 'delete-ticket' }>
 }
 
 /**
@@ -59,6 +61,7 @@ function actionOf(lease: LeaseRecord, decision: ReclaimDecision, options: GcOpti
       return undefined
     case 'free':
       return {
+        decision,
         lease,
         kind: 'lock',
         action: 'free',
@@ -66,6 +69,7 @@ function actionOf(lease: LeaseRecord, decision: ReclaimDecision, options: GcOpti
       }
     case 'delete':
       return {
+        decision,
         lease,
         kind: 'lock',
         action: 'delete',
@@ -73,6 +77,7 @@ function actionOf(lease: LeaseRecord, decision: ReclaimDecision, options: GcOpti
       }
     case 'delete-ticket':
       return {
+        decision,
         lease,
         kind: 'ticket',
         action: 'delete',

@@ -7,14 +7,21 @@ import { type CliContext, runCli } from '../program.ts'
 
 /**
  * A fake Lease API for the CLI's tests: lists honour label selectors (`k=v`, `k`, `!k`), gets by name,
- * watches stay open until the test pushes events to them, and every write is refused and recorded
- * (the commands under test here must write nothing, or say so).
+ * watches stay open until the test pushes events to them, and every write is recorded and, unless
+ * {@link LeaseServer.answerWrite} answers it, refused (the commands under test here must write
+ * nothing, or say so).
  */
 export class LeaseServer {
   readonly leases: LeaseJson[]
   /** `METHOD path?query`, in order. */
   readonly requests: string[] = []
   readonly writes: string[] = []
+  /** The bodies of the writes, parsed, in the order of {@link writes}. */
+  readonly writeBodies: unknown[] = []
+  /** Answers writes instead of refusing them: the status and body to send. */
+  answerWrite:
+    | ((method: string, path: string, body: unknown) => { status: number; body: unknown })
+    | undefined
   readonly #watches = new Set<{ selector: string; response: ServerResponse }>()
   readonly #server: Server
   #url = ''
@@ -81,6 +88,21 @@ current-context: dev
     const url = new URL(req.url ?? '/', 'http://x')
     this.requests.push(`${req.method} ${url.pathname}${url.search}`)
     res.setHeader('content-type', 'application/json')
+    if (req.method !== 'GET' && this.answerWrite !== undefined) {
+      const answer = this.answerWrite
+      const chunks: Buffer[] = []
+      req.on('data', (chunk: Buffer) => chunks.push(chunk))
+      req.on('end', () => {
+        const text = Buffer.concat(chunks).toString('utf8')
+        const body: unknown = text === '' ? undefined : JSON.parse(text)
+        this.writes.push(`${req.method} ${url.pathname}`)
+        this.writeBodies.push(body)
+        const { status, body: reply } = answer(req.method ?? '', url.pathname, body)
+        res.writeHead(status)
+        res.end(JSON.stringify(reply))
+      })
+      return
+    }
     if (req.method !== 'GET') {
       this.writes.push(`${req.method} ${url.pathname}`)
       res.writeHead(500)
