@@ -9,6 +9,8 @@ import { freeIfHeldBy, HeldLock } from './held-lock.ts'
 import { base32, leaseNameFor } from './lease-name.ts'
 import type { LeaseRecord } from './lease-record.ts'
 import type { LeaseStore } from './lease-store.ts'
+import type { AcquireArgs, WithLockArgs } from './lock-call.ts'
+import { parseAcquireArgs, parseWithLockArgs } from './lock-call.ts'
 import type { AcquireOptions, ResolvedAcquireOptions, ResolvedLocksOptions } from './options.ts'
 import { resolveAcquireOptions } from './options.ts'
 import { WaitLine } from './queue.ts'
@@ -78,41 +80,23 @@ export class LockClient implements Locks {
     })
   }
 
-  acquire(nameOrOptions?: string | AcquireOptions, maybeOptions?: AcquireOptions): Promise<Lock> {
-    let name: string | undefined
-    let options: AcquireOptions | undefined
-    if (typeof nameOrOptions === 'object' && nameOrOptions !== null) {
-      options = nameOrOptions
-    } else {
-      name = nameOrOptions
-      options = maybeOptions
-    }
-    this.#checkServerVersion()
-    const task = (async () => this.#acquire(this.#lockName(name), resolveAcquireOptions(options)))()
+  acquire(...args: AcquireArgs): Promise<Lock> {
+    const task = (async () => {
+      const { name, options } = parseAcquireArgs(args)
+      this.#checkServerVersion()
+      return this.#acquire(this.#lockName(name), resolveAcquireOptions(options))
+    })()
     this.#track(task)
     return task
   }
 
-  withLock<T>(...args: unknown[]): Promise<T> {
-    const fn = args.at(-1)
-    if (typeof fn !== 'function') {
-      return Promise.reject(new InvalidLockOptionsError('fn', 'a function as the last argument', fn))
+  withLock<T>(...args: WithLockArgs<LockedFunction<T>>): Promise<T> {
+    try {
+      const { name, options, fn } = parseWithLockArgs<LockedFunction<T>>(args)
+      return this.#withLock(name, options, fn)
+    } catch (error) {
+      return Promise.reject(error)
     }
-    const rest = args.slice(0, -1)
-    if (rest.length > 2) {
-      return Promise.reject(
-        new InvalidLockOptionsError('arguments', 'at most (name, options, fn)', rest.length + 1),
-      )
-    }
-    let name: unknown
-    let options: unknown
-    if (rest.length === 2) [name, options] = rest
-    else if (typeof rest[0] === 'object' && rest[0] !== null) options = rest[0]
-    else name = rest[0]
-    if (name !== undefined && typeof name !== 'string') {
-      return Promise.reject(new InvalidLockOptionsError('name', 'a non-empty string', name))
-    }
-    return this.#withLock(name, options as AcquireOptions | undefined, fn as LockedFunction<T>)
   }
 
   async #withLock<T>(name: string | undefined, options: AcquireOptions | undefined, fn: LockedFunction<T>) {
