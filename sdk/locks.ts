@@ -16,7 +16,7 @@ import { resolveAcquireOptions } from './options.ts'
 import { WaitLine } from './queue.ts'
 import { checkServerVersion } from './server-version.ts'
 import { requestDeadline, Wakeup, withRequestDeadline } from './timers.ts'
-import { LineTender, WaitInbox } from './wait-io.ts'
+import { LineKnowledge, LineTender, WaitInbox } from './wait-io.ts'
 import type { WaitConfig, WaitEvent } from './wait-step.ts'
 import { startWait, waitStep } from './wait-step.ts'
 import { WatchHub } from './watch-hub.ts'
@@ -166,14 +166,13 @@ export class LockClient implements Locks {
     const readBudget = () => Math.min(requestTimeoutMs, requestsEnd - clock.now())
     const identity = newIdentity(this.#options.identity)
     const line = options.fair ? this.#waitLine(lockName, leaseName, identity) : undefined
-    // The line as known when the lock could be taken: read beside the first read of the lease (or
-    // taken from the watch, when it runs), kept current by the watch after that.
-    let lineRead: Promise<void> | undefined
-    const readLine = (line: WaitLine) => {
-      const known = this.#hub.queue(leaseName)
-      if (known !== undefined) line.update(known)
-      else lineRead = this.#readLine(line, readBudget(), signals)
-    }
+    const knowledge =
+      line &&
+      new LineKnowledge(line, {
+        known: () => this.#hub.queue(leaseName),
+        readFresh: () => this.#readLine(line, readBudget(), signals),
+        now: () => clock.now(),
+      })
     let ctx: Omit<StepContext, 'signal' | 'writeSignal'> = {
       store: this.#store,
       namespace: this.namespace,
@@ -185,38 +184,9 @@ export class LockClient implements Locks {
       now: () => clock.now(),
       wallNow: () => clock.wallNow(),
       validForMs: (options.expires - options.safetyMargin) * 1000,
-      mayTake:
-        line &&
-        (async (view) => {
-          await lineRead
-          const holder = view === 'absent' ? undefined : view.record.holderIdentity
-          const ahead = line.ahead(clock.now(), holder)
-          if (ahead.count > 0) return false
-          if (ahead.passed === 0 && line.seesOwnJoin) return true
-          // Rule R1 of the line (see wait-step.ts): passing waiters as gone, or deciding on a view older
-          // than the own ticket (which may miss a waiter that joined just before), only on a fresh read,
-          // which shows every ticket and any renewal the watch has not delivered yet. A read that fails
-          // leaves the last view to decide: order gives way to progress, and the taking write is a
-          // compare-and-swap either way.
-          await this.#readLine(line, readBudget(), signals)
-          return line.ahead(clock.now(), holder).count === 0
-        }),
+      mayTake: knowledge?.mayTake,
     }
-    const config: WaitConfig = {
-      deadline,
-      once: options.timeout === 0,
-      retryIntervalMs: this.#options.retryIntervalMs,
-      timedOut: (holder) =>
-        new LockTimeoutError({ lockName, namespace: this.namespace, holder, timeout: options.timeout }),
-      tooShort: (roundTripMs) =>
-        new InvalidLockOptionsError(
-          'expires',
-          `longer than the safety margin (${options.safetyMargin} s) plus one API round trip ` +
-            `(${Math.round(roundTripMs)} ms measured): a lock this short is lost before its holder hears ` +
-            'it was acquired',
-          options.expires,
-        ),
-    }
+    const config = this.#waitConfig(lockName, options, deadline)
     const wakeup = new Wakeup()
     const inbox = new WaitInbox(wakeup, line)
     const tender =
@@ -240,7 +210,7 @@ export class LockClient implements Locks {
           case 'fail':
             throw action.error
           case 'attempt': {
-            if (action.readLine && line !== undefined) readLine(line)
+            if (action.readLine) knowledge?.refresh()
             const budget = readBudget()
             if (budget <= 0) {
               event = { type: 'out-of-time' }
@@ -306,6 +276,25 @@ export class LockClient implements Locks {
     } finally {
       for (const stop of unsubscribe) stop()
       wakeup.dispose()
+    }
+  }
+
+  /** The decisions of the wait loop for one call: its deadline and the errors it ends with. */
+  #waitConfig(lockName: string, options: ResolvedAcquireOptions, deadline: number): WaitConfig {
+    return {
+      deadline,
+      once: options.timeout === 0,
+      retryIntervalMs: this.#options.retryIntervalMs,
+      timedOut: (holder) =>
+        new LockTimeoutError({ lockName, namespace: this.namespace, holder, timeout: options.timeout }),
+      tooShort: (roundTripMs) =>
+        new InvalidLockOptionsError(
+          'expires',
+          `longer than the safety margin (${options.safetyMargin} s) plus one API round trip ` +
+            `(${Math.round(roundTripMs)} ms measured): a lock this short is lost before its holder hears ` +
+            'it was acquired',
+          options.expires,
+        ),
     }
   }
 

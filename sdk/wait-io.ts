@@ -1,10 +1,11 @@
 import type { Clock, Logger } from './clock.ts'
 import { LockUnavailableError } from './errors.ts'
+import type { LeaseObservation } from './expiry.ts'
 import type { WaitLine } from './queue.ts'
 import type { Wakeup } from './timers.ts'
 import { backoff, withRequestDeadline } from './timers.ts'
 import type { LeaseNews } from './wait-step.ts'
-import type { HubEvent, QueueNews } from './watch-hub.ts'
+import type { HubEvent, QueueNews, QueueSnapshot } from './watch-hub.ts'
 import { isNewer } from './watch-hub.ts'
 
 /**
@@ -112,5 +113,58 @@ export class LineTender {
       server: this.#options.server,
       signal,
     })
+  }
+}
+
+/**
+ * A fair waiter's knowledge of its line: taken from the watch when it runs, otherwise read beside the
+ * first read of the lease (and after every poll), kept current by the watch after that.
+ */
+export class LineKnowledge {
+  readonly #line: WaitLine
+  readonly #known: () => QueueSnapshot | undefined
+  /** Reads the line afresh within the time left; never throws (see `WaitLine.read`). */
+  readonly #readFresh: () => Promise<void>
+  readonly #now: () => number
+  #reading: Promise<void> | undefined
+
+  constructor(
+    line: WaitLine,
+    options: {
+      readonly known: () => QueueSnapshot | undefined
+      readonly readFresh: () => Promise<void>
+      readonly now: () => number
+    },
+  ) {
+    this.#line = line
+    this.#known = options.known
+    this.#readFresh = options.readFresh
+    this.#now = options.now
+  }
+
+  /** Starts learning the line anew: from the watch's snapshot if it has one, otherwise by a read. */
+  refresh(): void {
+    const known = this.#known()
+    if (known !== undefined) this.#line.update(known)
+    else this.#reading = this.#readFresh()
+  }
+
+  /**
+   * The acquire step's `mayTake`: whether this waiter is first in line for a lock held by `holder`
+   * (or free). Rule R1 of the line (see wait-step.ts): passing waiters as gone, or deciding on a view
+   * older than the own ticket (which may miss a waiter that joined just before), only on a fresh read,
+   * which shows every ticket and any renewal the watch has not delivered yet. A read that fails leaves
+   * the last view to decide: order gives way to progress, and the taking write is a compare-and-swap
+   * either way.
+   */
+  readonly mayTake = async (view: 'absent' | LeaseObservation): Promise<boolean> => {
+    await this.#reading
+    const line = this.#line
+    const holder = view === 'absent' ? undefined : view.record.holderIdentity
+    const ahead = line.ahead(this.#now(), holder)
+    if (ahead.count > 0) return false
+    if (ahead.passed === 0 && line.seesOwnJoin) return true
+    await this.#readFresh()
+    return line.ahead(this.#now(), holder).count === 0
   }
 }
