@@ -75,7 +75,8 @@ await stdinClosed`
 function kubeLocksChild(serviceAccountDir: string, lockName: string): string {
   return `${EMIT}
 const started = performance.now()
-const { createClusterLeaseStore, createLocks, loadCluster } = await import(${JSON.stringify(pathToFileURL(SDK_ENTRY).href)})
+const { createLocks } = await import(${JSON.stringify(pathToFileURL(SDK_ENTRY).href)})
+const { createClusterLeaseStore, loadCluster } = await import(${JSON.stringify(pathToFileURL(join(ROOT, 'dist', 'sdk', 'internal.js')).href)})
 const importMs = performance.now() - started
 const cluster = loadCluster({ root: ${JSON.stringify(serviceAccountDir)} })
 const store = createClusterLeaseStore(cluster)
