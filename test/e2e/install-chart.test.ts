@@ -108,8 +108,8 @@ describe('helm chart', () => {
     expect(container.ports).toEqual([{ name: 'metrics', containerPort: 8080, protocol: 'TCP' }])
     expect(container.livenessProbe.httpGet).toEqual({ path: '/healthz', port: 'metrics' })
     expect(container.readinessProbe.httpGet).toEqual({ path: '/readyz', port: 'metrics' })
-    expect(container.resources.requests).toMatchObject({ cpu: '20m', memory: '128Mi' })
-    expect(container.resources.limits).toMatchObject({ memory: '256Mi' })
+    expect(container.resources.requests).toMatchObject({ cpu: '20m', memory: '160Mi' })
+    expect(container.resources.limits).toMatchObject({ memory: '384Mi' })
     expect(container.securityContext).toEqual({
       allowPrivilegeEscalation: false,
       readOnlyRootFilesystem: true,
