@@ -21,6 +21,7 @@ export class Peer {
   readonly name: string
   readonly child: ChildProcess
   readonly events: PeerEvent[] = []
+  /** Its exit code, once it has exited and all it wrote has been read. */
   readonly exited: Promise<number | null>
   #waiters = new Set<() => void>()
   readonly #process: Child
@@ -38,7 +39,7 @@ export class Peer {
     })
     this.child = this.#process.process
     running.add(this)
-    this.exited = this.#process.exited.then((exit) => exit.code)
+    this.exited = this.#process.closed.then((exit) => exit.code)
     this.child.stdin?.on('error', () => {})
     if (this.child.stdout) {
       readJsonLines(this.child.stdout, (event) => {
