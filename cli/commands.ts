@@ -206,11 +206,14 @@ Exit codes: 0 ok, 1 runtime failure, 2 usage error; \`locks run\` also ${ExitCod
     )
     .addOption(
       new Option(
-        '--grace <seconds>',
-        'how long beyond its duration this machine must see the lease unchanged before it counts as expired',
-      )
+        '--expiry-grace <seconds>',
+        `how long beyond its duration this machine must see the lease unchanged before it counts as expired (default: ${GC_DEFAULTS.grace}, the controller's grace)`,
+      ).argParser(secondsOption('--expiry-grace', { min: 0 })),
+    )
+    .addOption(
+      new Option('--grace <seconds>', 'deprecated: the old name of --expiry-grace')
         .argParser(secondsOption('--grace', { min: 0 }))
-        .default(GC_DEFAULTS.grace),
+        .hideHelp(),
     )
     .addOption(
       new Option(
@@ -231,7 +234,7 @@ Exit codes: 0 ok, 1 runtime failure, 2 usage error; \`locks run\` also ${ExitCod
         'locks release nightly-report --force',
       ])}
 Without --force or --holder, a held lock is freed only once this machine's own monotonic clock has seen
-its lease unchanged (no renewal, no handover) for the lease's duration plus --grace; the times written in
+its lease unchanged (no renewal, no handover) for the lease's duration plus --expiry-grace; the times written in
 the lease come from another machine's clock and are not trusted. A renewal starts the wait again. After
 --timeout it gives up and changes nothing (exit 1).
 A holder that still runs learns of --force or --holder only when it next renews; use them only when it is gone.
@@ -314,9 +317,15 @@ ${ExitCode.lost} if the lock was lost; 126 if the command cannot run; 127 if not
     .addOption(outputOption(['table', 'json', 'name']))
     .option('--no-headers', 'omit the header row')
     .addOption(
-      new Option('--grace <seconds>', "the controller's grace past a lease's expiry before freeing it")
+      new Option(
+        '--reclaim-grace <seconds>',
+        `the grace the controller runs with: how long past a lease's expiry before it frees the lease (default: ${GC_DEFAULTS.grace})`,
+      ).argParser(secondsOption('--reclaim-grace', { min: 0 })),
+    )
+    .addOption(
+      new Option('--grace <seconds>', 'deprecated: the old name of --reclaim-grace')
         .argParser(secondsOption('--grace', { min: 0 }))
-        .default(GC_DEFAULTS.grace),
+        .hideHelp(),
     )
     .addOption(
       new Option('--retention <seconds>', "the controller's retention of free leases before deleting them")

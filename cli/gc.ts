@@ -2,7 +2,7 @@ import { LOCK_NAME_ANNOTATION, leaseToRecord } from '../sdk/internal.ts'
 import { UsageError } from './errors.ts'
 import { ExitCode } from './exit-codes.ts'
 import type { OutputFormat } from './flags.ts'
-import { type GcAction, gcPlan } from './gc-plan.ts'
+import { GC_DEFAULTS, type GcAction, gcPlan } from './gc-plan.ts'
 import { cell, renderTable } from './rows.ts'
 import { type CliContext, type CommonFlags, labelSelector, Session } from './session.ts'
 
@@ -16,7 +16,9 @@ export interface GcFlags extends CommonFlags {
   readonly selector?: string
   readonly output: OutputFormat
   readonly headers: boolean
-  readonly grace: number
+  readonly reclaimGrace?: number
+  /** The old name of `reclaimGrace`, still accepted with a warning. */
+  readonly grace?: number
   readonly retention: number
   readonly chunkSize: number
 }
@@ -38,6 +40,15 @@ export async function gcCommand(ctx: CliContext, flags: GcFlags): Promise<number
       '`locks gc` changes nothing unless told: add --dry-run to see what the controller would free or delete now, or --apply to do it',
     )
   }
+  if (flags.grace !== undefined && flags.reclaimGrace !== undefined) {
+    throw new UsageError('--grace is the old name of --reclaim-grace: give only --reclaim-grace')
+  }
+  if (flags.grace !== undefined) {
+    ctx.stderr(
+      'warning: --grace is deprecated and will be removed: use --reclaim-grace, which means the same\n',
+    )
+  }
+  const grace = flags.reclaimGrace ?? flags.grace ?? GC_DEFAULTS.grace
   await using session = new Session(ctx, flags)
   const namespace = flags.allNamespaces ? undefined : session.namespace
   const list = await session.api.list(
@@ -48,7 +59,7 @@ export async function gcCommand(ctx: CliContext, flags: GcFlags): Promise<number
   const plan = gcPlan(
     list.items.map((json) => leaseToRecord(json)),
     ctx.now(),
-    { grace: flags.grace, retention: flags.retention },
+    { grace, retention: flags.retention },
   )
   const outcomes = flags.apply ? await apply(session, plan) : undefined
   if (flags.output === 'json') {

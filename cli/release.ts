@@ -13,8 +13,9 @@ import {
   WatchExpiredError,
 } from '../sdk/internal.ts'
 import type { LeaseJson, WatchEvent } from './api.ts'
-import { CliError } from './errors.ts'
+import { CliError, UsageError } from './errors.ts'
 import { ExitCode } from './exit-codes.ts'
+import { GC_DEFAULTS } from './flags.ts'
 import { cell, isHeld } from './rows.ts'
 import { type CliContext, type CommonFlags, findLock, Session } from './session.ts'
 
@@ -261,7 +262,9 @@ export { DEFAULT_RELEASE_TIMEOUT } from './flags.ts'
 export interface ReleaseFlags extends CommonFlags {
   readonly force?: boolean
   readonly holder?: string
-  readonly grace: number
+  readonly expiryGrace?: number
+  /** The old name of `expiryGrace`, still accepted. */
+  readonly grace?: number
   readonly timeout: number
 }
 
@@ -276,6 +279,11 @@ function wallTimeIn(ctx: CliContext, ms: number): string {
 }
 
 export async function releaseCommand(ctx: CliContext, name: string, flags: ReleaseFlags): Promise<number> {
+  // `--grace` is still accepted and not warned about: scripts parse what `release` writes on stderr.
+  if (flags.grace !== undefined && flags.expiryGrace !== undefined) {
+    throw new UsageError('--grace is the old name of --expiry-grace: give only --expiry-grace')
+  }
+  const grace = flags.expiryGrace ?? flags.grace ?? GC_DEFAULTS.grace
   await using session = new Session(ctx, flags)
   const { json, view } = await findLock(session, name)
   const lockName = view.annotations[LOCK_NAME_ANNOTATION] ?? view.name
@@ -307,7 +315,7 @@ export async function releaseCommand(ctx: CliContext, name: string, flags: Relea
     return report(freed, `it was held by "${cell(holder)}"`)
   }
 
-  const graceMs = flags.grace * 1000
+  const graceMs = grace * 1000
   const timeoutMs = flags.timeout * 1000
   const outcome = await releaseOnceExpired(json, {
     api: session.api,
