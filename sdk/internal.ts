@@ -1,5 +1,7 @@
-// What the controller, the CLI and the development tooling use from the SDK. Not for applications:
-// they import the package entry point (index.ts).
+// `kube-locks/internal`: what the controller, the CLI and the development tooling use from the SDK.
+// Not for applications, which import `kube-locks` (index.ts) and `kube-locks/testing` (testing.ts):
+// no compatibility promise, any release may change any name here. A name added here is added to its
+// list in sdk/entry-points.test.ts too.
 export type { Clock, Logger } from './clock.ts'
 export { systemClock } from './clock.ts'
 export {

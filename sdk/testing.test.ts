@@ -4,7 +4,7 @@ import { readFileSync } from 'node:fs'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { afterEach, describe, expect, it, vi } from 'vitest'
-import { LockLostError, type Locks, LockTimeoutError } from './index.ts'
+import { InvalidLockOptionsError, LockLostError, type Locks, LockTimeoutError } from './index.ts'
 import { createTestLocks } from './testing.ts'
 
 // example:start
@@ -60,7 +60,7 @@ describe('the example in docs/sdk.md', () => {
     const block = /```ts\n([\s\S]*?)```/.exec(section)?.[1] ?? ''
     const imports = block.split('\n').filter((line) => line.startsWith('import '))
     expect(imports).toEqual([
-      "import { type Locks, LockLostError, LockTimeoutError } from 'kube-locks'",
+      "import { LockLostError, type Locks, LockTimeoutError } from 'kube-locks'",
       "import { createTestLocks } from 'kube-locks/testing'",
       "import { afterEach, expect, it, vi } from 'vitest'",
     ])
@@ -72,5 +72,34 @@ describe('the example in docs/sdk.md', () => {
     const self = readFileSync(fileURLToPath(import.meta.url), 'utf8')
     const example = self.split('// example:start\n')[1]?.split('// example:end')[0]?.trim()
     expect(body).toBe(example)
+  })
+})
+
+describe('createTestLocks', () => {
+  afterEach(() => {
+    vi.unstubAllEnvs()
+  })
+
+  it('reads nothing from the environment', async () => {
+    vi.stubEnv('POD_NAMESPACE', 'elsewhere')
+    vi.stubEnv('POD_NAME', 'pod-7')
+    await using test = createTestLocks()
+    expect(test.locks.namespace).toBe('default')
+    await using lock = await test.locks.acquire('job')
+    expect(lock.holder).toMatch(/^test_/)
+    expect(test.store.peek('default', 'job')?.annotations?.['kube-locks.io/pod']).toBe('pod-7')
+  })
+
+  it('validates its options like createLocks', () => {
+    expect(() => createTestLocks(null as never)).toThrow(InvalidLockOptionsError)
+    expect(() => createTestLocks({ expires: 5 } as never)).toThrow(/nearest|expires/)
+  })
+
+  it('closes its Locks when disposed', async () => {
+    const test = createTestLocks()
+    const lock = await test.locks.acquire('job')
+    await test[Symbol.asyncDispose]()
+    expect(lock.signal.aborted).toBe(true)
+    expect(test.store.peek('default', 'job')?.holderIdentity).toBeUndefined()
   })
 })
