@@ -12,6 +12,7 @@ import {
   KILL_AFTER_DEFAULTS,
   OUTPUT_FORMATS,
   type OutputFormat,
+  RUN_DEFAULTS,
   RUN_ENV,
 } from './flags.ts'
 import type { GcFlags } from './gc.ts'
@@ -256,13 +257,13 @@ A holder that still runs learns of --force or --holder only when it next renews;
     .addOption(
       new Option(
         '--expires <seconds>',
-        'seconds after the last renewal when the lock expires (default: 20)',
+        `seconds after the last renewal when the lock expires (default: ${RUN_DEFAULTS.expires})`,
       ).argParser(secondsOption('--expires', { min: 0, positive: true })),
     )
     .addOption(
       new Option(
         '--timeout <seconds>',
-        'seconds to wait while someone else holds it; 0 tries once, `inf` waits forever (default: 10)',
+        `seconds to wait while someone else holds it; 0 tries once, \`inf\` waits forever (default: ${RUN_DEFAULTS.timeout})`,
       ).argParser(secondsOption('--timeout', { min: 0, allowInfinity: true })),
     )
     .option('--renew', 'renew the lock while the command runs (else it expires after --expires)')
@@ -328,9 +329,10 @@ ${ExitCode.lost} if the lock was lost; 126 if the command cannot run; 127 if not
         .hideHelp(),
     )
     .addOption(
-      new Option('--retention <seconds>', "the controller's retention of free leases before deleting them")
-        .argParser(secondsOption('--retention', { min: 0 }))
-        .default(GC_DEFAULTS.retention),
+      new Option(
+        '--retention <seconds>',
+        `the controller's retention of free leases before deleting them (default: ${GC_DEFAULTS.retention})`,
+      ).argParser(secondsOption('--retention', { min: 0 })),
     )
     .addOption(
       new Option('--chunk-size <n>', 'fetch large lists in pages of this many leases')

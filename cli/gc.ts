@@ -19,7 +19,7 @@ export interface GcFlags extends CommonFlags {
   readonly reclaimGrace?: number
   /** The old name of `reclaimGrace`, still accepted with a warning. */
   readonly grace?: number
-  readonly retention: number
+  readonly retention?: number
   readonly chunkSize: number
 }
 
@@ -59,7 +59,7 @@ export async function gcCommand(ctx: CliContext, flags: GcFlags): Promise<number
   const plan = gcPlan(
     list.items.map((json) => leaseToRecord(json)),
     ctx.now(),
-    { grace, retention: flags.retention },
+    { grace, retention: flags.retention ?? GC_DEFAULTS.retention },
   )
   const outcomes = flags.apply ? await apply(session, plan) : undefined
   if (flags.output === 'json') {

@@ -8,6 +8,7 @@ import {
   leaseToRecord,
   MANAGED_BY_SELECTOR,
   observe,
+  RECLAIM_DEFAULTS,
   recordToLease,
   setClampedTimeout,
   WatchExpiredError,
@@ -15,7 +16,6 @@ import {
 import type { LeaseJson, WatchEvent } from './api.ts'
 import { CliError, UsageError } from './errors.ts'
 import { ExitCode } from './exit-codes.ts'
-import { GC_DEFAULTS } from './flags.ts'
 import { cell, isHeld } from './rows.ts'
 import { type CliContext, type CommonFlags, findLock, Session } from './session.ts'
 
@@ -283,7 +283,7 @@ export async function releaseCommand(ctx: CliContext, name: string, flags: Relea
   if (flags.grace !== undefined && flags.expiryGrace !== undefined) {
     throw new UsageError('--grace is the old name of --expiry-grace: give only --expiry-grace')
   }
-  const grace = flags.expiryGrace ?? flags.grace ?? GC_DEFAULTS.grace
+  const grace = flags.expiryGrace ?? flags.grace ?? RECLAIM_DEFAULTS.grace
   await using session = new Session(ctx, flags)
   const { json, view } = await findLock(session, name)
   const lockName = view.annotations[LOCK_NAME_ANNOTATION] ?? view.name
