@@ -13,6 +13,7 @@ import {
   LockPermissionError,
   LockUnavailableError,
   leaseToRecord,
+  listPaged,
   NamespaceNotFoundError,
   recordToLease,
   type ServerVersionInfo,
@@ -113,25 +114,19 @@ export class ApiClient {
     query: { labelSelector: string; chunkSize: number },
     signal?: AbortSignal,
   ): Promise<{ items: LeaseJson[]; resourceVersion: string }> {
-    const items: LeaseJson[] = []
-    let next: string | undefined
-    let resourceVersion = ''
-    do {
-      const page = await this.#call({ verb: 'list', namespace }, signal, (timed) =>
-        this.#store.list(namespace, {
-          labelSelector: query.labelSelector,
-          limit: query.chunkSize > 0 ? query.chunkSize : undefined,
-          continue: next,
-          objects: true,
-          signal: timed,
-        }),
-      )
-      items.push(...(page.objects ?? []).map(asJson))
-      // The first page fixes the snapshot; later pages carry the same resourceVersion.
-      if (resourceVersion === '') resourceVersion = page.resourceVersion
-      next = page.continue
-    } while (next !== undefined)
-    return { items, resourceVersion }
+    // Each page is one request under --request-timeout.
+    const pages: Pick<KubernetesLeaseStore, 'list'> = {
+      list: (scope, options) =>
+        this.#call({ verb: 'list', namespace: scope }, signal, (timed) =>
+          this.#store.list(scope, { ...options, signal: timed }),
+        ),
+    }
+    const list = await listPaged(pages, namespace, {
+      labelSelector: query.labelSelector,
+      limit: query.chunkSize,
+      objects: true,
+    })
+    return { items: (list.objects ?? []).map(asJson), resourceVersion: list.resourceVersion }
   }
 
   /** The API server's `GET /version`. */

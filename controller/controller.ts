@@ -8,6 +8,7 @@ import {
   type LeaseRecord,
   type LeaseStore,
   type Logger,
+  listPaged,
   MANAGED_BY_SELECTOR,
   WatchExpiredError,
 } from '../sdk/internal.ts'
@@ -158,7 +159,12 @@ export class Controller {
     while (!signal.aborted) {
       try {
         if (resourceVersion === undefined) {
-          const list = await listPaged(source, namespace, signal)
+          // One consistent snapshot in pages; an expired continuation (410) lists again from the start.
+          const list = await listPaged(source, namespace, {
+            labelSelector: MANAGED_BY_SELECTOR,
+            limit: LIST_PAGE_SIZE,
+            signal,
+          })
           this.#replace(namespace, list.items)
           resourceVersion = list.resourceVersion
           if (!this.#synced.has(scope)) {
@@ -383,28 +389,4 @@ function isOlder(next: LeaseRecord, current: LeaseRecord): boolean {
 function backoff(failures: number): number {
   const base = Math.min(MAX_BACKOFF_MS, 500 * 2 ** Math.min(failures - 1, 20))
   return Math.round(base * (0.8 + Math.random() * 0.4))
-}
-
-/**
- * Every managed lease in scope, listed a page at a time. The pages are one consistent snapshot: the
- * API server serves the continuation from the first page's resourceVersion (an expired continuation is
- * a 410, which lists again from the start).
- */
-async function listPaged(
-  source: LeaseSource,
-  namespace: string | undefined,
-  signal: AbortSignal,
-): Promise<{ readonly items: readonly LeaseRecord[]; readonly resourceVersion: string }> {
-  const items: LeaseRecord[] = []
-  let page: Awaited<ReturnType<LeaseSource['list']>> | undefined
-  do {
-    page = await source.list(namespace, {
-      labelSelector: MANAGED_BY_SELECTOR,
-      limit: LIST_PAGE_SIZE,
-      continue: page?.continue,
-      signal,
-    })
-    for (const item of page.items) items.push(item)
-  } while (page.continue !== undefined)
-  return { items, resourceVersion: page.resourceVersion }
 }
