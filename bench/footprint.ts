@@ -29,7 +29,7 @@ import { formatMs, formatRatio, type Summary, summarize } from './stats.ts'
 
 const exec = promisify(execFile)
 const SDK_ENTRY = join(ROOT, 'dist', 'sdk', 'index.js')
-const CLI_ENTRY = join(ROOT, 'dist', 'cli', 'main.js')
+export const CLI_ENTRY = join(ROOT, 'dist', 'cli', 'main.js')
 const NAMESPACE = 'bench-footprint'
 const SERVICE_ACCOUNT = 'locker'
 
@@ -211,7 +211,7 @@ async function serviceAccountDir(ctx: Context): Promise<{ dir: string; env: Reco
 }
 
 /** Builds dist/ when the SDK's or the CLI's entry is missing; warns when it is older than a source. */
-async function ensureBuilt(log: (line: string) => void): Promise<void> {
+export async function ensureBuilt(log: (line: string) => void): Promise<void> {
   if (!existsSync(SDK_ENTRY) || !existsSync(CLI_ENTRY)) {
     log('  building dist/ (npm run build)…')
     await exec(

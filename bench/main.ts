@@ -224,7 +224,7 @@ try {
   }
   if (only.has('scale')) {
     log(`scale: ${PROFILE.scale} held locks…`)
-    report.scale = await scale(ctx, PROFILE.scale)
+    report.scale = await scale(ctx, PROFILE.scale, plane.binaries.kubectl)
   }
   if (only.has('footprint')) {
     log(`footprint: memory and start-up, ${PROFILE.footprint} fresh processes of each kind…`)

@@ -1,6 +1,7 @@
 /** What every scenario shares: the run's context, the peers it starts, and waiting for their events. */
 import { dirname, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import type { MemoryLimit } from '../../dev/memory-limit.ts'
 import type { loadKubeConfig } from '../cluster.ts'
 import { Peer, type PeerEvent } from '../processes.ts'
 import type { WorkerConfig } from '../worker/protocol.ts'
@@ -31,21 +32,24 @@ export async function worker(
   ctx: Context,
   backend: WorkerKind,
   namespace: string,
-  options: { readonly nodeFlags?: readonly string[]; readonly identity?: string } = {},
+  options: {
+    readonly nodeFlags?: readonly string[]
+    readonly identity?: string
+    /** Runs the worker inside this memory cgroup, as a pod with a memory limit. */
+    readonly memoryLimit?: MemoryLimit
+  } = {},
 ): Promise<Peer> {
   const { kubeconfig } = ctx
-  const { identity, nodeFlags = [] } = options
+  const { identity, nodeFlags = [], memoryLimit } = options
   const config: WorkerConfig =
     backend === 'redlock'
       ? { backend, redisPort: ctx.redisPort }
       : backend === 'kube-locks'
         ? { backend, kubeconfig, namespace, ...(identity !== undefined && { identity }) }
         : { backend: 'raw', kubeconfig, namespace, reuseConnections: backend === 'raw' }
-  const peer = new Peer(`${backend}-worker-${identity ?? ++serial}`, process.execPath, [
-    ...nodeFlags,
-    WORKER,
-    JSON.stringify(config),
-  ])
+  const args = [...nodeFlags, WORKER, JSON.stringify(config)]
+  const [command, argv] = memoryLimit?.wrap(process.execPath, args) ?? [process.execPath, args]
+  const peer = new Peer(`${backend}-worker-${identity ?? ++serial}`, command, argv)
   await peer.next((e) => e.event === 'ready', 120_000)
   return peer
 }

@@ -1,7 +1,9 @@
 /** scale: one process holds many locks; `locks list -A` and the controller over as many leases. */
 import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
+import { createMemoryLimit } from '../../dev/memory-limit.ts'
 import { createNamespace } from '../cluster.ts'
+import { CLI_ENTRY, ensureBuilt } from '../footprint.ts'
 import { Peer, type PeerEvent } from '../processes.ts'
 import { type Summary, summarize } from '../stats.ts'
 import { type Context, event, ROOT, worker } from './common.ts'
@@ -12,53 +14,108 @@ export interface ScaleResult {
   readonly holderRssMiB: number
   readonly holderHeapUsedMiB: number
   readonly holderRssBeforeMiB: number
+  /**
+   * The same holder in a memory cgroup, as a pod with a memory limit runs: Node sizes its heap from
+   * the limit instead of the host's memory. A string: why it was not measured here.
+   */
+  readonly limitedHolder: HolderMemory | string
   readonly listSeconds: Summary
   /** `locks --help`: the CLI's start-up alone. */
   readonly cliStartSeconds: Summary
   readonly listedRows: number
+  /** `kubectl get leases -A` over the same leases, in turn with `locks list -A`. */
+  readonly kubectlListSeconds: Summary
+  readonly kubectlRows: number
   readonly controller: Record<string, unknown> | { readonly error: string }
 }
 
+export interface HolderMemory {
+  readonly limitMiB: number
+  readonly rssBeforeMiB: number
+  readonly rssMiB: number
+  readonly heapUsedMiB: number
+  readonly acquireSeconds: number
+}
+
+/** The memory limit of the limited holder: a typical pod limit for a small service. */
+const HOLDER_LIMIT_MIB = 256
+
 const mib = (bytes: number) => Math.round((bytes / 2 ** 20) * 10) / 10
 
-export async function scale(ctx: Context, locks: number): Promise<ScaleResult> {
+type Holding = PeerEvent & { seconds: number; before: NodeJS.MemoryUsage; after: NodeJS.MemoryUsage }
+
+/** One process acquires `locks` locks, 64 at a time, and reports its memory before and after. */
+async function holdMany(holder: Peer, prefix: string, locks: number): Promise<Holding> {
+  holder.send({ op: 'hold-many', prefix, count: locks, concurrency: 64 })
+  return (await holder.next(event('holding'), 1_800_000)) as Holding
+}
+
+async function limitedHolder(ctx: Context, namespace: string, locks: number): Promise<HolderMemory | string> {
+  const limit = createMemoryLimit(`kube-locks-bench-${process.pid}`, HOLDER_LIMIT_MIB * 2 ** 20)
+  if (typeof limit === 'string') return limit
+  try {
+    const holder = await worker(ctx, 'kube-locks', namespace, {
+      nodeFlags: ['--expose-gc'],
+      memoryLimit: limit,
+    })
+    ctx.log(`  the same in a ${HOLDER_LIMIT_MIB} MiB memory cgroup…`)
+    const held = await holdMany(holder, 'scale-limited', locks)
+    holder.kill()
+    await holder.exited
+    return {
+      limitMiB: HOLDER_LIMIT_MIB,
+      rssBeforeMiB: mib(held.before.rss),
+      rssMiB: mib(held.after.rss),
+      heapUsedMiB: mib(held.after.heapUsed),
+      acquireSeconds: held.seconds,
+    }
+  } finally {
+    limit.remove()
+  }
+}
+
+export async function scale(ctx: Context, locks: number, kubectl: string): Promise<ScaleResult> {
   const namespace = 'bench-scale'
   await createNamespace(ctx.kubeConfig, namespace)
   const holder = await worker(ctx, 'kube-locks', namespace, { nodeFlags: ['--expose-gc'] })
   ctx.log(`  one process acquires ${locks} locks…`)
-  holder.send({ op: 'hold-many', prefix: 'scale', count: locks, concurrency: 64 })
-  const held = (await holder.next(event('holding'), 1_800_000)) as PeerEvent & {
-    seconds: number
-    before: NodeJS.MemoryUsage
-    after: NodeJS.MemoryUsage
-  }
-  ctx.log('  timing `locks list -A`…')
+  const held = await holdMany(holder, 'scale', locks)
+  await ensureBuilt(ctx.log)
+  ctx.log('  timing `locks list -A` (dist/cli/main.js) and `kubectl get leases -A`…')
   const listTimes: number[] = []
   const startTimes: number[] = []
   let listedRows = 0
+  const kubectlTimes: number[] = []
+  let kubectlRows = 0
   for (let i = 0; i < 3; i++) {
-    const help = new Peer('locks-help', process.execPath, [join(ROOT, 'cli', 'main.ts'), '--help'])
+    const help = new Peer('locks-help', process.execPath, [CLI_ENTRY, '--help'])
     const h0 = performance.now()
     await help.exited
     startTimes.push(performance.now() - h0)
     const list = new Peer('locks-list', process.execPath, [
-      join(ROOT, 'cli', 'main.ts'),
+      CLI_ENTRY,
       'list',
       '-A',
       '--kubeconfig',
       ctx.kubeconfig,
     ])
-    let lines = 0
-    list.child.stdout?.on('data', (chunk: Buffer) => {
-      for (const byte of chunk) if (byte === 10) lines++
-    })
     const t0 = performance.now()
+    const lines = countLines(list)
     const code = await list.exited
     listTimes.push(performance.now() - t0)
     if (code !== 0) throw new Error(`locks list -A exited with ${code}`)
-    listedRows = lines - 1
+    listedRows = lines() - 1
+    const get = new Peer('kubectl-get', kubectl, ['get', 'leases', '-A', '--kubeconfig', ctx.kubeconfig])
+    const k0 = performance.now()
+    const rows = countLines(get)
+    const getCode = await get.exited
+    kubectlTimes.push(performance.now() - k0)
+    if (getCode !== 0) throw new Error(`kubectl get leases -A exited with ${getCode}`)
+    kubectlRows = rows() - 1
   }
   holder.kill()
+  await holder.exited
+  const limited = await limitedHolder(ctx, namespace, locks)
   ctx.log(`  controller: npm run bench:controller -- --leases ${locks}…`)
   const controller = await controllerScale(ctx, locks)
   return {
@@ -67,11 +124,23 @@ export async function scale(ctx: Context, locks: number): Promise<ScaleResult> {
     holderRssMiB: mib(held.after.rss),
     holderHeapUsedMiB: mib(held.after.heapUsed),
     holderRssBeforeMiB: mib(held.before.rss),
+    limitedHolder: limited,
     listSeconds: summarize(listTimes.map((ms) => ms / 1000)),
     cliStartSeconds: summarize(startTimes.map((ms) => ms / 1000)),
     listedRows,
+    kubectlListSeconds: summarize(kubectlTimes.map((ms) => ms / 1000)),
+    kubectlRows,
     controller,
   }
+}
+
+/** Counts the lines a peer writes on stdout; the count is final once it has exited. */
+function countLines(peer: Peer): () => number {
+  let lines = 0
+  peer.child.stdout?.on('data', (chunk: Buffer) => {
+    for (const byte of chunk) if (byte === 10) lines++
+  })
+  return () => lines
 }
 
 /** Runs the controller's own scale benchmark against this control plane and folds in its JSON. */
