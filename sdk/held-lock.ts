@@ -4,8 +4,7 @@ import type { LeaseRecord } from './lease-record.ts'
 import { freedRecord, isManaged } from './lease-record.ts'
 import type { LeaseStore } from './lease-store.ts'
 import { formatMicroTime } from './micro-time.ts'
-import { requestTimer, setClampedTimeout } from './timers.ts'
-import { jitter } from './watch-hub.ts'
+import { backoff, requestDeadline, setClampedTimeout } from './timers.ts'
 
 /** The handle `acquire()` returns. Holding it means holding the lock until `signal` aborts. */
 export interface Lock extends AsyncDisposable {
@@ -181,15 +180,7 @@ export class HeldLock implements Lock {
     const next: LeaseRecord = { ...this.#record, renewTime: time }
     // No answer can help after the deadline: by then the signal has fired anyway.
     const budget = Math.max(1, Math.min(this.#ctx.requestTimeoutMs, this.#deadline - sentAt))
-    const timer = requestTimer(
-      budget,
-      () =>
-        new LockUnavailableError({
-          server: store.server,
-          problem: `did not answer a renewal within ${budget / 1000} s`,
-          outcomeUnknown: true,
-        }),
-    )
+    const timer = requestDeadline(budget, store.server, 'did not answer a renewal')
     try {
       const record = await store.update(next, { signal: timer.start() })
       // Kept even after the signal fired, so that release() frees the lease with current preconditions.
@@ -214,14 +205,14 @@ export class HeldLock implements Lock {
         // The renewal was not applied (it never reached the server, or the server throttled it without
         // executing it): the lease is unchanged, so retry while time is left, no sooner than a
         // throttling server asked. If no retry fits before the deadline, the deadline timer ends the lock.
-        const backoff = Math.max(error.retryAfterMs ?? 0, jitter(this.#ctx.retryIntervalMs))
-        const retryAt = clock.now() + backoff
+        const delay = backoff(1, { baseMs: this.#ctx.retryIntervalMs, atLeastMs: error.retryAfterMs })
+        const retryAt = clock.now() + delay
         if (error.status === 429) {
           this.#ctx.logger.warn?.(
             'the API server throttled a renewal (429); the lock holds until its deadline',
             {
               ...this.#fields(),
-              retryInMs: retryAt < this.#deadline ? Math.round(backoff) : undefined,
+              retryInMs: retryAt < this.#deadline ? Math.round(delay) : undefined,
               deadlineInMs: Math.round(this.#deadline - clock.now()),
             },
           )
@@ -315,10 +306,7 @@ async function freeRecord(
   record: LeaseRecord,
   options: FreeOptions,
 ): Promise<LeaseRecord> {
-  const timer = requestTimer(
-    options.requestTimeoutMs,
-    () => new DOMException('request timed out', 'TimeoutError'),
-  )
+  const timer = requestDeadline(options.requestTimeoutMs, store.server)
   try {
     return await store.update(freedRecord(record, options.wallNow()), { signal: timer.start() })
   } finally {
@@ -338,10 +326,7 @@ export async function freeIfHeldBy(
   identity: string,
   options: FreeOptions,
 ): Promise<LeaseRecord | undefined> {
-  const timer = requestTimer(
-    options.requestTimeoutMs,
-    () => new DOMException('request timed out', 'TimeoutError'),
-  )
+  const timer = requestDeadline(options.requestTimeoutMs, store.server)
   let current: LeaseRecord | undefined
   try {
     current = await store.get(namespace, leaseName, { signal: timer.start() })

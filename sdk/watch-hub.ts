@@ -538,9 +538,6 @@ class WatchAttempt {
   }
 }
 
-/** Kept here for the modules that import it from the hub; it lives with the other timing helpers. */
-export { jitter } from './timers.ts'
-
 /** True if a hub event tells something newer than the resourceVersion the waiter acted on. */
 export function isNewer(eventVersion: string, seenVersion: string | undefined): boolean {
   if (seenVersion === undefined || eventVersion === '') return true
