@@ -28,7 +28,8 @@ export interface LocksOptions {
    */
   readonly kubeConfig?: KubeConfig | undefined
   /**
-   * Where leases are stored; replaces `kubeConfig`. Mostly for tests (`createMemoryLeaseStore()`).
+   * Where leases are stored; replaces `kubeConfig`. Mostly for tests: `createTestLocks()` from
+   * `kube-locks/testing` builds locks over a memory store.
    * @default a store over the Kubernetes API built from `kubeConfig`
    */
   readonly store?: LeaseStore | undefined
