@@ -42,7 +42,7 @@ async function getLease(name: string): Promise<Lease | undefined> {
   const response = await apiRequest('GET', `${leases()}/${name}`, undefined, config)
   if (response.status === 404) return undefined
   expect(response.status).toBe(200)
-  return response.body as Lease
+  return response.body as unknown as Lease
 }
 
 const ago = (seconds: number) => formatMicroTime(Date.now() - seconds * 1000)
