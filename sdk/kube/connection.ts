@@ -5,6 +5,14 @@ import { delimiter, join } from 'node:path'
 import type { KubeConfig } from '@kubernetes/client-node'
 import { LockApiError } from '../errors.ts'
 import type { Connection } from './http.ts'
+import {
+  isLean,
+  type KubeConfigFiles,
+  leanConnection,
+  readKubeConfigFiles as readLeanFiles,
+  select,
+  UnreadableKubeConfig,
+} from './kubeconfig-file.ts'
 
 /**
  * Where the API server is and how to authenticate, found like kubectl finds it:
@@ -182,25 +190,22 @@ export function loadCluster(options: ClusterOptions = {}): Cluster {
       connect: () => connection,
     }
   }
-  const kubeConfig = readKubeConfigFiles(files)
-  const contexts = kubeConfig.getContexts().map((context) => context.name)
-  if (options.context !== undefined) {
-    if (kubeConfig.getContextObject(options.context) === null) {
-      throw new KubeConfigError('unknown-context', `the kubeconfig has no context \`${options.context}\``, {
-        context: options.context,
-        contexts,
-      })
-    }
-    kubeConfig.setCurrentContext(options.context)
-  } else if (
-    !kubeConfig.getCurrentContext() ||
-    kubeConfig.getContextObject(kubeConfig.getCurrentContext()) === null
-  ) {
+  const config = readFiles(files)
+  const contexts = config.contexts.map((context) => context.name)
+  const has = (name: string) => contexts.includes(name)
+  if (options.context !== undefined && !has(options.context)) {
+    throw new KubeConfigError('unknown-context', `the kubeconfig has no context \`${options.context}\``, {
+      context: options.context,
+      contexts,
+    })
+  }
+  const context = options.context ?? config.currentContext
+  if (!context || !has(context)) {
     throw new KubeConfigError('no-current-context', 'the kubeconfig has no current context', { contexts })
   }
-  const context = kubeConfig.getCurrentContext()
-  const server = kubeConfig.getCurrentCluster()?.server
-  if (!server) {
+  const selected = select(config, context)
+  const server = selected.cluster?.entry.server
+  if (typeof server !== 'string' || server === '') {
     throw new KubeConfigError(
       'no-server',
       `the kubeconfig context \`${context}\` names no cluster with a server`,
@@ -210,12 +215,42 @@ export function loadCluster(options: ClusterOptions = {}): Cluster {
       },
     )
   }
+  // The generated client is loaded only for what the lean reader leaves to it (exec plugins, auth
+  // providers, proxies) and for callers that ask for its object.
+  let kubeConfig: KubeConfig | undefined
+  const clientNodeConfig = () => {
+    if (kubeConfig === undefined) {
+      kubeConfig = readKubeConfigFiles(files)
+      kubeConfig.setCurrentContext(context)
+    }
+    return kubeConfig
+  }
   return {
     server,
-    namespace: kubeConfigNamespace(kubeConfig),
+    namespace: selected.namespace,
     context,
-    kubeConfig,
-    connect: () => kubeConfigConnection(kubeConfig),
+    get kubeConfig() {
+      return clientNodeConfig()
+    },
+    connect: () =>
+      isLean(selected) ? leanConnection(selected, server) : kubeConfigConnection(clientNodeConfig()),
+  }
+}
+
+/** The files read by the lean reader, a bad one as a {@link KubeConfigError}. */
+function readFiles(files: readonly string[]): KubeConfigFiles {
+  try {
+    return readLeanFiles(files)
+  } catch (error) {
+    if (!(error instanceof UnreadableKubeConfig)) throw error
+    const file = error.path ?? files.join(delimiter)
+    const detail = error.message.split('\n')[0] ?? ''
+    throw new KubeConfigError(
+      'unreadable',
+      `cannot read the kubeconfig ${file} (${detail})`,
+      { path: file },
+      { cause: error.cause ?? error },
+    )
   }
 }
 
