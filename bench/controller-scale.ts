@@ -8,8 +8,9 @@
  *   2. with a new controller and retention 0, the GC pass: from its list until every lease is deleted;
  * and the controller's resident memory (peak, from /proc) in both. Without --kubeconfig it starts a
  * local control plane (etcd + kube-apiserver) for the run. It runs `dist/controller/main.js` when built
- * (`npm run build`), else the TypeScript sources; `--max-old-space-size <MiB>` caps the V8 heap as a
- * container memory limit would. Prints a table; writes JSON to bench/results/.
+ * (`npm run build`), else the TypeScript sources; `--max-old-space-size <MiB>` caps the V8 heap;
+ * `--memory-limit <MiB>` runs the controller in a memory cgroup of that size, as a container with a
+ * memory limit runs (Node then sizes its heap from the limit), where the machine allows one. Prints a table; writes JSON to bench/results/.
  */
 import { randomBytes } from 'node:crypto'
 import { existsSync, readFileSync } from 'node:fs'
@@ -22,6 +23,7 @@ import { CoreV1Api, KubeConfig } from '@kubernetes/client-node'
 import { ControllerProcess, namespacedArgs } from '../controller/testing/controller-process.ts'
 import { managedLease } from '../controller/testing/leases.ts'
 import { ControlPlane } from '../dev/cluster/index.ts'
+import { createMemoryLimit, type MemoryLimit } from '../dev/memory-limit.ts'
 import { createKubernetesLeaseStore } from '../sdk/internal.ts'
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..')
@@ -32,6 +34,7 @@ const { values } = parseArgs({
     concurrency: { type: 'string', default: '64' },
     entry: { type: 'string' },
     'max-old-space-size': { type: 'string' },
+    'memory-limit': { type: 'string' },
   },
 })
 const count = Number(values.leases)
@@ -46,7 +49,13 @@ const entry = values.entry ?? (existsSync(built) ? built : 'controller/main.ts')
 const nodeOptions = values['max-old-space-size']
   ? [`--max-old-space-size=${values['max-old-space-size']}`]
   : []
-log(`controller entry: ${entry} ${nodeOptions.join(' ')}`)
+const memoryLimitMiB = values['memory-limit'] === undefined ? undefined : Number(values['memory-limit'])
+if (memoryLimitMiB !== undefined && !(memoryLimitMiB > 0))
+  throw new Error(`Expected --memory-limit to be a positive number of MiB, got ${values['memory-limit']}`)
+const memoryLimit = memoryLimitMiB === undefined ? undefined : cgroupOf(memoryLimitMiB)
+log(
+  `controller entry: ${entry} ${nodeOptions.join(' ')}${memoryLimitMiB === undefined ? '' : ` in a ${memoryLimitMiB} MiB memory cgroup`}`,
+)
 
 let plane: ControlPlane | undefined
 let kubeconfigPath = values.kubeconfig
@@ -109,6 +118,7 @@ try {
     },
     leases: count,
     entry: `${entry} ${nodeOptions.join(' ')}`.trim(),
+    memoryLimitMiB,
     createSeconds: seconds(created.ms),
     initialListSeconds: seconds(listedAt - spawned),
     reclaimPassSeconds: seconds(reclaimedAt - dueAt),
@@ -147,6 +157,7 @@ try {
   process.stdout.write(`\nwritten to ${file}\n`)
 } finally {
   await Promise.allSettled(controllers.map((controller) => controller.stop('SIGKILL', 5_000)))
+  memoryLimit?.remove()
   await kubeConfig
     .makeApiClient(CoreV1Api)
     .deleteNamespace({ name: namespace })
@@ -155,12 +166,18 @@ try {
   await plane?.stop()
 }
 
+function cgroupOf(limitMiB: number): MemoryLimit {
+  const limit = createMemoryLimit(`kube-locks-controller-scale-${process.pid}`, limitMiB * 2 ** 20)
+  if (typeof limit === 'string') throw new Error(`--memory-limit: ${limit}`)
+  return limit
+}
+
 function start(name: string, flags: readonly string[]): ControllerProcess {
   const controller = new ControllerProcess(
     name,
     namespacedArgs(kubeconfigPath as string, namespace, ...flags),
     {},
-    { entry, nodeOptions },
+    { entry, nodeOptions, ...(memoryLimit && { wrap: memoryLimit.wrap }) },
   )
   controllers.push(controller)
   return controller

@@ -27,6 +27,8 @@ export interface ScaleResult {
   readonly kubectlListSeconds: Summary
   readonly kubectlRows: number
   readonly controller: Record<string, unknown> | { readonly error: string }
+  /** The same in a memory cgroup of the chart's default memory limit. */
+  readonly limitedController: Record<string, unknown> | { readonly error: string }
 }
 
 export interface HolderMemory {
@@ -118,6 +120,9 @@ export async function scale(ctx: Context, locks: number, kubectl: string): Promi
   const limited = await limitedHolder(ctx, namespace, locks)
   ctx.log(`  controller: npm run bench:controller -- --leases ${locks}…`)
   const controller = await controllerScale(ctx, locks)
+  const chartLimit = chartMemoryLimitMiB()
+  ctx.log(`  controller: the same in a ${chartLimit} MiB memory cgroup (the chart's default limit)…`)
+  const limitedController = await controllerScale(ctx, locks, ['--memory-limit', String(chartLimit)])
   return {
     locks,
     acquireSeconds: held.seconds,
@@ -131,7 +136,16 @@ export async function scale(ctx: Context, locks: number, kubectl: string): Promi
     kubectlListSeconds: summarize(kubectlTimes.map((ms) => ms / 1000)),
     kubectlRows,
     controller,
+    limitedController,
   }
+}
+
+/** The controller's default memory limit in the chart's values.yaml, in MiB. */
+function chartMemoryLimitMiB(): number {
+  const values = readFileSync(join(ROOT, 'helm', 'kube-locks', 'values.yaml'), 'utf8')
+  const limit = /^resources:\n(?:[ #].*\n)*? {2}limits:\n {4}memory: (\d+)Mi$/m.exec(values)?.[1]
+  if (limit === undefined) throw new Error('no resources.limits.memory in Mi in helm/kube-locks/values.yaml')
+  return Number(limit)
 }
 
 /** Counts the lines a peer writes on stdout; the count is final once it has exited. */
@@ -144,13 +158,18 @@ function countLines(peer: Peer): () => number {
 }
 
 /** Runs the controller's own scale benchmark against this control plane and folds in its JSON. */
-async function controllerScale(ctx: Context, leases: number): Promise<Record<string, unknown>> {
+async function controllerScale(
+  ctx: Context,
+  leases: number,
+  flags: readonly string[] = [],
+): Promise<Record<string, unknown>> {
   const peer = new Peer('controller-scale', process.execPath, [
     join(ROOT, 'bench', 'controller-scale.ts'),
     '--kubeconfig',
     ctx.kubeconfig,
     '--leases',
     String(leases),
+    ...flags,
   ])
   let stdout = ''
   peer.child.stdout?.on('data', (chunk: Buffer) => {

@@ -26,11 +26,18 @@ export class ControllerProcess {
     name: string,
     args: readonly string[],
     env: Readonly<Record<string, string>> = {},
-    options: { readonly entry?: string; readonly nodeOptions?: readonly string[] } = {},
+    options: {
+      readonly entry?: string
+      readonly nodeOptions?: readonly string[]
+      /** Rewrites the command line, e.g. to start the controller inside a memory cgroup. */
+      readonly wrap?: (command: string, args: readonly string[]) => [string, string[]]
+    } = {},
   ) {
     this.name = name
     const entry = options.entry ?? 'controller/main.ts'
-    this.#process = new Child(name, process.execPath, [...(options.nodeOptions ?? []), entry, ...args], {
+    const argv = [...(options.nodeOptions ?? []), entry, ...args]
+    const [command, commandArgs] = options.wrap?.(process.execPath, argv) ?? [process.execPath, argv]
+    this.#process = new Child(name, command, commandArgs, {
       cwd: ROOT,
       env: { ...process.env, POD_NAME: name, ...env },
       stdio: ['ignore', 'pipe', 'pipe'],
