@@ -2,6 +2,7 @@ import { AsyncLocalStorage } from 'node:async_hooks'
 import { STATUS_CODES } from 'node:http'
 import {
   type Cluster,
+  connectionFailure,
   createClusterLeaseStore,
   type KubernetesLeaseStore,
   LeaseConflictError,
@@ -51,18 +52,6 @@ export type WatchEvent =
 
 /** How long the server keeps a `--watch` open before the CLI resumes it. */
 const WATCH_TIMEOUT_SECONDS = 300
-
-// Errors of a connection that never reached a server, rather than one the TLS setup or credentials broke.
-const NETWORK_CODES = new Set([
-  'ECONNREFUSED',
-  'ECONNRESET',
-  'ENOTFOUND',
-  'EAI_AGAIN',
-  'EHOSTUNREACH',
-  'ENETUNREACH',
-  'ETIMEDOUT',
-  'EPIPE',
-])
 
 interface Scope {
   readonly verb: string
@@ -303,12 +292,11 @@ export class ApiClient {
       )
     }
     if (error instanceof LockUnavailableError && error.status === undefined) {
-      const code = networkCode(error.cause)
+      const { code, network } = connectionFailure(error.cause)
       const detail = code ?? (error.cause instanceof Error ? error.cause.message : error.message)
-      const hint =
-        code !== undefined && !NETWORK_CODES.has(code)
-          ? 'check the cluster certificate and credentials in the kubeconfig'
-          : 'check that the cluster is running and that --kubeconfig/--context point at it'
+      const hint = !network
+        ? 'check the cluster certificate and credentials in the kubeconfig'
+        : 'check that the cluster is running and that --kubeconfig/--context point at it'
       return new CliError(`cannot reach the Kubernetes API server at ${this.server} (${detail}): ${hint}`, {
         cause: error,
       })
@@ -346,7 +334,7 @@ function failureStatus(error: unknown): string {
   if (error instanceof NamespaceNotFoundError) return statusLine(404)
   const status = (error as { status?: unknown } | null)?.status
   if (typeof status === 'number' && status > 0) return statusLine(status)
-  return `failed (${networkCode(error instanceof LockError ? error.cause : error) ?? 'no answer'})`
+  return `failed (${connectionFailure(error instanceof LockError ? error.cause : error).code ?? 'no answer'})`
 }
 
 /** The Kubernetes Status an SDK error carries as its cause (the body of the answer). */
@@ -365,16 +353,6 @@ function statusOf(cause: unknown): { reason?: string | undefined; message?: stri
     reason: typeof reason === 'string' ? reason : undefined,
     message: typeof message === 'string' ? message : undefined,
   }
-}
-
-function networkCode(error: unknown): string | undefined {
-  let current = error
-  for (let depth = 0; depth < 5 && typeof current === 'object' && current !== null; depth++) {
-    const code = (current as { code?: unknown }).code
-    if (typeof code === 'string') return code
-    current = (current as { cause?: unknown }).cause
-  }
-  return undefined
 }
 
 function oneLineOf(text: string | undefined): string {

@@ -53,6 +53,7 @@ export type {
   KubernetesWatchOptions,
 } from './kubernetes-store.ts'
 export {
+  connectionFailure,
   createClusterLeaseStore,
   createKubernetesLeaseStore,
   dumpYaml,

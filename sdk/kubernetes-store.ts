@@ -10,7 +10,7 @@ import { createStoreOverConnection } from './kube/store.ts'
 
 export type { Cluster, ClusterOptions, KubeConfigProblem } from './kube/connection.ts'
 export { KubeConfigError, loadCluster } from './kube/connection.ts'
-export { MAX_RETRY_AFTER_MS, parseRetryAfter } from './kube/errors.ts'
+export { connectionFailure, MAX_RETRY_AFTER_MS, parseRetryAfter } from './kube/errors.ts'
 export { dumpYaml } from './kube/yaml.ts'
 export type { KubeConfig }
 export { kubeConfigNamespace }

@@ -23,7 +23,8 @@ function isWrite(verb: Verb): boolean {
 }
 
 // Errors from a connection that never carried the request: a write failing this way was not applied.
-const NOT_SENT_CODES = new Set([
+// Codes of a connection that never reached a server: nothing was sent.
+const UNREACHABLE_CODES = [
   'ECONNREFUSED',
   'ENOTFOUND',
   'EAI_AGAIN',
@@ -31,12 +32,32 @@ const NOT_SENT_CODES = new Set([
   'ENETUNREACH',
   'UND_ERR_CONNECT_TIMEOUT',
   'UND_ERR_SOCKET_CONNECT',
+]
+// Codes of a TLS handshake that failed: nothing was sent either, but the fix is in the configuration.
+const TLS_CODES = [
   'DEPTH_ZERO_SELF_SIGNED_CERT',
   'SELF_SIGNED_CERT_IN_CHAIN',
   'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
   'ERR_TLS_CERT_ALTNAME_INVALID',
   'CERT_HAS_EXPIRED',
-])
+]
+// Codes of a connection cut off or timed out after a request may have been sent.
+const CUT_OFF_CODES = ['ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'TimeoutError']
+const NOT_SENT_CODES = new Set([...UNREACHABLE_CODES, ...TLS_CODES])
+const NETWORK_CODES = new Set([...UNREACHABLE_CODES, ...CUT_OFF_CODES])
+
+/**
+ * Why a request got no answer, from the error (or its causes): the system or TLS `code`, and whether
+ * it is the network's doing (server down or unreachable, connection cut) rather than the
+ * configuration's (a certificate the client rejects, credentials the TLS layer refuses).
+ */
+export function connectionFailure(error: unknown): {
+  readonly code: string | undefined
+  readonly network: boolean
+} {
+  const code = networkCode(error)
+  return { code, network: code === undefined || NETWORK_CODES.has(code) }
+}
 
 export interface ErrorContext {
   readonly verb: Verb
