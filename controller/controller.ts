@@ -10,6 +10,7 @@ import {
   type Logger,
   listPaged,
   MANAGED_BY_SELECTOR,
+  backoff as sdkBackoff,
   WatchExpiredError,
 } from '../sdk/internal.ts'
 import type { LockEvent } from './events.ts'
@@ -387,6 +388,5 @@ function isOlder(next: LeaseRecord, current: LeaseRecord): boolean {
 
 /** 0.5 s doubling to {@link MAX_BACKOFF_MS}, with ±20 % jitter so replicas and leases spread out. */
 function backoff(failures: number): number {
-  const base = Math.min(MAX_BACKOFF_MS, 500 * 2 ** Math.min(failures - 1, 20))
-  return Math.round(base * (0.8 + Math.random() * 0.4))
+  return Math.round(sdkBackoff(failures, { baseMs: 500, maxFactor: MAX_BACKOFF_MS / 500, spread: 0.2 }))
 }

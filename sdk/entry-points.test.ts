@@ -102,6 +102,7 @@ const INTERNAL_VALUES = [
   'compareTickets',
   'createClusterLeaseStore',
   'createKubernetesLeaseStore',
+  'backoff',
   'connectionFailure',
   'createLocks',
   'createMemoryLeaseStore',

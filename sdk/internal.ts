@@ -105,4 +105,4 @@ export {
   ticketLock,
   ticketPosition,
 } from './ticket.ts'
-export { clampDelay, MAX_TIMER_MS, setClampedTimeout } from './timers.ts'
+export { backoff, clampDelay, MAX_TIMER_MS, setClampedTimeout } from './timers.ts'
