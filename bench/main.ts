@@ -39,6 +39,7 @@ import {
   scale,
   throughput,
   uncontended,
+  watchDelivery,
 } from './scenarios.ts'
 import { summarize } from './stats.ts'
 import { waiting } from './waiting.ts'
@@ -65,6 +66,7 @@ const PROFILE = quick
       handover: 8,
       handoverClientGoDefaults: 2,
       handoverClientGoTight: 6,
+      watchDelivery: 20,
       crash: 1,
       crashClientGoDefaults: 1,
       throughput: [2],
@@ -81,6 +83,7 @@ const PROFILE = quick
       handover: 40,
       handoverClientGoDefaults: 6,
       handoverClientGoTight: 20,
+      watchDelivery: 200,
       crash: 3,
       crashClientGoDefaults: 2,
       throughput: [1, 8],
@@ -179,6 +182,10 @@ try {
       PROFILE.handoverClientGoDefaults,
     )
     report.handover = { kubeLocks, raw, redlock, clientGoTight: tight, clientGoDefaults: defaults }
+    log(
+      `handover: watch delivery, client-go, kube-locks' store and client-node side by side × ${PROFILE.watchDelivery}…`,
+    )
+    report.watchDelivery = await watchDelivery(ctx, PROFILE.watchDelivery)
   }
   if (only.has('crash')) {
     log(

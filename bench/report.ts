@@ -1,6 +1,7 @@
 import { type FootprintResult, footprintRows } from './footprint.ts'
 import { latencyPlot, type PlotRow } from './plot.ts'
 import { drainTable, waitingRows } from './report-waiting.ts'
+import type { WatchDeliveryResult } from './scenarios/watch-delivery.ts'
 import type { CrashSamples, ScaleResult, ThroughputResult, UncontendedResult } from './scenarios.ts'
 import { CLIENT_GO_DEFAULTS, CLIENT_GO_TIGHT } from './scenarios.ts'
 import { formatMs, formatRatio, summarize } from './stats.ts'
@@ -30,6 +31,8 @@ export interface Report {
     clientGoTight: number[]
     clientGoDefaults: number[]
   }
+  /** Measured with `handover`: how soon three watches, one per client library, see the same update. */
+  watchDelivery?: WatchDeliveryResult
   crash?: {
     holdMs: number
     kubeLocks: CrashSamples
@@ -107,6 +110,7 @@ function rows(report: Report): Row[] {
       ratio: `kube-locks ${formatRatio(kl.p50 / raw.p50)} of it`,
       target: '',
     })
+    out.push(...watchDeliveryRows(report.watchDelivery))
     const peers: Array<[string, number[], number | undefined]> = [
       [`client-go LE ${CLIENT_GO_DEFAULTS.label}`, h.clientGoDefaults, 100],
       [`client-go LE ${CLIENT_GO_TIGHT.label}`, h.clientGoTight, undefined],
@@ -350,6 +354,14 @@ export function renderMarkdown(report: Report, plotName = 'latency'): { markdown
       },
     )
   }
+  if (report.watchDelivery) {
+    const d = report.watchDelivery
+    plotRows.push(
+      { label: 'watch delivery: client-go', samples: d.clientGo, color: COLORS.clientGo },
+      { label: 'watch delivery: kube-locks store', samples: d.kubeLocks, color: COLORS.kubeLocks },
+      { label: 'watch delivery: client-node', samples: d.clientNode, color: COLORS.raw },
+    )
+  }
   if (report.waiting) {
     const w = report.waiting
     plotRows.push(
@@ -418,4 +430,34 @@ export function renderMarkdown(report: Report, plotName = 'latency'): { markdown
     `![Latency distributions](../bench/plots/${plotName}.svg)`,
   ].join('\n')
   return { markdown, svg }
+}
+
+/** One row per watching client: update sent → change seen, against client-go's and one update's. */
+function watchDeliveryRows(d: WatchDeliveryResult | undefined): Row[] {
+  if (d === undefined) return []
+  const update = summarize(d.update)
+  const clientGo = summarize(d.clientGo)
+  const rows: Row[] = [
+    {
+      measure: 'watch delivery (update sent → change seen), p50/p99: client-go watch',
+      value: `${formatMs(clientGo.p50)} / ${formatMs(clientGo.p99)}`,
+      baseline: `${formatMs(update.p50)} update answered p50`,
+      ratio: formatRatio(clientGo.p50 / update.p50),
+      target: '',
+    },
+  ]
+  for (const [label, samples] of [
+    ['kube-locks store watch', d.kubeLocks],
+    ['client-node watch', d.clientNode],
+  ] as const) {
+    const s = summarize(samples)
+    rows.push({
+      measure: `watch delivery (update sent → change seen), p50/p99: ${label}`,
+      value: `${formatMs(s.p50)} / ${formatMs(s.p99)}`,
+      baseline: `client-go ${formatMs(clientGo.p50)} / ${formatMs(clientGo.p99)}`,
+      ratio: formatRatio(s.p50 / clientGo.p50),
+      target: '',
+    })
+  }
+  return rows
 }

@@ -20,6 +20,8 @@ const config = JSON.parse(process.argv[2] ?? '{}') as WorkerConfig
 const backend = createBackend(config, onRequest)
 const held = new Map<string, Held>()
 const tasks = new Set<Promise<void>>()
+/** Ends the `watch` command's watch on shutdown. */
+const watching = new AbortController()
 
 const lines = readJsonLines(
   process.stdin,
@@ -97,6 +99,12 @@ async function run(command: Command): Promise<void> {
     case 'counts':
       emit('counts', { counts: backend.counts ?? {} })
       return
+    case 'watch': {
+      if (backend.watchChanges === undefined) throw new Error('this backend does not watch')
+      await backend.watchChanges((name, rv) => emit('watched', { name, rv }), watching.signal)
+      emit('watching')
+      return
+    }
     case 'exit':
       return shutdown()
   }
@@ -141,6 +149,7 @@ async function release(id: string): Promise<void> {
 let closing: Promise<void> | undefined
 function shutdown(): Promise<void> {
   closing ??= (async () => {
+    watching.abort()
     await backend.close()
     emit('closed')
     process.exit(0)

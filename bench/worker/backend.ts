@@ -13,6 +13,11 @@ export interface Backend {
   readonly counts?: Readonly<Record<string, number>>
   /** Times of each request of one acquire+release, for the raw floor. */
   readonly lastRequests?: number[]
+  /**
+   * Watches the namespace's leases from now on and tells `onChange` of each change seen, until `signal`
+   * aborts; resolves once the watch is open. kube-locks and raw only.
+   */
+  watchChanges?(onChange: (name: string, resourceVersion: string) => void, signal: AbortSignal): Promise<void>
   close(): Promise<void>
 }
 

@@ -38,6 +38,20 @@ export function kubeLocksBackend(
       })
       return { release: () => lock.release() }
     },
+    async watchChanges(onChange, signal) {
+      let { resourceVersion } = await store.list(namespace, { signal })
+      void (async () => {
+        while (!signal.aborted) {
+          await store.watch(namespace, { resourceVersion, signal }, (event) => {
+            if (event.type === 'BOOKMARK') return
+            resourceVersion = event.lease.resourceVersion
+            onChange(event.lease.name, event.lease.resourceVersion)
+          })
+        }
+      })().catch((error: unknown) => {
+        if (!signal.aborted) throw error
+      })
+    },
     async close() {
       await locks.close()
       await store.close?.()

@@ -52,6 +52,8 @@ export type Command =
       readonly count: number
       readonly concurrency: number
     }
+  /** Watch the namespace's leases: `watching` once the watch is open, then `watched` for each change. */
+  | { readonly op: 'watch' }
   | { readonly op: 'exit' }
 
 /** Unix milliseconds with sub-millisecond precision, comparable across the processes of one machine. */

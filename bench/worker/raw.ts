@@ -98,6 +98,26 @@ export function rawBackend(
         },
       }
     },
+    async watchChanges(onChange, signal) {
+      const list = await client.listNamespacedLease({ namespace }, config)
+      const path = `/apis/coordination.k8s.io/v1/namespaces/${namespace}/leases`
+      let resourceVersion = list.metadata?.resourceVersion ?? '0'
+      const open = async (): Promise<void> => {
+        const request = await new Watch(kubeConfig).watch(
+          path,
+          { resourceVersion },
+          (_type: string, lease: V1Lease) => {
+            resourceVersion = lease.metadata?.resourceVersion ?? resourceVersion
+            onChange(lease.metadata?.name ?? '', resourceVersion)
+          },
+          () => {
+            if (!signal.aborted) void open()
+          },
+        )
+        signal.addEventListener('abort', () => request.abort(), { once: true })
+      }
+      await open()
+    },
     close: async () => {},
   }
 }
