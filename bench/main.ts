@@ -72,6 +72,7 @@ const PROFILE = quick
       throughput: [2],
       throughputSeconds: 3,
       waiters: 10,
+      sharedProcesses: 2,
       waitIdle: 5,
       waitBusy: 12,
       singleHandovers: 6,
@@ -89,6 +90,7 @@ const PROFILE = quick
       throughput: [1, 8],
       throughputSeconds: 10,
       waiters: 100,
+      sharedProcesses: 10,
       waitIdle: 15,
       waitBusy: 30,
       singleHandovers: 20,
@@ -227,6 +229,7 @@ try {
       busySeconds: PROFILE.waitBusy,
       singleHandovers: PROFILE.singleHandovers,
       clientGo: [CLIENT_GO_DEFAULTS, CLIENT_GO_TIGHT],
+      sharedProcesses: PROFILE.sharedProcesses,
     })
   }
   if (only.has('scale')) {

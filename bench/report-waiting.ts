@@ -56,6 +56,7 @@ export function waitingRows(w: WaitingResult): Row[] {
       target: '≤ 0.2',
       met: fair.addedPerWaiterPerSecond <= 0.2,
     },
+    ...sharedRows(w, single.p50),
     {
       measure: `waiting, fair: false: lease requests/s per waiting process (${n} waiting)`,
       value: unfair.addedPerWaiterPerSecond.toFixed(3),
@@ -65,6 +66,39 @@ export function waitingRows(w: WaitingResult): Row[] {
     },
   )
   return out
+}
+
+/**
+ * The same fair queue with its waiters spread over fewer processes: what the targets read when a change
+ * of the line wakes `sharedProcesses` processes rather than one per waiter on the same two cores.
+ */
+function sharedRows(w: WaitingResult, singleP50: number): Row[] {
+  const d = w.fairShared
+  const label = `queue of ${w.waiters} in ${w.sharedProcesses} processes, fair`
+  return [
+    {
+      measure: `${label}: lease requests per handover`,
+      value: d.requestsPerHandover.toFixed(2),
+      baseline: `one process each ${w.fair.requestsPerHandover.toFixed(2)}`,
+      ratio: '',
+      target: '',
+    },
+    {
+      measure: `${label}: handover along the queue, p50 / p99`,
+      value: `${formatMs(d.handover.p50)} / ${formatMs(d.handover.p99)}`,
+      baseline: `${formatMs(singleP50)} single waiter p50`,
+      ratio: `${formatRatio(d.handover.p50 / singleP50)} / ${formatRatio(d.handover.p99 / singleP50)}`,
+      target: '',
+    },
+    {
+      measure: `${label}: acquisitions out of start order`,
+      value: `${d.outOfOrder} (${d.inversions} pairs)`,
+      baseline: '',
+      ratio: '',
+      target: '0',
+      met: d.outOfOrder === 0,
+    },
+  ]
 }
 
 /** The handover p50 of each fifth of the queue, in the order served. */
@@ -77,7 +111,7 @@ function byFifth(d: DrainResult): string {
 
 /** Every queue of the run side by side. */
 export function drainTable(w: WaitingResult): { columns: string[]; cells: string[][]; notes: string[] } {
-  const queues = [w.fair, w.unfair, w.redlock, ...w.clientGo]
+  const queues = [w.fair, w.fairShared, w.unfair, w.redlock, ...w.clientGo]
   const columns = [
     `${w.waiters} waiting on one lock`,
     'requests per handover',
@@ -121,7 +155,7 @@ export function drainTable(w: WaitingResult): { columns: string[]; cells: string
       .join(', ')
   const notes = [
     `Each waiter keeps the lock ${w.holdMs} ms; a handover is measured from the moment a holder begins to release to the moment the next acquisition returns. Requests are counted at the API server (\`apiserver_request_total\`, leases) or at redis-server (\`INFO commandstats\`); requests/s per waiter are those with everyone waiting less those with the holder alone (${w.idleSeconds} s and ${w.busySeconds} s windows). CPU is the time the holder's and the waiters' processes (clients) and the store's (kube-apiserver + etcd, or redis-server) spent, from \`/proc\`; all run on the same machine.`,
-    ...[w.fair, w.unfair].map(
+    ...[w.fair, w.fairShared, w.unfair].map(
       (d) =>
         `${d.label}, lease requests per handover while the queue drained: ${perHandover(d, d.drainByObject)} (by verb at the API server: ${perHandover(d, d.drainByKind)}); per waiter and second while waiting: ${perWaiterSecond(d)}.`,
     ),

@@ -41,6 +41,11 @@ export interface WaitingProfile {
   readonly singleHandovers: number
   /** client-go leader election settings whose queue of `waiters` candidates is drained too. */
   readonly clientGo: readonly ElectionSettings[]
+  /**
+   * Fair kube-locks once more with the same waiters spread over this many processes, so that a change
+   * of the line reaches that many processes instead of one per waiter.
+   */
+  readonly sharedProcesses: number
 }
 
 export interface DrainResult {
@@ -91,6 +96,9 @@ export interface WaitingResult {
   /** One waiter at a time (two processes taking turns, as in `handover`), in the same run: the reference. */
   readonly single: { readonly fair: number[]; readonly unfair: number[] }
   readonly fair: DrainResult
+  /** Fair, the waiters spread over `sharedProcesses` processes. */
+  readonly fairShared: DrainResult
+  readonly sharedProcesses: number
   readonly unfair: DrainResult
   readonly redlock: DrainResult
   readonly clientGo: DrainResult[]
@@ -126,6 +134,13 @@ export async function waiting(ctx: Context, profile: WaitingProfile): Promise<Wa
     workerQueue(ctx, 'kube-locks', true, 'bench-waiting-fair', waiters),
     profile,
   )
+  const { sharedProcesses } = profile
+  ctx.log(`  ${waiters} waiting in ${sharedProcesses} processes, kube-locks fair…`)
+  const fairShared = await drain(
+    ctx,
+    workerQueue(ctx, 'kube-locks', true, 'bench-waiting-fair-shared', waiters, sharedProcesses),
+    profile,
+  )
   ctx.log(`  ${waiters} waiting, kube-locks fair: false…`)
   const unfairDrain = await drain(
     ctx,
@@ -151,6 +166,8 @@ export async function waiting(ctx: Context, profile: WaitingProfile): Promise<Wa
     holdMs: HOLD_MS,
     single,
     fair: fairDrain,
+    fairShared,
+    sharedProcesses,
     unfair: unfairDrain,
     redlock,
     clientGo,
@@ -280,21 +297,27 @@ export function inversions(order: readonly number[]): { outOfOrder: number; inve
   return { outOfOrder, inversions: pairs }
 }
 
-/** kube-locks (fair or not) or redlock, each waiter a `bench/worker.ts` process. */
+/**
+ * kube-locks (fair or not) or redlock, the waiters in `bench/worker.ts` processes: one each, or spread
+ * over `processes` of them (waiter i in process i mod `processes`).
+ */
 function workerQueue(
   ctx: Context,
   backend: 'kube-locks' | 'redlock',
   fair: boolean | undefined,
   namespace: string,
   waiters: number,
+  processes = waiters,
 ): Queue {
   let holder: Peer | undefined
   const peers: Peer[] = []
   const all = () => [...(holder ? [holder] : []), ...peers]
   const id = (i: number) => `w${i}`
+  const peerOf = (i: number) => peers[i % processes] as Peer
   const kubernetes = backend === 'kube-locks'
+  const spread = processes < waiters ? `, ${processes} processes` : ''
   return {
-    label: kubernetes ? `kube-locks ${fair ? 'fair' : 'fair: false'}` : 'redlock defaults',
+    label: kubernetes ? `kube-locks ${fair ? 'fair' : 'fair: false'}${spread}` : 'redlock defaults',
     unit: kubernetes ? 'lease requests' : 'Redis commands',
     waiters,
     meter: () => (kubernetes ? leaseRequests(ctx.kubeConfig) : redisCommands(ctx.redisPort)),
@@ -307,16 +330,16 @@ function workerQueue(
       const expires = kubernetes ? 20 : 3600
       holder.send({ op: 'acquire', id: 'holder', name: LOCK, expires, timeout: 0, renew: kubernetes })
       await holder.next(event('acquired', 'holder'), 60_000)
-      ctx.log(`    starting ${waiters} processes…`)
-      for (let i = 0; i < waiters; i += 10) {
-        const batch = Array.from({ length: Math.min(10, waiters - i) }, (_, j) =>
+      ctx.log(`    starting ${processes} processes…`)
+      for (let i = 0; i < processes; i += 10) {
+        const batch = Array.from({ length: Math.min(10, processes - i) }, (_, j) =>
           worker(ctx, backend, namespace, { identity: id(i + j) }),
         )
         peers.push(...(await Promise.all(batch)))
       }
     },
     async join(i) {
-      const peer = peers[i] as Peer
+      const peer = peerOf(i)
       const from = peer.events.length
       peer.send({
         op: 'acquire',
@@ -350,8 +373,11 @@ function workerQueue(
         return sum
       },
     }),
+    // A waiter's ticket names its process (identity `w<process>_…`), which tells waiters apart only
+    // with one waiter per process.
     ...(kubernetes &&
-      fair && {
+      fair &&
+      processes === waiters && {
         lineInStartOrder: async () => {
           const leaseName = leaseNameFor(LOCK)
           const list = await ctx.kubeConfig
@@ -366,9 +392,12 @@ function workerQueue(
       }),
     release: () => holder?.send({ op: 'release', id: 'holder' }),
     async drained() {
-      await Promise.all(peers.map((peer, i) => peer.next(event('released', id(i)), DRAIN_TIMEOUT_MS)))
+      await Promise.all(
+        Array.from({ length: waiters }, (_, i) => peerOf(i).next(event('released', id(i)), DRAIN_TIMEOUT_MS)),
+      )
     },
-    acquisitions: () => peers.map((peer, i) => eventTime(peer, event('acquired', id(i)))),
+    acquisitions: () =>
+      Array.from({ length: waiters }, (_, i) => eventTime(peerOf(i), event('acquired', id(i)))),
     releases: () =>
       all().flatMap((peer) => peer.events.filter((e) => e.event === 'releasing').map((e) => e.t)),
     async stop() {
