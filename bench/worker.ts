@@ -93,7 +93,9 @@ async function run(command: Command): Promise<void> {
       const seconds = (performance.now() - started) / 1000
       await sleep(1000)
       globalThis.gc?.()
-      emit('holding', { count: command.count, seconds, before, after: process.memoryUsage() })
+      const after = process.memoryUsage()
+      const settled = command.settleSeconds === undefined ? undefined : await settle(command.settleSeconds)
+      emit('holding', { count: command.count, seconds, before, after, settled })
       return
     }
     case 'counts':
@@ -108,6 +110,23 @@ async function run(command: Command): Promise<void> {
     case 'exit':
       return shutdown()
   }
+}
+
+/**
+ * Waits `seconds` while allocating short-lived objects (about 0.6 MB a second), as a live service
+ * does, and returns the memory then. V8 shrinks its heap after a burst only in a collection that its
+ * memory reducer schedules once it sees the allocation rate low, and it measures that rate at
+ * collections: a process that allocates nothing at all never gets one.
+ */
+async function settle(seconds: number): Promise<NodeJS.MemoryUsage> {
+  let garbage: unknown[] = []
+  const work = setInterval(() => {
+    garbage = Array.from({ length: 1000 }, (_, i) => ({ i, text: `item ${i}` }))
+  }, 100)
+  await sleep(seconds * 1000)
+  clearInterval(work)
+  garbage.length = 0
+  return process.memoryUsage()
 }
 
 /**

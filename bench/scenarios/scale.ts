@@ -14,6 +14,10 @@ export interface ScaleResult {
   readonly holderRssMiB: number
   readonly holderHeapUsedMiB: number
   readonly holderRssBeforeMiB: number
+  /** The same process {@link SETTLE_SECONDS} later, still holding, while it does light work. */
+  readonly holderSettledRssMiB: number
+  readonly holderSettledHeapUsedMiB: number
+  readonly settleSeconds: number
   /**
    * The same holder in a memory cgroup, as a pod with a memory limit runs: Node sizes its heap from
    * the limit instead of the host's memory. A string: why it was not measured here.
@@ -39,16 +43,32 @@ export interface HolderMemory {
   readonly acquireSeconds: number
 }
 
+/**
+ * How long the holder without a memory limit keeps holding, doing light work, before its memory is read
+ * again: long enough for V8's memory reducer (which first waits 8 s) to have run.
+ */
+const SETTLE_SECONDS = 40
+
 /** The memory limit of the limited holder: a typical pod limit for a small service. */
 const HOLDER_LIMIT_MIB = 256
 
 const mib = (bytes: number) => Math.round((bytes / 2 ** 20) * 10) / 10
 
-type Holding = PeerEvent & { seconds: number; before: NodeJS.MemoryUsage; after: NodeJS.MemoryUsage }
+type Holding = PeerEvent & {
+  seconds: number
+  before: NodeJS.MemoryUsage
+  after: NodeJS.MemoryUsage
+  settled?: NodeJS.MemoryUsage
+}
 
 /** One process acquires `locks` locks, 64 at a time, and reports its memory before and after. */
-async function holdMany(holder: Peer, prefix: string, locks: number): Promise<Holding> {
-  holder.send({ op: 'hold-many', prefix, count: locks, concurrency: 64 })
+async function holdMany(
+  holder: Peer,
+  prefix: string,
+  locks: number,
+  settleSeconds?: number,
+): Promise<Holding> {
+  holder.send({ op: 'hold-many', prefix, count: locks, concurrency: 64, settleSeconds })
   return (await holder.next(event('holding'), 1_800_000)) as Holding
 }
 
@@ -81,7 +101,9 @@ export async function scale(ctx: Context, locks: number, kubectl: string): Promi
   await createNamespace(ctx.kubeConfig, namespace)
   const holder = await worker(ctx, 'kube-locks', namespace, { nodeFlags: ['--expose-gc'] })
   ctx.log(`  one process acquires ${locks} locks…`)
-  const held = await holdMany(holder, 'scale', locks)
+  const held = await holdMany(holder, 'scale', locks, SETTLE_SECONDS)
+  const settled = held.settled
+  if (settled === undefined) throw new Error('the holder did not report its memory after settling')
   await ensureBuilt(ctx.log)
   ctx.log('  timing `locks list -A` (dist/cli/main.js) and `kubectl get leases -A`…')
   const listTimes: number[] = []
@@ -129,6 +151,9 @@ export async function scale(ctx: Context, locks: number, kubectl: string): Promi
     holderRssMiB: mib(held.after.rss),
     holderHeapUsedMiB: mib(held.after.heapUsed),
     holderRssBeforeMiB: mib(held.before.rss),
+    holderSettledRssMiB: mib(settled.rss),
+    holderSettledHeapUsedMiB: mib(settled.heapUsed),
+    settleSeconds: SETTLE_SECONDS,
     limitedHolder: limited,
     listSeconds: summarize(listTimes.map((ms) => ms / 1000)),
     cliStartSeconds: summarize(startTimes.map((ms) => ms / 1000)),

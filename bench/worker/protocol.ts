@@ -51,6 +51,11 @@ export type Command =
       readonly prefix: string
       readonly count: number
       readonly concurrency: number
+      /**
+       * After reporting its memory, keep holding for this long while doing light work (see
+       * `settle` in `bench/worker.ts`), then report it again as `settled`.
+       */
+      readonly settleSeconds?: number
     }
   /** Watch the namespace's leases: `watching` once the watch is open, then `watched` for each change. */
   | { readonly op: 'watch' }

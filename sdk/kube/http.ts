@@ -2,6 +2,7 @@ import type { IncomingHttpHeaders, IncomingMessage } from 'node:http'
 import { Agent as HttpAgent, request as httpRequest } from 'node:http'
 import type { AgentOptions } from 'node:https'
 import { Agent as HttpsAgent, request as httpsRequest } from 'node:https'
+import { createSecureContext } from 'node:tls'
 
 /**
  * The HTTP layer under the Kubernetes store: JSON requests and newline-delimited JSON streams (watches)
@@ -60,7 +61,7 @@ export class HttpTransport {
     this.#secure = this.#base.protocol === 'https:'
     const agentOptions = { keepAlive: true, maxSockets: MAX_SOCKETS, scheduling: 'lifo' as const }
     this.#agent = this.#secure
-      ? new HttpsAgent({ ...agentOptions, ...connection.tls })
+      ? new HttpsAgent({ ...agentOptions, ...tlsOptions(connection.tls) })
       : new HttpAgent(agentOptions)
   }
 
@@ -162,6 +163,16 @@ export class HttpTransport {
       request.end(payload)
     })
   }
+}
+
+/**
+ * The TLS material as one secure context, built once. Given as `ca`, `cert` and `key`, the agent would
+ * spell all three out in the pool key it builds for every request and every freed socket — several
+ * kilobytes of PEM text each time, the largest part of what a request allocated.
+ */
+function tlsOptions({ ca, cert, key, ...rest }: Connection['tls']): AgentOptions {
+  if (ca === undefined && cert === undefined && key === undefined) return rest
+  return { ...rest, secureContext: createSecureContext({ ca, cert, key }) }
 }
 
 async function readAll(response: IncomingMessage, signal: AbortSignal | undefined): Promise<string> {
