@@ -167,8 +167,8 @@ export class HttpTransport {
 
 /**
  * The TLS material as one secure context, built once. Given as `ca`, `cert` and `key`, the agent would
- * spell all three out in the pool key it builds for every request and every freed socket — several
- * kilobytes of PEM text each time, the largest part of what a request allocated.
+ * spell all three out in the pool key it builds for every request and every freed socket: several
+ * kilobytes of PEM text each time.
  */
 function tlsOptions({ ca, cert, key, ...rest }: Connection['tls']): AgentOptions {
   if (ca === undefined && cert === undefined && key === undefined) return rest
