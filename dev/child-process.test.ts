@@ -1,4 +1,4 @@
-import { readFileSync } from 'node:fs'
+import { existsSync, readdirSync, readFileSync } from 'node:fs'
 import { describe, expect, it } from 'vitest'
 import { type Exit, runToCompletion, startChild } from './child-process.ts'
 
@@ -69,6 +69,31 @@ describe('Child', () => {
     expect(pid).toBeGreaterThan(0)
     await waitUntil(() => !runs(pid))
   })
+
+  it.runIf(existsSync('/proc/self/task'))(
+    'has stopped every thread when pause() resolves, and runs them again when resume() does',
+    async () => {
+      // Worker threads that never yield: each is a kernel thread that the stop must reach.
+      const script = [
+        "const { Worker } = require('node:worker_threads')",
+        "for (let i = 0; i < 3; i++) new Worker('for (;;) {}', { eval: true })",
+        "console.log('ready')",
+        'setInterval(() => {}, 1000)',
+      ].join('\n')
+      const child = startChild('spinner', process.execPath, node(script))
+      try {
+        await new Promise((resolve) => child.process.stdout?.once('data', resolve))
+        const pid = child.pid as number
+        await child.pause()
+        expect(threadStates(pid).length).toBeGreaterThan(3)
+        expect(new Set(threadStates(pid))).toEqual(new Set(['T']))
+        await child.resume()
+        expect(threadStates(pid)).not.toContain('T')
+      } finally {
+        await child.stop('SIGKILL')
+      }
+    },
+  )
 })
 
 describe('runToCompletion', () => {
@@ -115,4 +140,11 @@ async function waitUntil(check: () => boolean, timeoutMs = 5_000): Promise<void>
     if (performance.now() > deadline) throw new Error(`condition not met within ${timeoutMs} ms`)
     await new Promise((resolve) => setTimeout(resolve, 10))
   }
+}
+
+/** The scheduler state of each thread of `pid` (`R` running, `S` sleeping, `T` stopped, …). */
+function threadStates(pid: number): string[] {
+  return readdirSync(`/proc/${pid}/task`).map(
+    (tid) => readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8').replace(/^.*\) /s, '')[0] as string,
+  )
 }

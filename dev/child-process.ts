@@ -1,4 +1,5 @@
 import { type ChildProcess, type StdioOptions, spawn, spawnSync } from 'node:child_process'
+import { existsSync, readdirSync, readFileSync } from 'node:fs'
 import { readLines } from './json-lines.ts'
 
 /** How a child process ended. */
@@ -129,6 +130,34 @@ export class Child {
     if (this.alive) this.process.kill(signal)
   }
 
+  /**
+   * SIGSTOPs it and resolves once every one of its threads has stopped. The kernel delivers the stop
+   * to each thread on its own, after `kill()` has returned: a thread that was running may still
+   * answer a request sent right after the signal.
+   */
+  async pause(timeoutMs = 5_000): Promise<void> {
+    this.kill('SIGSTOP')
+    await this.#waitThreads('stopped', (states) => states.every((state) => state === 'T'), timeoutMs)
+  }
+
+  /** SIGCONTs it and resolves once none of its threads is stopped any more. */
+  async resume(timeoutMs = 5_000): Promise<void> {
+    this.kill('SIGCONT')
+    await this.#waitThreads('running', (states) => !states.includes('T'), timeoutMs)
+  }
+
+  /** Waits until `done` holds for the scheduler states of its threads; at once where `/proc` is missing. */
+  async #waitThreads(what: string, done: (states: string[]) => boolean, timeoutMs: number): Promise<void> {
+    const pid = this.pid
+    if (pid === undefined || !existsSync(`/proc/${pid}/task`)) return
+    const deadline = performance.now() + timeoutMs
+    while (this.alive && !done(threadStates(pid))) {
+      if (performance.now() > deadline)
+        throw new Error(`${this.name} (pid ${pid}): its threads were not ${what} within ${timeoutMs} ms`)
+      await new Promise((resolve) => setTimeout(resolve, 1))
+    }
+  }
+
   /** Sends `signal`, then SIGKILL if it has not exited within `graceMs`; resolves with the exit. */
   async stop(signal: NodeJS.Signals = 'SIGTERM', graceMs = 5_000): Promise<Exit> {
     if (!this.alive) return this.exited
@@ -203,4 +232,29 @@ export function runToCompletion(
         )
     })
   })
+}
+
+/**
+ * The scheduler state of each thread of `pid` (`R` running, `S` sleeping, `T` stopped, …); none once
+ * it has exited, and a thread that exits while it is read is left out.
+ */
+function threadStates(pid: number): string[] {
+  const read = (path: string) => {
+    try {
+      return readFileSync(path, 'utf8')
+    } catch {
+      return undefined
+    }
+  }
+  let tids: string[]
+  try {
+    tids = readdirSync(`/proc/${pid}/task`)
+  } catch {
+    return []
+  }
+  // The state follows the command name in parentheses, which may itself hold spaces and parentheses.
+  return tids
+    .map((tid) => read(`/proc/${pid}/task/${tid}/stat`))
+    .filter((stat) => stat !== undefined)
+    .map((stat) => stat.charAt(stat.lastIndexOf(')') + 2))
 }

@@ -277,13 +277,13 @@ export class HaControlPlane {
   }
 
   /** SIGSTOPs member `index`: it keeps its connections and answers nothing until `resumeEtcdMember`. */
-  pauseEtcdMember(index: number): void {
-    this.#member(index).process.signal('SIGSTOP')
+  async pauseEtcdMember(index: number): Promise<void> {
     this.#paused.add(index)
+    await this.#member(index).process.pause()
   }
 
-  resumeEtcdMember(index: number): void {
-    this.#member(index).process.signal('SIGCONT')
+  async resumeEtcdMember(index: number): Promise<void> {
+    await this.#member(index).process.resume()
     this.#paused.delete(index)
   }
 
@@ -412,13 +412,12 @@ export class HaControlPlane {
     return from === undefined ? this.#isolated.size > 0 : this.#isolated.has(from)
   }
 
-  async #memberOf(from: number, to: number): Promise<number | undefined> {
-    const index = await socketOwner(
+  #memberOf(from: number, to: number): Promise<number | 'closed' | undefined> {
+    return socketOwner(
       from,
       to,
       this.etcd.map((m) => (m.process.running ? m.process.pid : undefined)),
     )
-    return index < 0 ? undefined : index
   }
 
   #member(index: number): EtcdMember {

@@ -65,9 +65,14 @@ export class ServerProcess {
     await this.exited
   }
 
-  /** Sends a signal without waiting (SIGSTOP/SIGCONT for pause tests). */
-  signal(signal: NodeJS.Signals): void {
-    this.child?.kill(signal)
+  /** SIGSTOP: resolves once all of its threads have stopped, so that it answers nothing from then on. */
+  async pause(): Promise<void> {
+    await this.child?.pause()
+  }
+
+  /** SIGCONT after `pause`: resolves once its threads run again. */
+  async resume(): Promise<void> {
+    await this.child?.resume()
   }
 
   logTail(lines = 30): string {

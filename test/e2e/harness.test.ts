@@ -217,7 +217,7 @@ describe('highly available control plane', () => {
     const cp = started()
     const leader = await cp.etcdLeader()
     const follower = cp.etcd.findIndex((m) => m.index !== leader)
-    cp.pauseEtcdMember(follower)
+    await cp.pauseEtcdMember(follower)
     try {
       // Stopped, it answers nothing; the other two keep their leader and the cluster keeps writing.
       await expect(cp.etcdStatus(follower)).rejects.toThrow(/timed out/)
@@ -238,7 +238,7 @@ describe('highly available control plane', () => {
       )
       expect(created.status).toBe(201)
     } finally {
-      cp.resumeEtcdMember(follower)
+      await cp.resumeEtcdMember(follower)
     }
     await waitFor(
       'the continued member to answer',
