@@ -109,14 +109,14 @@ export class PeerLink {
   readonly #target: number
   /** Open connections, with the index of the member that opened each (undefined: not a member). */
   readonly #connections = new Map<Socket, { upstream: Socket; from: number | undefined }>()
-  readonly #owner: (from: number, to: number) => Promise<number | undefined>
+  readonly #owner: (from: number, to: number) => Promise<number | 'closed' | undefined>
   readonly #blocked: (from: number | undefined) => boolean
 
   private constructor(
     server: Server,
     port: number,
     target: number,
-    owner: (from: number, to: number) => Promise<number | undefined>,
+    owner: (from: number, to: number) => Promise<number | 'closed' | undefined>,
     blocked: (from: number | undefined) => boolean,
   ) {
     this.#server = server
@@ -127,12 +127,13 @@ export class PeerLink {
   }
 
   /**
-   * `owner` names the member whose process holds the connection from local port `from` to port `to`;
-   * `blocked` says whether a connection opened by that member may pass right now.
+   * `owner` names the member whose process holds the connection from local port `from` to port `to`
+   * (`'closed'`: its opener has closed it already); `blocked` says whether a connection opened by
+   * that member may pass right now.
    */
   static async start(
     target: number,
-    owner: (from: number, to: number) => Promise<number | undefined>,
+    owner: (from: number, to: number) => Promise<number | 'closed' | undefined>,
     blocked: (from: number | undefined) => boolean,
   ): Promise<PeerLink> {
     const accept: { to?: (client: Socket) => void } = {}
@@ -151,8 +152,13 @@ export class PeerLink {
       return this.#owner(remotePort, localPort).catch(() => undefined)
     }
     classify().then((from) => {
+      // A connection its opener gave up on while it was classified (a dial abandoned, a member
+      // killed) has no one left to tell apart: it ends here.
+      if (from === 'closed' || client.destroyed) {
+        client.destroy()
+        return
+      }
       if (from === undefined) this.unclassified++
-      if (client.destroyed) return
       if (this.#blocked(from)) {
         client.resetAndDestroy()
         return
@@ -186,26 +192,26 @@ export class PeerLink {
 /**
  * Which of `pids` holds the TCP connection from 127.0.0.1:`from` to 127.0.0.1:`to`: the inode of
  * that socket from `/proc/net/tcp`, then the process whose file descriptors include it. Both ends
- * are matched: one local port serves connections to different destinations at once.
+ * are matched: one local port serves connections to different destinations at once. `'closed'`:
+ * its opener has closed it (or died) already, so no process holds that end any more; `undefined`:
+ * it is open, held by none of `pids`.
  */
 export async function socketOwner(
   from: number,
   to: number,
   pids: readonly (number | undefined)[],
-): Promise<number> {
+): Promise<number | 'closed' | undefined> {
   const table = await readFile('/proc/net/tcp', 'utf8')
   const loopback = (port: number) => `0100007F:${port.toString(16).toUpperCase().padStart(4, '0')}`
   const [local, remote] = [loopback(from), loopback(to)]
-  let inode: string | undefined
-  for (const line of table.split('\n').slice(1)) {
-    const fields = line.trim().split(/\s+/)
-    if (fields[1] === local && fields[2] === remote && fields[3] === '01') {
-      inode = fields[9]
-      break
-    }
-  }
-  if (inode === undefined || inode === '0') return -1
-  const wanted = `socket:[${inode}]`
+  const fields = table
+    .split('\n')
+    .slice(1)
+    .map((line) => line.trim().split(/\s+/))
+    .find((row) => row[1] === local && row[2] === remote)
+  // Closed by its opener, the socket leaves ESTABLISHED (01) for the FIN states, with no inode.
+  if (fields === undefined || fields[3] !== '01' || fields[9] === '0') return 'closed'
+  const wanted = `socket:[${fields[9]}]`
   for (const [index, pid] of pids.entries()) {
     if (pid === undefined) continue
     const fds = await readdir(`/proc/${pid}/fd`).catch(() => [] as string[])
@@ -214,5 +220,5 @@ export async function socketOwner(
       if (target === wanted) return index
     }
   }
-  return -1
+  return undefined
 }
