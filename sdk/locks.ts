@@ -188,7 +188,7 @@ export class LockClient implements Locks {
     }
     const config = this.#waitConfig(lockName, options, deadline)
     const wakeup = new Wakeup()
-    const inbox = new WaitInbox(wakeup, line)
+    const inbox = new WaitInbox(wakeup, line, () => clock.now())
     const tender =
       line &&
       new LineTender(line, {

@@ -11,6 +11,8 @@ import type { LocksOptions } from './options.ts'
 import { WaitLine } from './queue.ts'
 import { fakeClock, settle, type Tracked, track } from './testing/helpers.ts'
 import { compareTickets, isTicketOf, renewedTicket, ticketDraft } from './ticket.ts'
+import { Wakeup } from './timers.ts'
+import { WaitInbox } from './wait-io.ts'
 
 const NS = 'shop'
 let store: MemoryLeaseStore
@@ -396,6 +398,46 @@ describe('one waiter’s view of the line', () => {
     expect(own.ahead(performance.now(), undefined).count).toBe(0)
     expect(own.apply(change(cleared, true))).toBe(true)
     await own.leave()
+  })
+
+  it('wakes a waiter for a change of the lock or of the line only when nobody is left ahead of it', async () => {
+    const first = deadTicket('long-line', 'first')
+    const second = waitLine('second')
+    const third = waitLine('third')
+    await second.join()
+    await third.join()
+    await second.read()
+    await third.read()
+    const inboxes = [second, third].map((line) => {
+      const wakeup = new Wakeup()
+      return { wakeup, inbox: new WaitInbox(wakeup, line, () => performance.now()) }
+    })
+    /** Which of the two waiters were woken since the last look. */
+    const woken = async () => {
+      const sleeps = inboxes.map(({ wakeup }) => wakeup.sleep(1, [], true))
+      await vi.advanceTimersByTimeAsync(1)
+      const notified = await Promise.all(sleeps)
+      for (const { inbox } of inboxes) inbox.take()
+      return notified
+    }
+    const lock = (holderIdentity: string | undefined, resourceVersion: string) =>
+      ({ type: 'lease', lease: { ...first, name: 'long-line', holderIdentity }, resourceVersion }) as const
+    // Someone outside the line holds the lock: both have the first waiter ahead.
+    for (const { inbox } of inboxes) inbox.onHub(lock('outsider_1_0', '900'))
+    expect(await woken()).toEqual([false, false])
+    // The first waiter takes it: its ticket no longer counts, the second is first in line.
+    for (const { inbox } of inboxes) inbox.onHub(lock(first.holderIdentity, '901'))
+    expect(await woken()).toEqual([true, false])
+    // Its ticket goes: the third still has the second ahead.
+    const deletedAt = String(BigInt(third.own?.record.resourceVersion ?? '0') + 1n)
+    for (const { inbox } of inboxes)
+      inbox.onLine({ kind: 'ticket', ticket: first, deleted: true, resourceVersion: deletedAt })
+    expect(await woken()).toEqual([true, false])
+    // A change of health always wakes: a waiter may then have to poll.
+    for (const { inbox } of inboxes) inbox.onHub({ type: 'health', healthy: false })
+    expect(await woken()).toEqual([true, true])
+    await second.leave()
+    await third.leave()
   })
 
   it('ignores a change older than what it knows', async () => {

@@ -10,28 +10,40 @@ import { isNewer } from './watch-hub.ts'
 
 /**
  * What the watch delivered for one waiter since its last look: the newest lease event, whether the
- * line changed in a way that matters, and whether the watch was unhealthy meanwhile. Each delivery
- * wakes the waiter; {@link take} hands the lot to the wait step and starts afresh.
+ * line changed in a way that matters, and whether the watch was unhealthy meanwhile. A delivery wakes
+ * the waiter, unless it waits in line behind others who still count: then no change of the lock or of
+ * the line lets it take the lock, and it sleeps on (its timers still wake it when the first one ahead
+ * could stop counting). So a release wakes the first in line, not the whole line. {@link take} hands
+ * the lot to the wait step and starts afresh.
  */
 export class WaitInbox {
   readonly #wakeup: Wakeup
   readonly #line: WaitLine | undefined
+  readonly #now: () => number
   #news: LeaseNews | undefined
+  /** The lock's holder as the newest lease event named it: its ticket does not count as ahead. */
+  #holder: string | undefined
   #lineNews = false
   /** The watch reported itself unhealthy (or was failing when subscribed) since the last look. */
   unhealthy = false
 
-  constructor(wakeup: Wakeup, line: WaitLine | undefined) {
+  constructor(wakeup: Wakeup, line: WaitLine | undefined, now: () => number) {
     this.#wakeup = wakeup
     this.#line = line
+    this.#now = now
   }
 
   readonly onHub = (event: HubEvent): void => {
-    if (event.type === 'health') this.unhealthy ||= !event.healthy
-    else if (this.#news === undefined || isNewer(event.resourceVersion, this.#news.resourceVersion)) {
-      this.#news = event
+    if (event.type === 'health') {
+      this.unhealthy ||= !event.healthy
+      this.#wakeup.notify()
+      return
     }
-    this.#wakeup.notify()
+    if (this.#news === undefined || isNewer(event.resourceVersion, this.#news.resourceVersion)) {
+      this.#news = event
+      this.#holder = event.lease?.holderIdentity
+    }
+    if (!this.#othersAhead()) this.#wakeup.notify()
   }
 
   readonly onLine = (news: QueueNews): void => {
@@ -39,9 +51,14 @@ export class WaitInbox {
     if (line === undefined) return
     if (news.kind === 'line') line.update(news)
     // A renewal or a later arrival: nobody ahead went away, so there is nothing to look at.
-    else if (!line.apply(news)) return
+    else if (!line.apply(news) || this.#othersAhead()) return
     this.#lineNews = true
     this.#wakeup.notify()
+  }
+
+  /** Whether someone ahead in line still counts, so that this waiter cannot take the lock yet. */
+  #othersAhead(): boolean {
+    return this.#line !== undefined && this.#line.ahead(this.#now(), this.#holder).count > 0
   }
 
   take(): { news: LeaseNews | undefined; lineNews: boolean; unhealthy: boolean } {
