@@ -210,26 +210,36 @@ async function serviceAccountDir(ctx: Context): Promise<{ dir: string; env: Reco
   return { dir, env: { KUBERNETES_SERVICE_HOST: server.hostname, KUBERNETES_SERVICE_PORT: server.port } }
 }
 
-/** Builds dist/ when the SDK's or the CLI's entry is missing; warns when it is older than a source. */
+/**
+ * Builds dist/ when the SDK's or the CLI's entry is missing or older than a source of the SDK, the
+ * CLI or the controller: the figures measure the code as it is in the working tree, never an earlier
+ * build of it.
+ */
 export async function ensureBuilt(log: (line: string) => void): Promise<void> {
-  if (!existsSync(SDK_ENTRY) || !existsSync(CLI_ENTRY)) {
-    log('  building dist/ (npm run build)…')
-    await exec(
-      process.execPath,
-      [join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', 'tsconfig.build.json'],
-      {
-        cwd: ROOT,
-      },
-    )
-    return
-  }
+  const reason = await staleBuild()
+  if (reason === undefined) return
+  log(`  building dist/ (npm run build): ${reason}…`)
+  await exec(
+    process.execPath,
+    [join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', 'tsconfig.build.json'],
+    {
+      cwd: ROOT,
+    },
+  )
+}
+
+/** Why dist/ must be built again, or `undefined` when it is up to date. */
+async function staleBuild(): Promise<string | undefined> {
+  if (!existsSync(SDK_ENTRY) || !existsSync(CLI_ENTRY)) return 'it is missing'
   const builtAt = Math.min(statSync(SDK_ENTRY).mtimeMs, statSync(CLI_ENTRY).mtimeMs)
-  const { stdout } = await exec('git', ['ls-files', 'sdk', 'cli'], { cwd: ROOT })
-  const stale = stdout
+  const { stdout } = await exec('git', ['ls-files', 'sdk', 'cli', 'controller'], { cwd: ROOT })
+  const newer = stdout
     .split('\n')
     .filter((file) => file.endsWith('.ts') && !file.endsWith('.test.ts'))
     .filter((file) => existsSync(join(ROOT, file)) && statSync(join(ROOT, file)).mtimeMs > builtAt)
-  if (stale.length > 0) log(`  warning: dist/ is older than ${stale.join(', ')}: run \`npm run build\` first`)
+  return newer.length === 0
+    ? undefined
+    : `older than ${newer.slice(0, 3).join(', ')}${newer.length > 3 ? ', …' : ''}`
 }
 
 export async function footprint(

@@ -11,7 +11,7 @@
  * waiter: join (create a ticket)      WaitLine.join -> store.create (ticketDraft, sdk/ticket.ts); the
  *                                       place is the resourceVersion of the create
  * waiter: renew (CAS, keeps place)    WaitLine.renew -> store.update (renewedTicket: the position kept in
- *                                       an annotation); due every 40 % of ticketDuration
+ *                                       an annotation); due every half of ticketDuration
  * waiter: place sure until            WaitLine.placeSureUntil: sentAt(last confirmed ticket write) +
  *   send + D - M                        ticketDuration - safetyMargin on the waiter's own clock
  * waiter: rejoin at the back          tendLine (sdk/locks.ts): mustRejoin -> leave (delete under
