@@ -428,6 +428,9 @@ describe('one waiter’s view of the line', () => {
     // The first waiter takes it: its ticket no longer counts, the second is first in line.
     for (const { inbox } of inboxes) inbox.onHub(lock(first.holderIdentity, '901'))
     expect(await woken()).toEqual([true, false])
+    // A late replay of the older state does not bring back the older holder.
+    for (const { inbox } of inboxes) inbox.onHub(lock('outsider_1_0', '900'))
+    expect(await woken()).toEqual([true, false])
     // Its ticket goes: the third still has the second ahead.
     const deletedAt = String(BigInt(third.own?.record.resourceVersion ?? '0') + 1n)
     for (const { inbox } of inboxes)

@@ -22,7 +22,7 @@ export class WaitInbox {
   readonly #now: () => number
   #news: LeaseNews | undefined
   /** The lock's holder as the newest lease event named it: its ticket does not count as ahead. */
-  #holder: string | undefined
+  #holder: { readonly identity: string | undefined; readonly resourceVersion: string } | undefined
   #lineNews = false
   /** The watch reported itself unhealthy (or was failing when subscribed) since the last look. */
   unhealthy = false
@@ -41,7 +41,10 @@ export class WaitInbox {
     }
     if (this.#news === undefined || isNewer(event.resourceVersion, this.#news.resourceVersion)) {
       this.#news = event
-      this.#holder = event.lease?.holderIdentity
+    }
+    // Kept apart from the news, which each look clears: a late replay must not bring back an older holder.
+    if (isNewer(event.resourceVersion, this.#holder?.resourceVersion)) {
+      this.#holder = { identity: event.lease?.holderIdentity, resourceVersion: event.resourceVersion }
     }
     if (!this.#othersAhead()) this.#wakeup.notify()
   }
@@ -58,7 +61,7 @@ export class WaitInbox {
 
   /** Whether someone ahead in line still counts, so that this waiter cannot take the lock yet. */
   #othersAhead(): boolean {
-    return this.#line !== undefined && this.#line.ahead(this.#now(), this.#holder).count > 0
+    return this.#line !== undefined && this.#line.ahead(this.#now(), this.#holder?.identity).count > 0
   }
 
   take(): { news: LeaseNews | undefined; lineNews: boolean; unhealthy: boolean } {
