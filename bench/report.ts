@@ -432,7 +432,7 @@ export function renderMarkdown(report: Report, plotName = 'latency'): { markdown
       (r) =>
         `| ${[r.measure, r.value, r.baseline, r.ratio, r.target, mark(r.met)].map(escapeCell).join(' | ')} |`,
     ),
-    ...(report.waiting ? ['', ...drainMarkdown(report.waiting)] : []),
+    ...(report.waiting ? drainMarkdown(report.waiting) : []),
     '',
     `![Latency distributions](../bench/plots/${plotName}.svg)`,
   ].join('\n')
