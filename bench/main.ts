@@ -76,6 +76,7 @@ const PROFILE = quick
       waitIdle: 5,
       waitBusy: 12,
       singleHandovers: 6,
+      watchCost: { watchers: 5, seconds: 5 },
       scale: 300,
       footprint: 3,
     }
@@ -94,6 +95,7 @@ const PROFILE = quick
       waitIdle: 15,
       waitBusy: 30,
       singleHandovers: 20,
+      watchCost: { watchers: 30, seconds: 15 },
       scale: 10_000,
       footprint: 10,
     }
@@ -230,6 +232,7 @@ try {
       singleHandovers: PROFILE.singleHandovers,
       clientGo: [CLIENT_GO_DEFAULTS, CLIENT_GO_TIGHT],
       sharedProcesses: PROFILE.sharedProcesses,
+      watchCost: PROFILE.watchCost,
     })
   }
   if (only.has('scale')) {

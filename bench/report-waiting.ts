@@ -58,6 +58,13 @@ export function waitingRows(w: WaitingResult): Row[] {
     },
     ...sharedRows(w, single.p50),
     {
+      measure: `watch event: CPU per event per watching process (${w.watchCost.watchers} watching)`,
+      value: `${w.watchCost.kubeLocks.perEventUs.toFixed(0)} µs`,
+      baseline: `${w.watchCost.bare.perEventUs.toFixed(0)} µs bare node:https watch`,
+      ratio: formatRatio(w.watchCost.kubeLocks.perEventUs / w.watchCost.bare.perEventUs),
+      target: '',
+    },
+    {
       measure: `waiting, fair: false: lease requests/s per waiting process (${n} waiting)`,
       value: unfair.addedPerWaiterPerSecond.toFixed(3),
       baseline: `${unfair.idlePerSecond.toFixed(2)}/s holder alone → ${unfair.waitingPerSecond.toFixed(2)}/s`,

@@ -46,6 +46,8 @@ export interface WaitingProfile {
    * of the line reaches that many processes instead of one per waiter.
    */
   readonly sharedProcesses: number
+  /** Watching processes and seconds per window of the watch event cost. */
+  readonly watchCost: { readonly watchers: number; readonly seconds: number }
 }
 
 export interface DrainResult {
@@ -102,6 +104,27 @@ export interface WaitingResult {
   readonly unfair: DrainResult
   readonly redlock: DrainResult
   readonly clientGo: DrainResult[]
+  readonly watchCost: WatchCostResult
+}
+
+/** CPU time that one watch event costs each process watching the namespace, in one system. */
+export interface WatchCost {
+  /** Changes of a lease during the measured window, each one watch event. */
+  readonly events: number
+  /** CPU time (ms) of the watching processes over the window with nothing changing, then with changes. */
+  readonly quietCpuMs: number
+  readonly busyCpuMs: number
+  /** (busy − quiet) / events / watchers, in microseconds. */
+  readonly perEventUs: number
+}
+
+export interface WatchCostResult {
+  readonly watchers: number
+  readonly seconds: number
+  /** kube-locks waiters, each in line for a held lock in its own process. */
+  readonly kubeLocks: WatchCost
+  /** Bare watches over node:https that only parse each event: the least a Node client pays. */
+  readonly bare: WatchCost
 }
 
 /** How long each waiter keeps the lock before releasing it. */
@@ -159,6 +182,14 @@ export async function waiting(ctx: Context, profile: WaitingProfile): Promise<Wa
     const namespace = `bench-waiting-client-go-${settings.leaseDuration}s`
     clientGo.push(await drain(ctx, clientGoQueue(ctx, settings, namespace, waiters), profile))
   }
+  const { watchers, seconds } = profile.watchCost
+  ctx.log(`  what one watch event costs each of ${watchers} watching processes, kube-locks and a bare watch…`)
+  const watchCost = {
+    watchers,
+    seconds,
+    kubeLocks: await measureWatchCost(ctx, 'kube-locks', watchers, seconds),
+    bare: await measureWatchCost(ctx, 'bare', watchers, seconds),
+  }
   return {
     waiters,
     idleSeconds: profile.idleSeconds,
@@ -171,6 +202,72 @@ export async function waiting(ctx: Context, profile: WaitingProfile): Promise<Wa
     unfair: unfairDrain,
     redlock,
     clientGo,
+    watchCost,
+  }
+}
+
+/** Lease changes per second while the watch cost is measured: a steady rate, well below saturation. */
+const WATCH_COST_PAUSE_MS = 50
+
+/**
+ * The CPU time one watch event costs each watching process: `watchers` processes watch the namespace —
+ * kube-locks waiters in line for a held lock, or bare watches — first over a window in which nothing
+ * changes but the waiters' own renewals, then over one as long in which another process takes and
+ * frees a lock at a steady rate. The difference, per change and per watcher, is the cost of an event.
+ */
+async function measureWatchCost(
+  ctx: Context,
+  kind: 'kube-locks' | 'bare',
+  watchers: number,
+  seconds: number,
+): Promise<WatchCost> {
+  const namespace = `bench-waiting-watch-cost-${kind}`
+  await createNamespace(ctx.kubeConfig, namespace)
+  const writer = await worker(ctx, 'kube-locks', namespace, { identity: 'writer' })
+  const peers: Peer[] = []
+  try {
+    if (kind === 'kube-locks') {
+      writer.send({ op: 'acquire', id: 'holder', name: LOCK, expires: 20, timeout: 0, renew: true })
+      await writer.next(event('acquired', 'holder'), 60_000)
+    }
+    for (let i = 0; i < watchers; i += 10) {
+      const batch = Array.from({ length: Math.min(10, watchers - i) }, (_, j) =>
+        kind === 'kube-locks'
+          ? worker(ctx, 'kube-locks', namespace, { identity: `w${i + j}` })
+          : worker(ctx, 'raw', namespace),
+      )
+      peers.push(...(await Promise.all(batch)))
+    }
+    for (const [i, peer] of peers.entries()) {
+      if (kind === 'kube-locks') {
+        peer.send({ op: 'acquire', id: `w${i}`, name: LOCK, expires: 20, timeout: null })
+        await peer.next(event('queued', `w${i}`), 60_000)
+      } else {
+        peer.send({ op: 'watch-bare' })
+        await peer.next(event('watching'), 60_000)
+      }
+    }
+    await sleep(SETTLE_MS)
+    const pids = pidsOf(peers)
+    const quietStart = await cpuMs(pids, false)
+    await sleep(seconds * 1000)
+    const busyStart = await cpuMs(pids, false)
+    writer.send({ op: 'cycle', name: 'changes', seconds, pauseMs: WATCH_COST_PAUSE_MS })
+    const cycled = await writer.next(event('cycled'), (seconds + 60) * 1000)
+    const busyEnd = await cpuMs(pids, false)
+    if (pidsOf(peers).length !== watchers) throw new Error('a watching process ended while measured')
+    // The first cycle creates the lease; every cycle takes and frees it: two events each.
+    const events = 2 * (cycled.samples as number[]).length
+    const quietCpuMs = busyStart - quietStart
+    const busyCpuMs = busyEnd - busyStart
+    return {
+      events,
+      quietCpuMs,
+      busyCpuMs,
+      perEventUs: ((busyCpuMs - quietCpuMs) / events / watchers) * 1000,
+    }
+  } finally {
+    await Promise.all([writer, ...peers].map((peer) => peer.stop()))
   }
 }
 

@@ -71,6 +71,7 @@ async function run(command: Command): Promise<void> {
         await lock.release()
         samples.push(performance.now() - t0)
         if (backend.lastRequests) requests.push([...backend.lastRequests])
+        if (command.pauseMs !== undefined) await sleep(command.pauseMs)
       }
       emit('cycled', { samples, requests, seconds: (performance.now() - started) / 1000 })
       return
@@ -104,6 +105,12 @@ async function run(command: Command): Promise<void> {
     case 'watch': {
       if (backend.watchChanges === undefined) throw new Error('this backend does not watch')
       await backend.watchChanges((name, rv) => emit('watched', { name, rv }), watching.signal)
+      emit('watching')
+      return
+    }
+    case 'watch-bare': {
+      if (backend.watchBare === undefined) throw new Error('this backend has no bare watch')
+      await backend.watchBare(watching.signal)
       emit('watching')
       return
     }

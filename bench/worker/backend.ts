@@ -18,6 +18,12 @@ export interface Backend {
    * aborts; resolves once the watch is open. kube-locks and raw only.
    */
   watchChanges?(onChange: (name: string, resourceVersion: string) => void, signal: AbortSignal): Promise<void>
+  /**
+   * The least a Node client can do per watch event: a watch of the namespace's kube-locks leases over
+   * node:https that splits the stream into lines and parses each, and does nothing else; until `signal`
+   * aborts. Resolves once the watch is open. raw only.
+   */
+  watchBare?(signal: AbortSignal): Promise<void>
   close(): Promise<void>
 }
 

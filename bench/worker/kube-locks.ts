@@ -49,7 +49,10 @@ export function kubeLocksBackend(
           })
         }
       })().catch((error: unknown) => {
-        if (!signal.aborted) throw error
+        if (signal.aborted) return
+        // A measurement with a broken watch would be wrong: end the worker, which fails the run.
+        process.stderr.write(`the watch failed: ${String(error)}\n`)
+        process.exit(1)
       })
     },
     async close() {

@@ -42,6 +42,8 @@ export type Command =
       readonly seconds?: number
       readonly count?: number
       readonly fair?: boolean
+      /** A pause after each cycle, to change the lock at a steady rate. */
+      readonly pauseMs?: number
     }
   /** kube-locks: the lease requests this process sent so far, by verb and object (`update lock`). */
   | { readonly op: 'counts' }
@@ -59,6 +61,8 @@ export type Command =
     }
   /** Watch the namespace's leases: `watching` once the watch is open, then `watched` for each change. */
   | { readonly op: 'watch' }
+  /** raw: open the bare watch (see `Backend.watchBare`); `watching` once it is open. */
+  | { readonly op: 'watch-bare' }
   | { readonly op: 'exit' }
 
 /** Unix milliseconds with sub-millisecond precision, comparable across the processes of one machine. */

@@ -1,5 +1,6 @@
 /** The floor: the lock's requests issued directly with @kubernetes/client-node. */
 import { randomBytes } from 'node:crypto'
+import { request as httpsRequest, type RequestOptions } from 'node:https'
 import {
   ApiException,
   CoordinationV1Api,
@@ -10,7 +11,7 @@ import {
   type V1Lease,
   Watch,
 } from '@kubernetes/client-node'
-import { formatMicroTime } from '../../sdk/internal.ts'
+import { formatMicroTime, MANAGED_BY_SELECTOR } from '../../sdk/internal.ts'
 import { type Backend, loadKubeConfig } from './backend.ts'
 import { now } from './protocol.ts'
 
@@ -102,8 +103,10 @@ export function rawBackend(
       const list = await client.listNamespacedLease({ namespace }, config)
       const path = `/apis/coordination.k8s.io/v1/namespaces/${namespace}/leases`
       let resourceVersion = list.metadata?.resourceVersion ?? '0'
+      let current: AbortController | undefined
+      signal.addEventListener('abort', () => current?.abort(), { once: true })
       const open = async (): Promise<void> => {
-        const request = await new Watch(kubeConfig).watch(
+        current = await new Watch(kubeConfig).watch(
           path,
           { resourceVersion },
           (_type: string, lease: V1Lease) => {
@@ -114,9 +117,43 @@ export function rawBackend(
             if (!signal.aborted) void open()
           },
         )
-        signal.addEventListener('abort', () => request.abort(), { once: true })
+        if (signal.aborted) current.abort()
       }
       await open()
+    },
+    async watchBare(signal) {
+      const options: RequestOptions = {}
+      await kubeConfig.applyToHTTPSOptions(options)
+      const url = new URL(
+        `${kubeConfig.getCurrentCluster()?.server ?? ''}/apis/coordination.k8s.io/v1/namespaces/${namespace}/leases`,
+      )
+      // Longer than any measurement: the server does not end it while it is measured.
+      url.search = new URLSearchParams({
+        watch: 'true',
+        labelSelector: MANAGED_BY_SELECTOR,
+        timeoutSeconds: '3600',
+      }).toString()
+      await new Promise<void>((resolve, reject) => {
+        const request = httpsRequest(url, { ...options, signal }, (response) => {
+          if (response.statusCode !== 200) {
+            reject(new Error(`the bare watch was answered ${response.statusCode}`))
+            return
+          }
+          let buffer = ''
+          response.setEncoding('utf8')
+          response.on('data', (chunk: string) => {
+            buffer += chunk
+            for (let end = buffer.indexOf('\n'); end >= 0; end = buffer.indexOf('\n')) {
+              JSON.parse(buffer.slice(0, end))
+              buffer = buffer.slice(end + 1)
+            }
+          })
+          response.on('error', () => {})
+          resolve()
+        })
+        request.once('error', (error) => (signal.aborted ? resolve() : reject(error)))
+        request.end()
+      })
     },
     close: async () => {},
   }
