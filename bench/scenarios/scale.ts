@@ -23,6 +23,12 @@ export interface ScaleResult {
    * the limit instead of the host's memory. A string: why it was not measured here.
    */
   readonly limitedHolder: HolderMemory | string
+  /**
+   * The same holder without a memory limit, its young generation capped with `--max-semi-space-size`
+   * (which `NODE_OPTIONS` can set for a pod without a limit): V8 sizes it from the machine's memory
+   * otherwise, and a burst of requests grows it to that size.
+   */
+  readonly cappedHolder: CappedHolderMemory
   readonly listSeconds: Summary
   /** `locks --help`: the CLI's start-up alone. */
   readonly cliStartSeconds: Summary
@@ -42,6 +48,17 @@ export interface HolderMemory {
   readonly heapUsedMiB: number
   readonly acquireSeconds: number
 }
+
+export interface CappedHolderMemory {
+  readonly semiSpaceMiB: number
+  readonly rssBeforeMiB: number
+  readonly rssMiB: number
+  readonly heapUsedBeforeMiB: number
+  readonly heapUsedMiB: number
+}
+
+/** The young generation's cap of the capped holder: V8's semi-space size, in MiB. */
+const CAPPED_SEMI_SPACE_MIB = 2
 
 /**
  * How long the holder without a memory limit keeps holding, doing light work, before its memory is read
@@ -96,6 +113,23 @@ async function limitedHolder(ctx: Context, namespace: string, locks: number): Pr
   }
 }
 
+async function cappedHolder(ctx: Context, namespace: string, locks: number): Promise<CappedHolderMemory> {
+  const holder = await worker(ctx, 'kube-locks', namespace, {
+    nodeFlags: ['--expose-gc', `--max-semi-space-size=${CAPPED_SEMI_SPACE_MIB}`],
+  })
+  ctx.log(`  the same without a limit, with --max-semi-space-size=${CAPPED_SEMI_SPACE_MIB}…`)
+  const held = await holdMany(holder, 'scale-capped', locks)
+  holder.kill()
+  await holder.exited
+  return {
+    semiSpaceMiB: CAPPED_SEMI_SPACE_MIB,
+    rssBeforeMiB: mib(held.before.rss),
+    rssMiB: mib(held.after.rss),
+    heapUsedBeforeMiB: mib(held.before.heapUsed),
+    heapUsedMiB: mib(held.after.heapUsed),
+  }
+}
+
 export async function scale(ctx: Context, locks: number, kubectl: string): Promise<ScaleResult> {
   const namespace = 'bench-scale'
   await createNamespace(ctx.kubeConfig, namespace)
@@ -140,6 +174,7 @@ export async function scale(ctx: Context, locks: number, kubectl: string): Promi
   holder.kill()
   await holder.exited
   const limited = await limitedHolder(ctx, namespace, locks)
+  const capped = await cappedHolder(ctx, namespace, locks)
   ctx.log(`  controller: npm run bench:controller -- --leases ${locks}…`)
   const controller = await controllerScale(ctx, locks)
   const chartLimit = chartMemoryLimitMiB()
@@ -155,6 +190,7 @@ export async function scale(ctx: Context, locks: number, kubectl: string): Promi
     holderSettledHeapUsedMiB: mib(settled.heapUsed),
     settleSeconds: SETTLE_SECONDS,
     limitedHolder: limited,
+    cappedHolder: capped,
     listSeconds: summarize(listTimes.map((ms) => ms / 1000)),
     cliStartSeconds: summarize(startTimes.map((ms) => ms / 1000)),
     listedRows,
