@@ -16,6 +16,7 @@ import {
   event,
   handoverLocks,
   sleep,
+  wallNow,
   worker,
 } from './scenarios.ts'
 import { type Summary, summarize } from './stats.ts'
@@ -88,6 +89,8 @@ export interface DrainResult {
   readonly inversions: number
   /** Fair kube-locks: whether the line, listed just before the release, was in start order. */
   readonly lineInStartOrder?: boolean | undefined
+  /** The same waiters drained once more in the same processes, which have now run every path once. */
+  readonly warm?: WarmDrain | undefined
 }
 
 export interface WaitingResult {
@@ -105,6 +108,13 @@ export interface WaitingResult {
   readonly redlock: DrainResult
   readonly clientGo: DrainResult[]
   readonly watchCost: WatchCostResult
+}
+
+export interface WarmDrain {
+  readonly handover: Summary
+  readonly handoverSamples: number[]
+  readonly outOfOrder: number
+  readonly inversions: number
 }
 
 /** CPU time that one watch event costs each process watching the namespace, in one system. */
@@ -156,6 +166,7 @@ export async function waiting(ctx: Context, profile: WaitingProfile): Promise<Wa
     ctx,
     workerQueue(ctx, 'kube-locks', true, 'bench-waiting-fair', waiters),
     profile,
+    true,
   )
   const { sharedProcesses } = profile
   ctx.log(`  ${waiters} waiting in ${sharedProcesses} processes, kube-locks fair…`)
@@ -291,16 +302,26 @@ interface Queue {
   /** Requests by verb and object, as the processes counted them, where they do. */
   objectCounts?(): Promise<Tally>
   release(): void
-  /** Resolves once every waiter acquired and released. */
+  /** Resolves once every waiter acquired and released (in the current round). */
   drained(): Promise<void>
-  /** Wall-clock time of each waiter's acquisition, by start order. */
+  /** Wall-clock time of each waiter's acquisition in the current round, by start order. */
   acquisitions(): number[]
-  /** Wall-clock times at which the holder and each waiter began to release. */
+  /** Wall-clock times at which the holder and each waiter began to release, in the current round. */
   releases(): number[]
+  /**
+   * Starts a second round with the same processes: the holder takes the lock again; the waiters then
+   * join again with {@link join}. Where the system supports it.
+   */
+  again?(): Promise<void>
   stop(): Promise<void>
 }
 
-async function drain(ctx: Context, queue: Queue, profile: WaitingProfile): Promise<DrainResult> {
+async function drain(
+  ctx: Context,
+  queue: Queue,
+  profile: WaitingProfile,
+  warm = false,
+): Promise<DrainResult> {
   const loadStart = loadavg()[0] as number
   await queue.prepare()
   const window = async (seconds: number) => {
@@ -339,6 +360,7 @@ async function drain(ctx: Context, queue: Queue, profile: WaitingProfile): Promi
   const releases = queue.releases().sort((a, b) => a - b)
   const handoverSamples = [...acquisitions].sort((a, b) => a - b).map((t, i) => t - (releases[i] as number))
   const order = orderOf(acquisitions)
+  const warmDrain = warm ? await drainAgain(ctx, queue) : undefined
   await queue.stop()
   const idlePerSecond = idle.total / profile.idleSeconds
   const waitingPerSecond = busy.total / profile.busySeconds
@@ -366,7 +388,23 @@ async function drain(ctx: Context, queue: Queue, profile: WaitingProfile): Promi
     order,
     ...inversions(order),
     lineInStartOrder,
+    warm: warmDrain,
   }
+}
+
+/** The same waiters, in the same processes, wait and drain once more: handovers of warm processes. */
+async function drainAgain(ctx: Context, queue: Queue): Promise<WarmDrain | undefined> {
+  if (queue.again === undefined) return undefined
+  ctx.log('    the same waiters once more, in the same processes…')
+  await queue.again()
+  for (let i = 0; i < queue.waiters; i++) await queue.join(i)
+  await sleep(SETTLE_MS)
+  queue.release()
+  await queue.drained()
+  const acquisitions = queue.acquisitions()
+  const releases = queue.releases().sort((a, b) => a - b)
+  const handoverSamples = [...acquisitions].sort((a, b) => a - b).map((t, i) => t - (releases[i] as number))
+  return { handover: summarize(handoverSamples), handoverSamples, ...inversions(orderOf(acquisitions)) }
 }
 
 const round = (x: number) => Math.round(x * 100) / 100
@@ -413,6 +451,8 @@ function workerQueue(
   const peerOf = (i: number) => peers[i % processes] as Peer
   const kubernetes = backend === 'kube-locks'
   const spread = processes < waiters ? `, ${processes} processes` : ''
+  /** Where the current round began: its wall-clock time, and each process's count of events then. */
+  let round = { since: Number.NEGATIVE_INFINITY, from: new Map<Peer, number>() }
   return {
     label: kubernetes ? `kube-locks ${fair ? 'fair' : 'fair: false'}${spread}` : 'redlock defaults',
     unit: kubernetes ? 'lease requests' : 'Redis commands',
@@ -490,13 +530,26 @@ function workerQueue(
     release: () => holder?.send({ op: 'release', id: 'holder' }),
     async drained() {
       await Promise.all(
-        Array.from({ length: waiters }, (_, i) => peerOf(i).next(event('released', id(i)), DRAIN_TIMEOUT_MS)),
+        Array.from({ length: waiters }, (_, i) => {
+          const peer = peerOf(i)
+          return peer.next(event('released', id(i)), DRAIN_TIMEOUT_MS, round.from.get(peer))
+        }),
       )
     },
     acquisitions: () =>
-      Array.from({ length: waiters }, (_, i) => eventTime(peerOf(i), event('acquired', id(i)))),
+      Array.from({ length: waiters }, (_, i) =>
+        eventTime(peerOf(i), (e) => event('acquired', id(i))(e) && e.t >= round.since),
+      ),
     releases: () =>
-      all().flatMap((peer) => peer.events.filter((e) => e.event === 'releasing').map((e) => e.t)),
+      all().flatMap((peer) =>
+        peer.events.filter((e) => e.event === 'releasing' && e.t >= round.since).map((e) => e.t),
+      ),
+    async again() {
+      if (holder === undefined) throw new Error('the queue was not prepared')
+      round = { since: wallNow(), from: new Map(all().map((peer) => [peer, peer.events.length])) }
+      holder.send({ op: 'acquire', id: 'holder', name: LOCK, expires: 20, timeout: 0, renew: kubernetes })
+      await holder.next(event('acquired', 'holder'), 60_000, round.from.get(holder))
+    },
     async stop() {
       await Promise.all(all().map((peer) => peer.stop()))
     },
