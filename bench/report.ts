@@ -163,7 +163,8 @@ function rows(report: Report): Row[] {
   if (report.waiting) out.push(...waitingRows(report.waiting))
   const s = report.scale
   if (s) {
-    const growth = (after: number, before: number) => `+${(after - before).toFixed(1)} MiB`
+    const growth = (after: number, before: number) =>
+      `${after >= before ? '+' : '−'}${Math.abs(after - before).toFixed(1)} MiB`
     out.push({
       measure: `scale: one process holding ${s.locks} locks, RSS above before (no memory limit), 1 s after`,
       value: `${growth(s.holderRssMiB, s.holderRssBeforeMiB)} (heap ${s.holderHeapUsedMiB} MiB)`,
@@ -201,7 +202,7 @@ function rows(report: Report): Row[] {
     const c = s.cappedHolder
     out.push({
       measure: `scale: the same without a limit, young generation capped (--max-semi-space-size=${c.semiSpaceMiB})`,
-      value: `${growth(c.rssMiB, c.rssBeforeMiB)} (heap +${(c.heapUsedMiB - c.heapUsedBeforeMiB).toFixed(1)} MiB)`,
+      value: `${growth(c.rssMiB, c.rssBeforeMiB)} (heap ${growth(c.heapUsedMiB, c.heapUsedBeforeMiB)})`,
       baseline: `${c.rssBeforeMiB} → ${c.rssMiB} MiB`,
       ratio: formatRatio(c.rssMiB / c.rssBeforeMiB),
       target: '≤ +50 MiB',

@@ -356,9 +356,7 @@ async function drain(
   const cpuDrainEnd = await cpu()
   const drained = tallyDelta(before, await queue.meter())
   const objectsAfter = await queue.objectCounts?.()
-  const acquisitions = queue.acquisitions()
-  const releases = queue.releases().sort((a, b) => a - b)
-  const handoverSamples = [...acquisitions].sort((a, b) => a - b).map((t, i) => t - (releases[i] as number))
+  const { acquisitions, handoverSamples } = handovers(queue)
   const order = orderOf(acquisitions)
   const warmDrain = warm ? await drainAgain(ctx, queue) : undefined
   await queue.stop()
@@ -401,10 +399,19 @@ async function drainAgain(ctx: Context, queue: Queue): Promise<WarmDrain | undef
   await sleep(SETTLE_MS)
   queue.release()
   await queue.drained()
+  const { acquisitions, handoverSamples } = handovers(queue)
+  return { handover: summarize(handoverSamples), handoverSamples, ...inversions(orderOf(acquisitions)) }
+}
+
+/**
+ * The drained round's acquisitions (by start order) and its handovers: the n-th acquisition in time
+ * less the n-th release begun, the holder's first.
+ */
+function handovers(queue: Queue): { acquisitions: number[]; handoverSamples: number[] } {
   const acquisitions = queue.acquisitions()
   const releases = queue.releases().sort((a, b) => a - b)
   const handoverSamples = [...acquisitions].sort((a, b) => a - b).map((t, i) => t - (releases[i] as number))
-  return { handover: summarize(handoverSamples), handoverSamples, ...inversions(orderOf(acquisitions)) }
+  return { acquisitions, handoverSamples }
 }
 
 const round = (x: number) => Math.round(x * 100) / 100

@@ -89,18 +89,30 @@ async function holdMany(
   return (await holder.next(event('holding'), 1_800_000)) as Holding
 }
 
+/** A fresh holder process acquires `locks` locks (see {@link holdMany}), reports, and is ended. */
+async function holdOnce(
+  ctx: Context,
+  namespace: string,
+  prefix: string,
+  locks: number,
+  options: Parameters<typeof worker>[3],
+): Promise<Holding> {
+  const holder = await worker(ctx, 'kube-locks', namespace, options)
+  const held = await holdMany(holder, prefix, locks)
+  holder.kill()
+  await holder.exited
+  return held
+}
+
 async function limitedHolder(ctx: Context, namespace: string, locks: number): Promise<HolderMemory | string> {
   const limit = createMemoryLimit(`kube-locks-bench-${process.pid}`, HOLDER_LIMIT_MIB * 2 ** 20)
   if (typeof limit === 'string') return limit
   try {
-    const holder = await worker(ctx, 'kube-locks', namespace, {
+    ctx.log(`  the same in a ${HOLDER_LIMIT_MIB} MiB memory cgroup…`)
+    const held = await holdOnce(ctx, namespace, 'scale-limited', locks, {
       nodeFlags: ['--expose-gc'],
       memoryLimit: limit,
     })
-    ctx.log(`  the same in a ${HOLDER_LIMIT_MIB} MiB memory cgroup…`)
-    const held = await holdMany(holder, 'scale-limited', locks)
-    holder.kill()
-    await holder.exited
     return {
       limitMiB: HOLDER_LIMIT_MIB,
       rssBeforeMiB: mib(held.before.rss),
@@ -114,13 +126,10 @@ async function limitedHolder(ctx: Context, namespace: string, locks: number): Pr
 }
 
 async function cappedHolder(ctx: Context, namespace: string, locks: number): Promise<CappedHolderMemory> {
-  const holder = await worker(ctx, 'kube-locks', namespace, {
+  ctx.log(`  the same without a limit, with --max-semi-space-size=${CAPPED_SEMI_SPACE_MIB}…`)
+  const held = await holdOnce(ctx, namespace, 'scale-capped', locks, {
     nodeFlags: ['--expose-gc', `--max-semi-space-size=${CAPPED_SEMI_SPACE_MIB}`],
   })
-  ctx.log(`  the same without a limit, with --max-semi-space-size=${CAPPED_SEMI_SPACE_MIB}…`)
-  const held = await holdMany(holder, 'scale-capped', locks)
-  holder.kill()
-  await holder.exited
   return {
     semiSpaceMiB: CAPPED_SEMI_SPACE_MIB,
     rssBeforeMiB: mib(held.before.rss),
