@@ -2,6 +2,7 @@ import { MANAGED_BY_LABEL, MANAGED_BY_VALUE } from './constants.ts'
 import { LeaseConflictError, LeaseNotManagedError, LockUnavailableError } from './errors.ts'
 import type { LeaseObservation } from './expiry.ts'
 import { expiresAt, observe } from './expiry.ts'
+import { isHolderRecord } from './holders.ts'
 import type { LeaseDraft, LeaseRecord } from './lease-record.ts'
 import { isFree, isManaged, withoutHolderAnnotations } from './lease-record.ts'
 import type { LeaseStore } from './lease-store.ts'
@@ -115,8 +116,11 @@ export async function acquireStep(ctx: StepContext, state: AcquireState): Promis
       return { kind: 'too-slow', state: { ...state, view }, roundTripMs }
     }
   }
-  // A ticket (a waiter's place in some lock's line) is not a lock, whatever its name.
-  if (view !== 'absent' && (!isManaged(view.record) || isTicket(view.record))) {
+  // A ticket (a waiter's place in some lock's line) or a holder record is not a lock, whatever its name.
+  if (
+    view !== 'absent' &&
+    (!isManaged(view.record) || isTicket(view.record) || isHolderRecord(view.record))
+  ) {
     throw new LeaseNotManagedError({
       leaseName: ctx.leaseName,
       namespace: ctx.namespace,

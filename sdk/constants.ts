@@ -43,3 +43,19 @@ export const QUEUE_LABEL = 'kube-locks.io/queue-for'
 export const WAITS_FOR_ANNOTATION = 'kube-locks.io/waits-for'
 /** Annotation a ticket's renewals write: its place in line, the resourceVersion of its creation. */
 export const QUEUE_POSITION_ANNOTATION = 'kube-locks.io/position'
+
+/**
+ * Label on every holder record (one shared or semaphore holder of a lock; see `sdk/holders.ts`): the
+ * queue key of the lock's lease, so `-l kube-locks.io/holder-of=<key>` lists one lock's holders.
+ */
+export const HOLDER_OF_LABEL = 'kube-locks.io/holder-of'
+/** Annotation on every holder record: the Lease name of the lock it holds, exactly. */
+export const HOLDS_ANNOTATION = 'kube-locks.io/holds'
+/**
+ * How a lock is held by more than one holder: `shared` or `semaphore`. On each holder record, and on
+ * the lock's own lease once such a holder has used it, so that an exclusive acquirer knows to wait for
+ * them and a holder asking for another mode is told what is in use.
+ */
+export const MODE_ANNOTATION = 'kube-locks.io/mode'
+/** Beside {@link MODE_ANNOTATION} `semaphore`: the most holders at once, a decimal integer. */
+export const LIMIT_ANNOTATION = 'kube-locks.io/limit'

@@ -19,6 +19,7 @@ export type LockErrorCode =
   | 'LEASE_NOT_MANAGED'
   | 'NAMESPACE_NOT_FOUND'
   | 'WATCH_EXPIRED'
+  | 'LOCK_MODE_CONFLICT'
 
 export class LockError extends Error {
   readonly code: LockErrorCode
@@ -307,4 +308,36 @@ export function describeValue(value: unknown): string {
   if (Array.isArray(value)) return 'an array'
   if (typeof value === 'function') return 'a function'
   return `an object (${Object.prototype.toString.call(value).slice(8, -1)})`
+}
+
+/**
+ * A lock was asked for in a mode other than the one its current holders use: a `limit` other than
+ * theirs, or `shared` where they hold a semaphore (or the other way round). Exclusive acquisitions
+ * never conflict: they wait for every holder.
+ */
+export class LockModeConflictError extends LockError {
+  declare readonly code: 'LOCK_MODE_CONFLICT'
+  readonly lockName: string
+  readonly namespace: string
+  /** What this call asked for, e.g. `semaphore (limit 5)` or `shared`. */
+  readonly requested: string
+  /** What the lock is used as, e.g. `semaphore (limit 3)`. */
+  readonly inUse: string
+
+  constructor(
+    details: { lockName: string; namespace: string; requested: string; inUse: string },
+    options?: ErrorOptions,
+  ) {
+    super(
+      'LOCK_MODE_CONFLICT',
+      `lock \`${details.lockName}\` in namespace \`${details.namespace}\` is used as a ${details.inUse}, ` +
+        `but this call asked for a ${details.requested}: every holder of one name must use the same ` +
+        '`limit` (or all `shared: true`); use the same options everywhere, or another lock name',
+      options,
+    )
+    this.lockName = details.lockName
+    this.namespace = details.namespace
+    this.requested = details.requested
+    this.inUse = details.inUse
+  }
 }

@@ -1,5 +1,11 @@
 import type { Clock, Logger } from './clock.ts'
-import { LeaseConflictError, LockError, LockLostError, LockUnavailableError } from './errors.ts'
+import {
+  LeaseConflictError,
+  LeaseNotFoundError,
+  LockError,
+  LockLostError,
+  LockUnavailableError,
+} from './errors.ts'
 import type { LeaseRecord } from './lease-record.ts'
 import { freedRecord, isManaged } from './lease-record.ts'
 import type { LeaseStore } from './lease-store.ts'
@@ -54,6 +60,17 @@ export interface HeldLockContext {
   readonly requestTimeoutMs: number
   readonly retryIntervalMs: number
   readonly onReleased: (lock: HeldLock) => void
+  /**
+   * The lease is this holder's own record (a shared or semaphore holder, see `sdk/holders.ts`):
+   * release deletes it rather than marking it free.
+   * @default false
+   */
+  readonly discard?: boolean | undefined
+  /**
+   * The record a renewal writes.
+   * @default the record with a new `renewTime`
+   */
+  readonly renewal?: ((record: LeaseRecord, wallNow: number) => LeaseRecord) | undefined
 }
 
 /**
@@ -76,6 +93,10 @@ export class HeldLock implements Lock {
   #renewAt = Number.POSITIVE_INFINITY
   #renewing: Promise<void> | undefined
   #released: Promise<void> | undefined
+  /** Monotonic time at which the last successful write was sent. */
+  #lastSentAt: number
+  /** Renewing while {@link HeldLock.renewWhile} runs, whatever `renew` says. */
+  #forceRenew = false
 
   constructor(ctx: HeldLockContext) {
     this.#ctx = ctx
@@ -85,6 +106,7 @@ export class HeldLock implements Lock {
     this.namespace = ctx.record.namespace
     this.holder = ctx.record.holderIdentity ?? ''
     this.fencingToken = ctx.record.resourceVersion
+    this.#lastSentAt = ctx.sentAt
     this.#deadline = ctx.sentAt + ctx.expiresMs - ctx.safetyMarginMs
     this.#scheduleDeadline()
     if (ctx.renew) this.#scheduleRenewal(ctx.sentAt)
@@ -112,6 +134,28 @@ export class HeldLock implements Lock {
 
   [Symbol.asyncDispose](): Promise<void> {
     return this.release()
+  }
+
+  /**
+   * Keeps the lease renewed while `task` runs, whatever `renew` says: an exclusive holder that waits
+   * for shared holders to finish holds its lease meanwhile. Afterwards, when renewals are off and more
+   * than a second has passed, renews once, so the caller gets the full `expires` from now.
+   */
+  async renewWhile(task: () => Promise<void>): Promise<void> {
+    this.#forceRenew = true
+    if (this.#renewTimer === undefined && this.#renewing === undefined)
+      this.#scheduleRenewal(this.#lastSentAt)
+    try {
+      await task()
+    } finally {
+      this.#forceRenew = false
+      if (!this.#ctx.renew && this.#renewTimer !== undefined) {
+        clearTimeout(this.#renewTimer)
+        this.#renewTimer = undefined
+      }
+    }
+    await this.#renewing
+    if (this.#ctx.clock.now() - this.#lastSentAt > 1000) await this.#renewOnce()
   }
 
   #lose(reason: LockLostError | DOMException): void {
@@ -143,7 +187,7 @@ export class HeldLock implements Lock {
   }
 
   #scheduleRenewal(lastSentAt: number): void {
-    if (this.#controller.signal.aborted) return
+    if (this.#controller.signal.aborted || !(this.#ctx.renew || this.#forceRenew)) return
     // Two renewals fit in before the deadline, whatever the safety margin.
     const interval = Math.min(this.#ctx.expiresMs / 3, (this.#ctx.expiresMs - this.#ctx.safetyMarginMs) / 2)
     this.#setRenewTimer(lastSentAt + interval)
@@ -177,7 +221,10 @@ export class HeldLock implements Lock {
       return
     }
     const time = formatMicroTime(clock.wallNow())
-    const next: LeaseRecord = { ...this.#record, renewTime: time }
+    const next: LeaseRecord = this.#ctx.renewal?.(this.#record, clock.wallNow()) ?? {
+      ...this.#record,
+      renewTime: time,
+    }
     // No answer can help after the deadline: by then the signal has fired anyway.
     const budget = Math.max(1, Math.min(this.#ctx.requestTimeoutMs, this.#deadline - sentAt))
     const timer = requestDeadline(budget, store.server, 'did not answer a renewal')
@@ -192,6 +239,7 @@ export class HeldLock implements Lock {
         this.#scheduleDeadline()
         return
       }
+      this.#lastSentAt = sentAt
       this.#deadline = sentAt + this.#ctx.expiresMs - this.#ctx.safetyMarginMs
       this.#scheduleDeadline()
       this.#scheduleRenewal(sentAt)
@@ -247,6 +295,16 @@ export class HeldLock implements Lock {
       // Our record is stale: a renewal whose answer was lost applied, or someone wrote the lease and
       // kept its holder (a label added).
       try {
+        if (this.#ctx.discard) {
+          await discardIfHeldBy(
+            store,
+            this.namespace,
+            this.leaseName,
+            this.holder,
+            this.#ctx.requestTimeoutMs,
+          )
+          return
+        }
         const freed = await freeIfHeldBy(
           store,
           this.namespace,
@@ -269,6 +327,10 @@ export class HeldLock implements Lock {
   }
 
   async #free(record: LeaseRecord): Promise<void> {
+    if (this.#ctx.discard) {
+      await discardRecord(this.#ctx.store, record, this.#ctx.requestTimeoutMs)
+      return
+    }
     this.#record = await freeRecord(this.#ctx.store, record, this.#requestOptions())
   }
 
@@ -335,4 +397,42 @@ export async function freeIfHeldBy(
   }
   if (current === undefined || current.holderIdentity !== identity || !isManaged(current)) return undefined
   return freeRecord(store, current, options)
+}
+
+/**
+ * Deletes a holder record under its uid and resourceVersion; a `LeaseConflictError` if they no longer
+ * match. One that is gone already counts as deleted.
+ */
+export async function discardRecord(store: LeaseStore, record: LeaseRecord, requestTimeoutMs: number) {
+  const timer = requestDeadline(requestTimeoutMs, store.server)
+  try {
+    await store.delete(record.namespace, record.name, record, { signal: timer.start() })
+  } catch (error) {
+    if (!(error instanceof LeaseNotFoundError)) throw error
+  } finally {
+    timer.clear()
+  }
+}
+
+/**
+ * Reads a holder record and deletes it if it still names `identity`. Resolves `true` if it deleted
+ * one; `false` if there was none of ours.
+ */
+export async function discardIfHeldBy(
+  store: LeaseStore,
+  namespace: string,
+  name: string,
+  identity: string,
+  requestTimeoutMs: number,
+): Promise<boolean> {
+  const timer = requestDeadline(requestTimeoutMs, store.server)
+  let current: LeaseRecord | undefined
+  try {
+    current = await store.get(namespace, name, { signal: timer.start() })
+  } finally {
+    timer.clear()
+  }
+  if (current === undefined || current.holderIdentity !== identity || !isManaged(current)) return false
+  await discardRecord(store, current, requestTimeoutMs)
+  return true
 }

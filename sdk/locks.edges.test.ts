@@ -340,7 +340,9 @@ describe('misspelt options', () => {
 
   it('withLock rejects an unknown key before running anything', async () => {
     const fn = vi.fn()
-    await expect(locks().withLock('x', { limit: 3 } as never, fn)).rejects.toThrow(/unknown option `limit`/)
+    await expect(locks().withLock('x', { limits: 3 } as never, fn)).rejects.toThrow(
+      /unknown option `limits`.*did you mean `limit`/,
+    )
     expect(fn).not.toHaveBeenCalled()
     expect(memory.calls).toEqual([])
   })

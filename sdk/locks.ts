@@ -6,15 +6,19 @@ import { InvalidLockOptionsError, LockClosedError, LockTimeoutError } from './er
 import type { LeaseObservation } from './expiry.ts'
 import type { Lock } from './held-lock.ts'
 import { freeIfHeldBy, HeldLock } from './held-lock.ts'
+import type { HolderWaitContext } from './holder-acquire.ts'
+import { acquireHolder, waitForHolders } from './holder-acquire.ts'
+import { mayHaveHolders } from './holders.ts'
 import { base32, leaseNameFor } from './lease-name.ts'
 import type { LeaseRecord } from './lease-record.ts'
 import type { LeaseStore } from './lease-store.ts'
 import type { AcquireArgs, WithLockArgs } from './lock-call.ts'
 import { parseAcquireArgs, parseWithLockArgs } from './lock-call.ts'
-import type { AcquireOptions, ResolvedAcquireOptions, ResolvedLocksOptions } from './options.ts'
+import type { AcquireOptions, HolderMode, ResolvedAcquireOptions, ResolvedLocksOptions } from './options.ts'
 import { resolveAcquireOptions } from './options.ts'
 import { WaitLine } from './queue.ts'
 import { checkServerVersion } from './server-version.ts'
+import { renewedTicket } from './ticket.ts'
 import { requestDeadline, Wakeup, withRequestDeadline } from './timers.ts'
 import { LineKnowledge, LineTender, WaitInbox } from './wait-io.ts'
 import type { WaitConfig, WaitEvent } from './wait-step.ts'
@@ -160,6 +164,9 @@ export class LockClient implements Locks {
     const signals = [this.#closeController.signal, ...(options.signal ? [options.signal] : [])]
     const start = clock.now()
     const deadline = start + options.timeout * 1000
+    if (options.mode !== undefined) {
+      return this.#acquireHolder(lockName, leaseName, options, options.mode, { deadline, signals })
+    }
     // With `timeout: 0` the one attempt still gets a full request timeout; otherwise no read outlives
     // the deadline. Writes always get a full request timeout (see acquireStep's `writeSignal`).
     const requestsEnd = options.timeout === 0 ? start + requestTimeoutMs : deadline
@@ -237,6 +244,9 @@ export class LockClient implements Locks {
               await lock.release()
               throw options.signal.reason
             }
+            if (!lock.signal.aborted && mayHaveHolders(action.record, action.readBack)) {
+              await this.#waitForHolders(lock, config, { deadline, signals })
+            }
             if (!lock.signal.aborted) return lock
             await lock.release()
             // A fresh identity: if the hand-back failed, the old lease must look like anyone else's.
@@ -276,6 +286,83 @@ export class LockClient implements Locks {
     } finally {
       for (const stop of unsubscribe) stop()
       wakeup.dispose()
+    }
+  }
+
+  /** A shared or semaphore hold: the holder's own record, acquired by `acquireHolder`. */
+  async #acquireHolder(
+    lockName: string,
+    leaseName: string,
+    options: ResolvedAcquireOptions,
+    mode: HolderMode,
+    call: { readonly deadline: number; readonly signals: readonly AbortSignal[] },
+  ): Promise<Lock> {
+    const { [LOCK_NAME_ANNOTATION]: _, ...holderAnnotations } = this.#annotations(lockName)
+    const config = this.#waitConfig(lockName, options, call.deadline)
+    const own = await acquireHolder({
+      ...this.#holderWait(leaseName, lockName, options, call),
+      timedOut: config.timedOut,
+      mode,
+      identity: newIdentity(this.#options.identity),
+      durationSeconds: Math.ceil(options.expires),
+      validForMs: (options.expires - options.safetyMargin) * 1000,
+      annotations: holderAnnotations,
+      fair: options.fair,
+    })
+    const lock = this.#hold(lockName, own.record, own.sentAt, options, true)
+    if (options.signal?.aborted) {
+      await lock.release()
+      throw options.signal.reason
+    }
+    return lock
+  }
+
+  /**
+   * An exclusive acquirer's wait for shared or semaphore holders to finish, keeping its lease renewed
+   * meanwhile. On failure (timeout, cancel) the lease is handed back.
+   */
+  async #waitForHolders(
+    lock: HeldLock,
+    config: WaitConfig,
+    call: { readonly deadline: number; readonly signals: readonly AbortSignal[] },
+  ): Promise<void> {
+    try {
+      await lock.renewWhile(() =>
+        waitForHolders({
+          ...this.#holderWait(lock.leaseName, lock.name, undefined, {
+            ...call,
+            signals: [...call.signals, lock.signal],
+          }),
+          timedOut: config.timedOut,
+        }),
+      )
+    } catch (error) {
+      await lock.release()
+      throw error
+    }
+  }
+
+  #holderWait(
+    leaseName: string,
+    lockName: string,
+    options: ResolvedAcquireOptions | undefined,
+    call: { readonly deadline: number; readonly signals: readonly AbortSignal[] },
+  ): Omit<HolderWaitContext, 'timedOut'> {
+    const { clock, logger, expiryGraceMs, requestTimeoutMs, retryIntervalMs } = this.#options
+    return {
+      store: this.#store,
+      hub: this.#hub,
+      namespace: this.namespace,
+      leaseName,
+      lockName,
+      clock,
+      logger,
+      graceMs: expiryGraceMs,
+      requestTimeoutMs,
+      retryIntervalMs,
+      deadline: call.deadline,
+      once: options?.timeout === 0 || call.deadline <= clock.now(),
+      signals: call.signals,
     }
   }
 
@@ -389,8 +476,15 @@ export class LockClient implements Locks {
     }
   }
 
-  #hold(lockName: string, record: LeaseRecord, sentAt: number, options: ResolvedAcquireOptions): HeldLock {
+  #hold(
+    lockName: string,
+    record: LeaseRecord,
+    sentAt: number,
+    options: ResolvedAcquireOptions,
+    ownRecord = false,
+  ): HeldLock {
     const lock = new HeldLock({
+      ...(ownRecord ? { discard: true, renewal: renewedTicket } : {}),
       store: this.#store,
       clock: this.#options.clock,
       logger: this.#options.logger,

@@ -123,6 +123,21 @@ export interface AcquireOptions {
    * @default true
    */
   readonly fair?: boolean | undefined
+  /**
+   * Makes the lock a semaphore: up to `limit` holders of the name at once, each with its own lease,
+   * expiry, signal and fencing token. Every holder of a name must use the same `limit`; an exclusive
+   * acquisition (no `limit`, no `shared`) of the same name waits until all of them are gone. A whole
+   * number of at least 1.
+   * @default undefined — an exclusive lock
+   */
+  readonly limit?: number | undefined
+  /**
+   * A shared (read) lock: any number of shared holders at once, but none while an exclusive holder of
+   * the same name holds it. An exclusive acquirer waits for the shared holders to finish, and shared
+   * acquirers that come after it wait for it. Not together with `limit`.
+   * @default false — an exclusive lock
+   */
+  readonly shared?: boolean | undefined
 }
 
 export const DEFAULTS = Object.freeze({
@@ -168,6 +183,8 @@ const ACQUIRE_OPTION_KEYS: readonly (keyof AcquireOptions)[] = [
   'safetyMargin',
   'signal',
   'fair',
+  'limit',
+  'shared',
 ]
 
 /** The default safety margin for a lock of `expires` seconds. */
@@ -198,7 +215,15 @@ export interface ResolvedAcquireOptions {
   readonly safetyMargin: number
   readonly signal: AbortSignal | undefined
   readonly fair: boolean
+  /** `undefined` for an exclusive lock. */
+  readonly mode: HolderMode | undefined
 }
+
+/** How a lock is held by several holders at once: shared, or as a semaphore of `limit` holders. */
+export type HolderMode = { readonly kind: 'shared' } | { readonly kind: 'semaphore'; readonly limit: number }
+
+/** Most holders of one semaphore: a bound that keeps the holder list of one lock a single small page. */
+export const MAX_LIMIT = 1000
 
 /** What option defaulting may read from outside the caller's options. */
 export interface Environment {
@@ -310,7 +335,29 @@ export function resolveAcquireOptions(options: AcquireOptions | undefined): Reso
   }
   const fair = o.fair ?? DEFAULTS.fair
   if (typeof fair !== 'boolean') throw new InvalidLockOptionsError('fair', 'a boolean', fair)
-  return Object.freeze({ expires, timeout, renew, safetyMargin, signal, fair })
+  return Object.freeze({ expires, timeout, renew, safetyMargin, signal, fair, mode: holderMode(o) })
+}
+
+function holderMode(o: AcquireOptions): HolderMode | undefined {
+  const { limit, shared } = o
+  if (shared !== undefined && typeof shared !== 'boolean') {
+    throw new InvalidLockOptionsError('shared', 'a boolean', shared)
+  }
+  if (limit !== undefined) {
+    if (typeof limit !== 'number' || !Number.isInteger(limit) || limit < 1 || limit > MAX_LIMIT) {
+      throw new InvalidLockOptionsError('limit', `a whole number from 1 to ${MAX_LIMIT}`, limit)
+    }
+    if (shared === true) {
+      throw new InvalidLockOptionsError(
+        'shared',
+        `absent or false when \`limit\` is given (a semaphore of ${limit} holders is not also a shared lock): ` +
+          'choose one of the two',
+        shared,
+      )
+    }
+    return Object.freeze({ kind: 'semaphore', limit })
+  }
+  return shared === true ? Object.freeze({ kind: 'shared' }) : undefined
 }
 
 function seconds(

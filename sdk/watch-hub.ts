@@ -1,6 +1,7 @@
 import type { Logger } from './clock.ts'
 import { MANAGED_BY_SELECTOR } from './constants.ts'
 import { LockUnavailableError, WatchExpiredError } from './errors.ts'
+import { holderRecordLock } from './holders.ts'
 import type { LeaseRecord } from './lease-record.ts'
 import type { LeaseEvent, LeaseStore } from './lease-store.ts'
 import { compareResourceVersions } from './resource-version.ts'
@@ -102,6 +103,10 @@ export class WatchHub {
   readonly #tombstones = new Map<string, string>()
   /** Lock lease name → its tickets by name: an index of `#leases`. */
   readonly #queues = new Map<string, Map<string, LeaseRecord>>()
+  /** Lock lease name → listeners of its holder records (shared and semaphore holders). */
+  readonly #holderListeners = new Map<string, Set<() => void>>()
+  /** Lock lease name → its holder records by name: an index of `#leases`. */
+  readonly #holders = new Map<string, Map<string, LeaseRecord>>()
   /** The resourceVersion up to which `#leases` is complete (the list's, then each event's). */
   #resourceVersion = ''
   #listed = false
@@ -135,6 +140,7 @@ export class WatchHub {
     let count = 0
     for (const set of this.#listeners.values()) count += set.size
     for (const set of this.#queueListeners.values()) count += set.size
+    for (const set of this.#holderListeners.values()) count += set.size
     return count
   }
 
@@ -177,6 +183,47 @@ export class WatchHub {
     }
   }
 
+  /**
+   * The newest version of `leaseName` the running, healthy hub has seen: `'absent'` if it has none,
+   * `undefined` when it has not listed yet or is unhealthy.
+   */
+  lease(leaseName: string): LeaseRecord | 'absent' | undefined {
+    if (this.#run === undefined || !this.#listed || !this.#healthy) return undefined
+    return this.#leases.get(leaseName) ?? 'absent'
+  }
+
+  /**
+   * The holder records of `leaseName` (see `sdk/holders.ts`) as the running, healthy hub knows them;
+   * `undefined` when it has not listed yet or is unhealthy.
+   */
+  holders(leaseName: string): readonly LeaseRecord[] | undefined {
+    if (this.#run === undefined || !this.#listed || !this.#healthy) return undefined
+    return [...(this.#holders.get(leaseName)?.values() ?? [])]
+  }
+
+  /**
+   * Subscribes to the holder records of one lock: `listener` is called after every change to one of
+   * them, after every fresh list and when the hub's health changes (then `holders()` says what is known).
+   * Starts the hub if idle.
+   */
+  subscribeHolders(leaseName: string, listener: () => void): () => void {
+    let set = this.#holderListeners.get(leaseName)
+    if (set === undefined) {
+      set = new Set()
+      this.#holderListeners.set(leaseName, set)
+    }
+    set.add(listener)
+    if (this.#run === undefined) this.#start()
+    let subscribed = true
+    return () => {
+      if (!subscribed) return
+      subscribed = false
+      set.delete(listener)
+      if (set.size === 0) this.#holderListeners.delete(leaseName)
+      this.#stopIfIdle()
+    }
+  }
+
   /** Leases and deletions remembered for late subscribers (bounded: see {@link MAX_TOMBSTONES}). */
   get knownLeaseCount(): number {
     return this.#leases.size + this.#tombstones.size
@@ -214,7 +261,9 @@ export class WatchHub {
   }
 
   #stopIfIdle(): void {
-    if (this.#listeners.size === 0 && this.#queueListeners.size === 0) void this.stop()
+    if (this.#listeners.size === 0 && this.#queueListeners.size === 0 && this.#holderListeners.size === 0) {
+      void this.stop()
+    }
   }
 
   /** Stops the watch and waits until every task the hub started has ended. */
@@ -271,6 +320,7 @@ export class WatchHub {
           this.#remember(list.items, list.resourceVersion)
           this.#announceList(list.items, list.resourceVersion)
           for (const lock of [...this.#queueListeners.keys()]) this.#emitQueue(lock)
+          for (const lock of [...this.#holderListeners.keys()]) this.#emitHolders(lock)
         }
         if (!suspect) this.#setHealthy(true)
         watch = new WatchAttempt(signal, now(), this.#stallMs())
@@ -296,6 +346,11 @@ export class WatchHub {
           if (lock !== undefined) {
             const deleted = event.type === 'DELETED'
             this.#emitQueue(lock, { kind: 'ticket', ticket: event.lease, deleted, resourceVersion })
+            return
+          }
+          const held = holderRecordLock(event.lease)
+          if (held !== undefined) {
+            this.#emitHolders(held)
             return
           }
           this.#emit(event.lease.name, {
@@ -388,23 +443,38 @@ export class WatchHub {
     }
   }
 
+  /** The index a ticket or a holder record belongs in, and the lock it is filed under. */
+  #indexOf(record: LeaseRecord): { index: Map<string, Map<string, LeaseRecord>>; lock: string } | undefined {
+    const waitsFor = ticketLock(record)
+    if (waitsFor !== undefined) return { index: this.#queues, lock: waitsFor }
+    const holds = holderRecordLock(record)
+    if (holds !== undefined) return { index: this.#holders, lock: holds }
+    return undefined
+  }
+
   #index(record: LeaseRecord): void {
-    const lock = ticketLock(record)
-    if (lock === undefined) return
-    let tickets = this.#queues.get(lock)
-    if (tickets === undefined) {
-      tickets = new Map()
-      this.#queues.set(lock, tickets)
+    const where = this.#indexOf(record)
+    if (where === undefined) return
+    let records = where.index.get(where.lock)
+    if (records === undefined) {
+      records = new Map()
+      where.index.set(where.lock, records)
     }
-    tickets.set(record.name, record)
+    records.set(record.name, record)
   }
 
   #unindex(record: LeaseRecord): void {
-    const lock = ticketLock(record)
-    if (lock === undefined) return
-    const tickets = this.#queues.get(lock)
-    tickets?.delete(record.name)
-    if (tickets?.size === 0) this.#queues.delete(lock)
+    const where = this.#indexOf(record)
+    if (where === undefined) return
+    const records = where.index.get(where.lock)
+    records?.delete(record.name)
+    if (records?.size === 0) where.index.delete(where.lock)
+  }
+
+  #emitHolders(leaseName: string): void {
+    const set = this.#holderListeners.get(leaseName)
+    if (set === undefined) return
+    for (const listener of [...set]) listener()
   }
 
   #snapshot(leaseName: string): QueueSnapshot {
@@ -430,6 +500,7 @@ export class WatchHub {
       }
     }
     this.#queues.clear()
+    this.#holders.clear()
     for (const item of items) {
       this.#tombstones.delete(item.name)
       this.#leases.set(item.name, item)
@@ -453,6 +524,7 @@ export class WatchHub {
     this.#leases.clear()
     this.#tombstones.clear()
     this.#queues.clear()
+    this.#holders.clear()
     this.#resourceVersion = ''
     this.#listed = false
   }
@@ -472,6 +544,7 @@ export class WatchHub {
     for (const set of [...this.#listeners.values()]) {
       for (const listener of [...set]) listener({ type: 'health', healthy })
     }
+    for (const lock of [...this.#holderListeners.keys()]) this.#emitHolders(lock)
   }
 
   #emit(leaseName: string, event: HubEvent): void {

@@ -1,0 +1,492 @@
+import type { Clock, Logger } from './clock.ts'
+import { LIMIT_ANNOTATION, LOCK_NAME_ANNOTATION, MANAGED_BY_LABEL, MANAGED_BY_VALUE } from './constants.ts'
+import {
+  LeaseConflictError,
+  LeaseNotManagedError,
+  LockModeConflictError,
+  LockUnavailableError,
+} from './errors.ts'
+import type { LeaseObservation } from './expiry.ts'
+import { expiresAt, observe } from './expiry.ts'
+import { discardIfHeldBy, discardRecord } from './held-lock.ts'
+import type { HolderFacts, HolderVerdict } from './holders.ts'
+import {
+  describeMode,
+  HolderSightings,
+  holderDraft,
+  holderSelector,
+  isHolderRecord,
+  isHolderRecordOf,
+  isLive,
+  judgeHolders,
+  modeAnnotations,
+} from './holders.ts'
+import type { LeaseRecord } from './lease-record.ts'
+import { freedRecord, isManaged } from './lease-record.ts'
+import type { LeaseStore } from './lease-store.ts'
+import type { HolderMode } from './options.ts'
+import { isTicket, isTicketOf, queueSelector, renewedTicket } from './ticket.ts'
+import { backoff, Wakeup, withRequestDeadline } from './timers.ts'
+import type { WatchHub } from './watch-hub.ts'
+
+/**
+ * The acquire loop of a shared or semaphore holder, and the wait of an exclusive acquirer for such
+ * holders to finish. The decisions are {@link judgeHolders}'s (see `sdk/holders.ts` for the protocol);
+ * this file does the reads and writes they ask for, and the waiting between them.
+ *
+ * Waiting costs no reads: the shared watch wakes a waiter, which judges the hub's view first and reads
+ * (consistently) only when that view says it might get in. So when one holder leaves, the waiters that
+ * cannot get in stay asleep.
+ */
+
+/** A record written less than this long ago counts as fresh: a check right after it needs no renewal. */
+export const FRESH_MS = 1000
+
+export interface HolderWaitContext {
+  readonly store: LeaseStore
+  readonly hub: WatchHub
+  readonly namespace: string
+  readonly leaseName: string
+  readonly lockName: string
+  readonly clock: Clock
+  readonly logger: Logger
+  readonly graceMs: number
+  readonly requestTimeoutMs: number
+  readonly retryIntervalMs: number
+  /** Monotonic milliseconds at which the call gives up. */
+  readonly deadline: number
+  /** `timeout: 0`: one look, no waiting. */
+  readonly once: boolean
+  /** The caller's signal and the client's close signal. */
+  readonly signals: readonly AbortSignal[]
+  readonly timedOut: (holder: string | undefined) => Error
+}
+
+export interface HolderAcquireContext extends HolderWaitContext {
+  readonly mode: HolderMode
+  readonly identity: string
+  readonly durationSeconds: number
+  /** Milliseconds a record stays valid after its last write was sent (`expires` − safety margin). */
+  readonly validForMs: number
+  /** The holder annotations of this process (service, pod, node). */
+  readonly annotations: Readonly<Record<string, string>>
+  /** Whether exclusive waiters in the lock's fair line come first. */
+  readonly fair: boolean
+}
+
+/** The record of a holder: the lease, and when its last successful write was sent. */
+export interface OwnRecord {
+  readonly record: LeaseRecord
+  readonly sentAt: number
+}
+
+/** Acquires a shared or semaphore hold on `ctx.lockName`: resolves with the holder's own record. */
+export async function acquireHolder(ctx: HolderAcquireContext): Promise<OwnRecord> {
+  return new HolderAcquisition(ctx).run()
+}
+
+class HolderAcquisition {
+  readonly #ctx: HolderAcquireContext
+  readonly #records = new HolderSightings()
+  readonly #tickets = new HolderSightings()
+  readonly #wakeup = new Wakeup()
+  #lease: LeaseObservation | undefined
+  #own: OwnRecord | undefined
+  /** A record whose create may have applied without an answer: deleted before the call ends. */
+  #unsure: string | undefined
+  #failures = 0
+
+  constructor(ctx: HolderAcquireContext) {
+    this.#ctx = ctx
+  }
+
+  async run(): Promise<OwnRecord> {
+    const { hub, leaseName, fair } = this.#ctx
+    const wake = () => this.#wakeup.notify()
+    const stops = [hub.subscribe(leaseName, wake), hub.subscribeHolders(leaseName, wake)]
+    if (fair) stops.push(hub.subscribeQueue(leaseName, wake))
+    let backedOff = false
+    try {
+      for (;;) {
+        const verdict = await this.#check(backedOff)
+        if (verdict === undefined) continue
+        switch (verdict.kind) {
+          case 'hold': {
+            const own = this.#own
+            if (own !== undefined && this.#now() < own.sentAt + this.#ctx.validForMs) {
+              this.#own = undefined
+              return own
+            }
+            continue
+          }
+          case 'announce':
+            backedOff = false
+            continue
+          case 'mode-conflict':
+            throw new LockModeConflictError({
+              lockName: this.#ctx.lockName,
+              namespace: this.#ctx.namespace,
+              requested: describeMode(this.#ctx.mode),
+              inUse: describeMode(verdict.inUse),
+            })
+          case 'mark':
+            await this.#write(() => this.#mark())
+            continue
+          case 'free-expired':
+            await this.#write(() => this.#freeExpired(verdict.lease))
+            continue
+          case 'back-off':
+            if (this.#own !== undefined) await this.#discard()
+            backedOff = true
+            await this.#waitFor(verdict)
+            continue
+          case 'wait':
+            await this.#waitFor(verdict)
+            continue
+        }
+      }
+    } finally {
+      for (const stop of stops) stop()
+      this.#wakeup.dispose()
+      if (this.#own !== undefined) await this.#discard()
+      if (this.#unsure !== undefined) await this.#discardUnsure(this.#unsure)
+    }
+  }
+
+  #now(): number {
+    return this.#ctx.clock.now()
+  }
+
+  /**
+   * Announces (or refreshes) this holder's record unless backed off, then reads the lock's lease, its
+   * holder records and, if fair, its line, and judges them. `undefined`: a request failed; try again.
+   */
+  async #check(backedOff: boolean): Promise<HolderVerdict | undefined> {
+    try {
+      if (!backedOff) {
+        if (this.#own === undefined) this.#own = await this.#announce()
+        else if (this.#now() - this.#own.sentAt >= FRESH_MS) await this.#renew()
+        if (this.#own === undefined) return undefined
+      }
+      const verdict = judgeHolders(await this.#read())
+      this.#failures = 0
+      return verdict
+    } catch (error) {
+      if (!(error instanceof LockUnavailableError)) throw error
+      await this.#afterFailure(error)
+      return undefined
+    }
+  }
+
+  /** Consistent reads of everything a decision rests on; they start after this holder's last write. */
+  async #read(): Promise<HolderFacts> {
+    const { store, namespace, leaseName } = this.#ctx
+    const lease = await this.#request((signal) => store.get(namespace, leaseName, { signal }))
+    if (lease !== undefined && (!isManaged(lease) || isTicket(lease) || isHolderRecord(lease))) {
+      throw new LeaseNotManagedError({ leaseName, namespace, holder: lease.holderIdentity })
+    }
+    const records = await this.#request((signal) =>
+      store.list(namespace, { labelSelector: holderSelector(leaseName), signal }),
+    )
+    const tickets = this.#ctx.fair
+      ? await this.#request((signal) =>
+          store.list(namespace, { labelSelector: queueSelector(leaseName), signal }),
+        )
+      : undefined
+    const now = this.#now()
+    this.#lease = lease === undefined ? undefined : observe(this.#lease, lease, now)
+    return this.#facts(
+      this.#lease ?? 'absent',
+      records.items.filter((r) => isHolderRecordOf(r, leaseName)),
+      tickets?.items.filter((t) => isTicketOf(t, leaseName)) ?? [],
+    )
+  }
+
+  #facts(
+    lease: LeaseObservation | 'absent',
+    records: readonly LeaseRecord[],
+    tickets: readonly LeaseRecord[],
+  ): HolderFacts {
+    const now = this.#now()
+    return {
+      mode: this.#ctx.mode,
+      own: this.#own?.record,
+      lease,
+      records: this.#records.see(records, now),
+      tickets: this.#tickets.see(tickets, now),
+      leaseName: this.#ctx.leaseName,
+      now,
+      graceMs: this.#ctx.graceMs,
+    }
+  }
+
+  /**
+   * Sleeps until something could have changed the verdict: a change the watch delivers that the hub's
+   * view says may let this holder in, the time the blocker could expire, this record's renewal, the
+   * deadline (then the call fails), or a poll interval while the watch is failing.
+   */
+  async #waitFor(verdict: { readonly holder: string | undefined; readonly until: number }): Promise<void> {
+    const { deadline, once, retryIntervalMs, hub } = this.#ctx
+    if (once) throw this.#ctx.timedOut(verdict.holder)
+    for (;;) {
+      const now = this.#now()
+      if (now >= deadline) throw this.#ctx.timedOut(verdict.holder)
+      const renewAt =
+        this.#own === undefined ? Number.POSITIVE_INFINITY : this.#own.sentAt + this.#renewEveryMs()
+      const pollAt = hub.failing ? now + backoff(1, { baseMs: retryIntervalMs }) : Number.POSITIVE_INFINITY
+      const until = Math.min(deadline, verdict.until, renewAt, pollAt)
+      const notified = await this.#wakeup.sleep(until - now, this.#ctx.signals, true)
+      if (this.#own !== undefined && this.#now() >= this.#own.sentAt + this.#renewEveryMs()) {
+        await this.#write(() => this.#renew())
+        if (this.#own === undefined) return
+        if (notified && !this.#mayGetIn()) continue
+        return
+      }
+      if (!notified || this.#mayGetIn()) return
+    }
+  }
+
+  /** Whether the hub's view says a check could let this holder in (or its view is unknown). */
+  #mayGetIn(): boolean {
+    const { hub, leaseName } = this.#ctx
+    const lease = hub.lease(leaseName)
+    const records = hub.holders(leaseName)
+    const tickets = this.#ctx.fair ? hub.queue(leaseName)?.tickets : []
+    if (lease === undefined || records === undefined || tickets === undefined) return true
+    const now = this.#now()
+    const observed = lease === 'absent' ? 'absent' : observe(this.#lease, lease, now)
+    const verdict = judgeHolders(this.#facts(observed, records, tickets))
+    return verdict.kind !== 'wait' && verdict.kind !== 'back-off'
+  }
+
+  /** Renewals of a waiting record: as often as a holder's (`expires / 3`). */
+  #renewEveryMs(): number {
+    return (this.#ctx.durationSeconds * 1000) / 3
+  }
+
+  async #announce(): Promise<OwnRecord | undefined> {
+    const { store, namespace, leaseName, lockName, identity, mode, durationSeconds, annotations } = this.#ctx
+    const draft = holderDraft({
+      namespace,
+      leaseName,
+      lockName,
+      identity,
+      mode,
+      durationSeconds,
+      annotations,
+      wallNow: this.#ctx.clock.wallNow(),
+    })
+    const sentAt = this.#now()
+    try {
+      const record = await this.#request((signal) => store.create(draft, { signal }), true)
+      return { record, sentAt }
+    } catch (error) {
+      if (error instanceof LockUnavailableError && error.outcomeUnknown) this.#unsure = draft.name
+      if (error instanceof LeaseConflictError) return undefined
+      throw error
+    }
+  }
+
+  /** Renews this holder's record in place; if it was changed or deleted meanwhile, starts over. */
+  async #renew(): Promise<void> {
+    const own = this.#own
+    if (own === undefined) return
+    const sentAt = this.#now()
+    try {
+      const next = renewedTicket(own.record, this.#ctx.clock.wallNow())
+      const record = await this.#request((signal) => this.#ctx.store.update(next, { signal }), true)
+      this.#own = { record, sentAt }
+    } catch (error) {
+      if (!(error instanceof LeaseConflictError)) throw error
+      // Judged expired and freed or deleted by someone (this process was paused), or a renewal whose
+      // answer was lost applied: either way this place in line is not sure any more.
+      this.#own = undefined
+      await this.#discardUnsure(own.record.name)
+    }
+  }
+
+  /** Puts the mark on the lock's lease: creates it free if absent, else adds the mark to the free lease. */
+  async #mark(): Promise<void> {
+    const { store, namespace, leaseName, lockName, mode } = this.#ctx
+    const lease = this.#lease?.record
+    const marks = modeAnnotations(mode)
+    if (lease === undefined) {
+      await this.#request(
+        (signal) =>
+          store.create(
+            {
+              namespace,
+              name: leaseName,
+              holderIdentity: undefined,
+              leaseDurationSeconds: undefined,
+              acquireTime: undefined,
+              renewTime: undefined,
+              leaseTransitions: 0,
+              labels: { [MANAGED_BY_LABEL]: MANAGED_BY_VALUE },
+              annotations: { [LOCK_NAME_ANNOTATION]: lockName, ...marks },
+            },
+            { signal },
+          ),
+        true,
+      )
+      return
+    }
+    const { [LIMIT_ANNOTATION]: _, ...kept } = lease.annotations
+    await this.#request(
+      (signal) => store.update({ ...lease, annotations: { ...kept, ...marks } }, { signal }),
+      true,
+    )
+  }
+
+  /** Frees the lock's lease, held by someone this process has seen unchanged past its duration. */
+  async #freeExpired(lease: LeaseRecord): Promise<void> {
+    const freed = freedRecord(lease, this.#ctx.clock.wallNow())
+    await this.#request((signal) => this.#ctx.store.update(freed, { signal }), true)
+    this.#ctx.logger.debug?.('freed an expired lock to take a shared hold', {
+      lock: this.#ctx.lockName,
+      namespace: this.#ctx.namespace,
+      holder: lease.holderIdentity,
+    })
+  }
+
+  /** A write whose compare-and-swap lost is simply followed by a fresh check. */
+  async #write(send: () => Promise<void>): Promise<void> {
+    try {
+      await send()
+    } catch (error) {
+      if (error instanceof LeaseConflictError) return
+      if (!(error instanceof LockUnavailableError)) throw error
+      await this.#afterFailure(error)
+    }
+  }
+
+  async #afterFailure(error: LockUnavailableError): Promise<void> {
+    this.#failures++
+    const delay = backoff(this.#failures, {
+      baseMs: this.#ctx.retryIntervalMs,
+      atLeastMs: error.retryAfterMs,
+    })
+    if (this.#now() + delay >= this.#ctx.deadline || this.#ctx.once) throw error
+    await this.#wakeup.sleep(delay, this.#ctx.signals, false)
+  }
+
+  /** Deletes this holder's record (backing off, or giving up). Never throws. */
+  async #discard(): Promise<void> {
+    const own = this.#own
+    if (own === undefined) return
+    this.#own = undefined
+    try {
+      await discardRecord(this.#ctx.store, own.record, this.#ctx.requestTimeoutMs)
+    } catch (error) {
+      if (error instanceof LeaseConflictError) await this.#discardUnsure(own.record.name)
+      else this.#warn('could not delete a holder record; it expires on its own', own.record.name, error)
+    }
+  }
+
+  /** Deletes a record of this acquisition whose state is unknown, if it exists. Never throws. */
+  async #discardUnsure(name: string): Promise<void> {
+    const { store, namespace, identity, requestTimeoutMs } = this.#ctx
+    try {
+      await discardIfHeldBy(store, namespace, name, identity, requestTimeoutMs)
+      if (this.#unsure === name) this.#unsure = undefined
+    } catch (error) {
+      this.#warn('could not delete a holder record; it expires on its own', name, error)
+    }
+  }
+
+  #warn(message: string, record: string, error: unknown): void {
+    this.#ctx.logger.warn?.(message, {
+      lock: this.#ctx.lockName,
+      namespace: this.#ctx.namespace,
+      record,
+      error,
+    })
+  }
+
+  /**
+   * One request: a read is bounded by the call's deadline (a full request timeout with `timeout: 0`),
+   * a write always gets a full request timeout, since only its answer tells whether it applied.
+   */
+  #request<T>(request: (signal: AbortSignal) => Promise<T>, write = false): Promise<T> {
+    const { requestTimeoutMs, deadline, once, store, signals } = this.#ctx
+    const left = deadline - this.#now()
+    const ms = write || once ? requestTimeoutMs : Math.max(1, Math.min(requestTimeoutMs, left))
+    return withRequestDeadline(request, {
+      ms,
+      server: store.server,
+      signal: write ? undefined : AbortSignal.any([...signals]),
+    })
+  }
+}
+
+/**
+ * The exclusive acquirer's wait for holder records: lists them once (consistently, after its
+ * acquiring write), then waits until every live record of that list is gone or expired. Records
+ * created after the list back off on their own, seeing the lease held.
+ */
+export async function waitForHolders(ctx: HolderWaitContext): Promise<void> {
+  const { store, namespace, leaseName, hub, clock, graceMs } = ctx
+  const sightings = new HolderSightings()
+  const wakeup = new Wakeup()
+  // Subscribed only once something is to be waited for: most exclusive acquisitions find nothing.
+  let stop: (() => void) | undefined
+  let listed: Set<string> | undefined
+  let failures = 0
+  try {
+    for (;;) {
+      let items: readonly LeaseRecord[]
+      try {
+        const list = await withRequestDeadline(
+          (signal) => store.list(namespace, { labelSelector: holderSelector(leaseName), signal }),
+          {
+            ms: ctx.once
+              ? ctx.requestTimeoutMs
+              : Math.max(1, Math.min(ctx.requestTimeoutMs, ctx.deadline - clock.now())),
+            server: store.server,
+            signal: AbortSignal.any([...ctx.signals]),
+          },
+        )
+        items = list.items.filter((r) => isHolderRecordOf(r, leaseName))
+        failures = 0
+      } catch (error) {
+        if (!(error instanceof LockUnavailableError)) throw error
+        const delay = backoff(++failures, { baseMs: ctx.retryIntervalMs, atLeastMs: error.retryAfterMs })
+        if (ctx.once || clock.now() + delay >= ctx.deadline) throw error
+        await wakeup.sleep(delay, ctx.signals, false)
+        continue
+      }
+      const now = clock.now()
+      const seen = sightings.see(items, now)
+      listed ??= new Set(seen.filter((o) => isLive(o, now, graceMs)).map((o) => o.record.name))
+      const blocking = seen.filter((o) => listed?.has(o.record.name) && isLive(o, now, graceMs))
+      if (blocking.length === 0) return
+      const holder = blocking[0]?.record.holderIdentity
+      if (ctx.once || now >= ctx.deadline) throw ctx.timedOut(holder)
+      if (stop === undefined) {
+        // A change between the list and the subscription would be missed: list once more.
+        stop = hub.subscribeHolders(leaseName, () => wakeup.notify())
+        continue
+      }
+      const expiry = Math.min(...blocking.map((o) => expiresAt(o, graceMs)))
+      // Sleep until a listed record may have gone (the hub's view says so, or cannot tell) or expired.
+      for (;;) {
+        const left = Math.min(ctx.deadline, expiry) - clock.now()
+        if (left <= 0) break
+        const pollMs = hub.failing ? backoff(1, { baseMs: ctx.retryIntervalMs }) : Number.POSITIVE_INFINITY
+        const notified = await wakeup.sleep(Math.min(left, pollMs), ctx.signals, true)
+        if (!notified) break
+        const known = hub.holders(leaseName)
+        if (known === undefined) break
+        const stillThere = new Map(known.map((r) => [r.name, r]))
+        const gone = blocking.some((o) => {
+          const current = stillThere.get(o.record.name)
+          return current === undefined || current.resourceVersion !== o.record.resourceVersion
+        })
+        if (gone) break
+      }
+    }
+  } finally {
+    stop?.()
+    wakeup.dispose()
+  }
+}
