@@ -30,6 +30,7 @@ const PUBLIC_VALUES = [
   'NamespaceNotFoundError',
   'compareResourceVersions',
   'createLocks',
+  'LockModeConflictError',
 ]
 const PUBLIC_TYPES = [
   'AcquireOptions',
@@ -44,6 +45,7 @@ const PUBLIC_TYPES = [
   'Locks',
   'LocksOptions',
   'Logger',
+  'HolderMode',
 ]
 
 const TESTING_VALUES = ['createMemoryLeaseStore', 'createTestLocks', 'testClock']
@@ -142,6 +144,19 @@ const INTERNAL_VALUES = [
   'ticketLock',
   'ticketPosition',
   'validateLockName',
+  'HOLDER_OF_LABEL',
+  'HOLDS_ANNOTATION',
+  'LIMIT_ANNOTATION',
+  'LockModeConflictError',
+  'MAX_LIMIT',
+  'MODE_ANNOTATION',
+  'describeMode',
+  'holderKeyFor',
+  'holderRecordLock',
+  'holderSelector',
+  'isHolderRecord',
+  'isHolderRecordOf',
+  'modeOf',
 ]
 
 const INTERNAL_TYPES = [
@@ -182,6 +197,7 @@ const INTERNAL_TYPES = [
   'ServerVersionInfo',
   'TicketDraftOptions',
   'WatchOptions',
+  'HolderMode',
 ]
 
 interface Exports {

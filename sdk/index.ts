@@ -12,6 +12,7 @@ export {
   LockClosedError,
   LockError,
   LockLostError,
+  LockModeConflictError,
   LockPermissionError,
   LockTimeoutError,
   LockUnavailableError,
@@ -22,6 +23,6 @@ export type { KubeConfig, KubeConfigProblem } from './kubernetes-store.ts'
 export { KubeConfigError } from './kubernetes-store.ts'
 export type { LeaseStore } from './lease-store.ts'
 export type { LockedFunction, Locks } from './locks.ts'
-export type { AcquireOptions, LocksOptions } from './options.ts'
+export type { AcquireOptions, HolderMode, LocksOptions } from './options.ts'
 export { DEFAULTS } from './options.ts'
 export { compareResourceVersions } from './resource-version.ts'

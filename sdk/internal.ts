@@ -6,12 +6,16 @@ export type { Clock, Logger } from './clock.ts'
 export { systemClock } from './clock.ts'
 export {
   HOLDER_ANNOTATIONS,
+  HOLDER_OF_LABEL,
+  HOLDS_ANNOTATION,
   LEASE_API_VERSION,
   LEASE_RESOURCE,
+  LIMIT_ANNOTATION,
   LOCK_NAME_ANNOTATION,
   MANAGED_BY_LABEL,
   MANAGED_BY_SELECTOR,
   MANAGED_BY_VALUE,
+  MODE_ANNOTATION,
   NODE_ANNOTATION,
   NODE_NAME_ENV,
   POD_ANNOTATION,
@@ -33,6 +37,7 @@ export {
   LockClosedError,
   LockError,
   LockLostError,
+  LockModeConflictError,
   LockPermissionError,
   LockTimeoutError,
   LockUnavailableError,
@@ -42,6 +47,15 @@ export {
 export type { LeaseObservation } from './expiry.ts'
 export { expiresAt, isExpired, observe } from './expiry.ts'
 export type { Lock } from './held-lock.ts'
+export {
+  describeMode,
+  holderKeyFor,
+  holderRecordLock,
+  holderSelector,
+  isHolderRecord,
+  isHolderRecordOf,
+  modeOf,
+} from './holders.ts'
 export type {
   Cluster,
   ClusterOptions,
@@ -83,8 +97,15 @@ export type { LockedFunction, Locks } from './locks.ts'
 export type { FaultPhase, MemoryLeaseStore, MemoryStoreOperation } from './memory-store.ts'
 export { createMemoryLeaseStore } from './memory-store.ts'
 export { formatMicroTime, parseMicroTime } from './micro-time.ts'
-export type { AcquireOptions, LocksOptions } from './options.ts'
-export { DEFAULTS, defaultSafetyMargin, MAX_EXPIRES, nearestName, rejectUnknownKeys } from './options.ts'
+export type { AcquireOptions, HolderMode, LocksOptions } from './options.ts'
+export {
+  DEFAULTS,
+  defaultSafetyMargin,
+  MAX_EXPIRES,
+  MAX_LIMIT,
+  nearestName,
+  rejectUnknownKeys,
+} from './options.ts'
 export type { PagedList, PagedListOptions } from './paged-list.ts'
 export { listPaged } from './paged-list.ts'
 export type { ReclaimDecision, ReclaimSettings } from './reclaim.ts'
