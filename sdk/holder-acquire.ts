@@ -256,7 +256,11 @@ class HolderAcquisition {
     const now = this.#now()
     const observed = lease === 'absent' ? 'absent' : observe(this.#lease, lease, now)
     const verdict = judgeHolders(this.#facts(observed, records, tickets))
-    return verdict.kind !== 'wait' && verdict.kind !== 'back-off'
+    if (verdict.kind === 'wait') return false
+    // A record kept while the exclusive holder is in would hold it up (it waits for every record it
+    // listed): backing off is worth a check. Already backed off, there is nothing to do yet.
+    if (verdict.kind === 'back-off') return this.#own !== undefined
+    return true
   }
 
   /** Renewals of a waiting record: as often as a holder's (`expires / 3`). */

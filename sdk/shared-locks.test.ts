@@ -9,6 +9,7 @@ import { createMemoryLeaseStore } from './memory-store.ts'
 import type { LocksOptions } from './options.ts'
 import { compareResourceVersions } from './resource-version.ts'
 import { fakeClock, settle, track } from './testing/helpers.ts'
+import { ticketDraft } from './ticket.ts'
 
 const NS = 'shop'
 let store: MemoryLeaseStore
@@ -215,6 +216,46 @@ describe('shared and exclusive', () => {
     await late.value?.release()
   })
 
+  it('in a fair line, shared acquirers that come after a waiting exclusive acquirer go after it', async () => {
+    const client = locks()
+    const first = await client.acquire('account-7')
+    const writer = track(client.acquire('account-7', { timeout: 30 }))
+    await vi.advanceTimersByTimeAsync(100)
+    const reader = track(client.acquire('account-7', { shared: true, timeout: 30 }))
+    await vi.advanceTimersByTimeAsync(100)
+    await first.release()
+    await vi.advanceTimersByTimeAsync(100)
+    expect([writer.status, reader.status]).toEqual(['fulfilled', 'pending'])
+    await writer.value?.release()
+    await vi.advanceTimersByTimeAsync(100)
+    expect(reader.status).toBe('fulfilled')
+    await reader.value?.release()
+  })
+
+  it('a shared acquirer waits behind an exclusive waiter already in line, unless `fair: false`', async () => {
+    // A waiter in line whose process stopped: its ticket counts until it expires (15 s + 1 s grace).
+    await store.create(
+      ticketDraft({
+        namespace: NS,
+        leaseName: 'account-7',
+        lockName: 'account-7',
+        identity: 'stopped-writer',
+        durationSeconds: 15,
+        annotations: {},
+        wallNow: Date.now(),
+      }),
+    )
+    const client = locks()
+    const unfair = await client.acquire('account-7', { shared: true, fair: false, timeout: 0 })
+    await unfair.release()
+    const reader = track(client.acquire('account-7', { shared: true, timeout: 30 }))
+    await vi.advanceTimersByTimeAsync(15_000)
+    expect(reader.status).toBe('pending')
+    await vi.advanceTimersByTimeAsync(1_100)
+    expect(reader.status).toBe('fulfilled')
+    await reader.value?.release()
+  })
+
   it('an exclusive acquirer that times out waiting for shared holders hands its lease back', async () => {
     const client = locks()
     const reader = await client.acquire('account-7', { shared: true })
@@ -240,6 +281,23 @@ describe('shared and exclusive', () => {
     expect(writer.status).toBe('fulfilled')
     expect(writer.value?.valid).toBe(true)
     await writer.value?.release()
+  })
+
+  it('semaphore waiters step aside for an exclusive acquirer, which waits only for the holders', async () => {
+    const client = locks()
+    const holder = await client.acquire('pool', { limit: 1 })
+    const waiter = track(client.acquire('pool', { limit: 1, timeout: 60 }))
+    await vi.advanceTimersByTimeAsync(100)
+    const writer = track(client.acquire('pool', { timeout: 30 }))
+    await vi.advanceTimersByTimeAsync(100)
+    expect([waiter.status, writer.status]).toEqual(['pending', 'pending'])
+    await holder.release()
+    await vi.advanceTimersByTimeAsync(100)
+    expect([waiter.status, writer.status]).toEqual(['pending', 'fulfilled'])
+    await writer.value?.release()
+    await vi.advanceTimersByTimeAsync(100)
+    expect(waiter.status).toBe('fulfilled')
+    await waiter.value?.release()
   })
 
   it('a shared holder whose process died stops blocking once its record expires', async () => {
