@@ -2,6 +2,7 @@ import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
 import { MANAGED_BY_LABEL, MANAGED_BY_VALUE, QUEUE_LABEL, WAITS_FOR_ANNOTATION } from './constants.ts'
 import { createLocks } from './create-locks.ts'
 import { LockUnavailableError, WatchExpiredError } from './errors.ts'
+import { holderDraft } from './holders.ts'
 import type { LeaseDraft } from './lease-record.ts'
 import type { LeaseEvent, LeaseStore, WatchOptions } from './lease-store.ts'
 import type { MemoryLeaseStore } from './memory-store.ts'
@@ -462,5 +463,46 @@ describe('the line of a lock', () => {
     watched.subscribeQueue('orders', (news) => late.push(told(news)))
     await settle()
     expect(late).toEqual(['line orders.q-a'])
+  })
+})
+
+describe('the holder records of a lock', () => {
+  const record = (name: string, lock: string) =>
+    holderDraft({
+      namespace: NS,
+      leaseName: lock,
+      lockName: lock,
+      identity: `holder-${name}`,
+      mode: { kind: 'semaphore', limit: 2 },
+      durationSeconds: 20,
+      annotations: {},
+      wallNow: 0,
+      name,
+    })
+
+  it('are indexed by lock and wake their subscribers, never the lock subscribers', async () => {
+    const watched = hub()
+    let woken = 0
+    const lock = recorder()
+    watched.subscribeHolders('pool', () => woken++)
+    watched.subscribe('pool', lock.listener)
+    expect(watched.holders('pool')).toBeUndefined()
+    await settle()
+    const woke = woken
+    const announced = lock.leases().length
+    memory.seed(record('pool.h-a', 'pool'))
+    memory.seed(record('other.h-b', 'other'))
+    await settle()
+    expect(woken).toBe(woke + 1)
+    expect(watched.holders('pool')?.map((r) => r.name)).toEqual(['pool.h-a'])
+    expect(watched.holders('other')?.map((r) => r.name)).toEqual(['other.h-b'])
+    const seeded = memory.peek(NS, 'pool.h-a')
+    if (seeded === undefined) throw new Error('seeded record missing')
+    await memory.delete(NS, 'pool.h-a', seeded)
+    await settle()
+    expect(woken).toBe(woke + 2)
+    expect(watched.holders('pool')).toEqual([])
+    expect(lock.leases()).toHaveLength(announced)
+    expect(watched.lease('pool')).toBe('absent')
   })
 })
