@@ -1,8 +1,8 @@
-import { MANAGED_BY_LABEL, MANAGED_BY_VALUE } from './constants.ts'
+import { MANAGED_BY_LABEL, MANAGED_BY_VALUE, MODE_ANNOTATION } from './constants.ts'
 import { LeaseConflictError, LeaseNotManagedError, LockUnavailableError } from './errors.ts'
 import type { LeaseObservation } from './expiry.ts'
 import { expiresAt, observe } from './expiry.ts'
-import { isHolderRecord } from './holders.ts'
+import { EXCLUSIVE_MARK, isHolderRecord } from './holders.ts'
 import type { LeaseDraft, LeaseRecord } from './lease-record.ts'
 import { isFree, isManaged, withoutHolderAnnotations } from './lease-record.ts'
 import type { LeaseStore } from './lease-store.ts'
@@ -144,7 +144,8 @@ export async function acquireStep(ctx: StepContext, state: AcquireState): Promis
       renewTime: time,
       leaseTransitions: 0,
       labels: { [MANAGED_BY_LABEL]: MANAGED_BY_VALUE },
-      annotations: { ...ctx.annotations },
+      // Marked until this acquirer has looked for shared holders (see `mayHaveHolders`).
+      annotations: { ...ctx.annotations, [MODE_ANNOTATION]: EXCLUSIVE_MARK },
     }
     return write({ ...state, view }, sentAt, () => ctx.store.create(draft, { signal: writeSignal() }))
   }

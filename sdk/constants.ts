@@ -53,8 +53,10 @@ export const HOLDER_OF_LABEL = 'kube-locks.io/holder-of'
 export const HOLDS_ANNOTATION = 'kube-locks.io/holds'
 /**
  * How a lock is held by more than one holder: `shared` or `semaphore`. On each holder record, and on
- * the lock's own lease once such a holder has used it, so that an exclusive acquirer knows to wait for
- * them and a holder asking for another mode is told what is in use.
+ * the lock's own lease (the mark) while such holders may be in, so that an exclusive acquirer knows to
+ * wait for them and a holder asking for another mode is told what is in use. An exclusive acquirer that
+ * creates the lease marks it `exclusive` (it cannot know who holds records until it has looked); one
+ * that has waited for every holder it found drops the mark with its next write.
  */
 export const MODE_ANNOTATION = 'kube-locks.io/mode'
 /** Beside {@link MODE_ANNOTATION} `semaphore`: the most holders at once, a decimal integer. */

@@ -97,6 +97,8 @@ export class HeldLock implements Lock {
   #lastSentAt: number
   /** Renewing while {@link HeldLock.renewWhile} runs, whatever `renew` says. */
   #forceRenew = false
+  /** Annotations that this holder's next writes leave out (see {@link HeldLock.dropAnnotations}). */
+  #dropped: readonly string[] = []
 
   constructor(ctx: HeldLockContext) {
     this.#ctx = ctx
@@ -134,6 +136,21 @@ export class HeldLock implements Lock {
 
   [Symbol.asyncDispose](): Promise<void> {
     return this.release()
+  }
+
+  /**
+   * Leaves `keys` out of the lease's annotations from the next write on (a renewal or the release).
+   * A release that has to read the lease again first keeps them.
+   */
+  dropAnnotations(keys: readonly string[]): void {
+    this.#dropped = keys
+  }
+
+  #withoutDropped(record: LeaseRecord): LeaseRecord {
+    if (this.#dropped.length === 0) return record
+    const annotations = { ...record.annotations }
+    for (const key of this.#dropped) delete annotations[key]
+    return { ...record, annotations }
   }
 
   /**
@@ -221,10 +238,9 @@ export class HeldLock implements Lock {
       return
     }
     const time = formatMicroTime(clock.wallNow())
-    const next: LeaseRecord = this.#ctx.renewal?.(this.#record, clock.wallNow()) ?? {
-      ...this.#record,
-      renewTime: time,
-    }
+    const next = this.#withoutDropped(
+      this.#ctx.renewal?.(this.#record, clock.wallNow()) ?? { ...this.#record, renewTime: time },
+    )
     // No answer can help after the deadline: by then the signal has fired anyway.
     const budget = Math.max(1, Math.min(this.#ctx.requestTimeoutMs, this.#deadline - sentAt))
     const timer = requestDeadline(budget, store.server, 'did not answer a renewal')
@@ -286,7 +302,7 @@ export class HeldLock implements Lock {
     // its resourceVersion is the one the release must carry.
     await this.#renewing?.catch(() => {})
     try {
-      await this.#free(this.#record)
+      await this.#free(this.#withoutDropped(this.#record))
     } catch (error) {
       if (!(error instanceof LeaseConflictError)) {
         logger.warn?.('could not mark the lease free; it expires on its own', { ...this.#fields(), error })

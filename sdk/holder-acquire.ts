@@ -39,7 +39,10 @@ import type { WatchHub } from './watch-hub.ts'
  * cannot get in stay asleep.
  */
 
-/** A record written less than this long ago counts as fresh: a check right after it needs no renewal. */
+/**
+ * A record written less than this long ago (or a quarter of its validity, if shorter) counts as fresh:
+ * a check right after it needs no renewal first.
+ */
 export const FRESH_MS = 1000
 
 export interface HolderWaitContext {
@@ -106,9 +109,11 @@ class HolderAcquisition {
     const stops = [hub.subscribe(leaseName, wake), hub.subscribeHolders(leaseName, wake)]
     if (fair) stops.push(hub.subscribeQueue(leaseName, wake))
     let backedOff = false
+    let stale = false
     try {
       for (;;) {
-        const verdict = await this.#check(backedOff)
+        const verdict = await this.#check(backedOff, stale)
+        stale = false
         if (verdict === undefined) continue
         switch (verdict.kind) {
           case 'hold': {
@@ -117,6 +122,8 @@ class HolderAcquisition {
               this.#own = undefined
               return own
             }
+            // The check outlasted the record's validity: renew it, then check again.
+            stale = true
             continue
           }
           case 'announce':
@@ -161,11 +168,12 @@ class HolderAcquisition {
    * Announces (or refreshes) this holder's record unless backed off, then reads the lock's lease, its
    * holder records and, if fair, its line, and judges them. `undefined`: a request failed; try again.
    */
-  async #check(backedOff: boolean): Promise<HolderVerdict | undefined> {
+  async #check(backedOff: boolean, stale: boolean): Promise<HolderVerdict | undefined> {
     try {
       if (!backedOff) {
+        const freshMs = Math.min(FRESH_MS, this.#ctx.validForMs / 4)
         if (this.#own === undefined) this.#own = await this.#announce()
-        else if (this.#now() - this.#own.sentAt >= FRESH_MS) await this.#renew()
+        else if (stale || this.#now() - this.#own.sentAt >= freshMs) await this.#renew()
         if (this.#own === undefined) return undefined
       }
       const verdict = judgeHolders(await this.#read())

@@ -3,6 +3,7 @@ import { MODE_ANNOTATION, QUEUE_POSITION_ANNOTATION } from './constants.ts'
 import type { LeaseObservation } from './expiry.ts'
 import type { HolderFacts, HolderVerdict } from './holders.ts'
 import {
+  EXCLUSIVE_MARK,
   holderDraft,
   holderKeyFor,
   isHolderRecordOf,
@@ -245,8 +246,11 @@ describe('the layout of holder records', () => {
     expect(modeOf({ [MODE_ANNOTATION]: 'quorum' })).toMatch(/unknown mode `quorum`/)
   })
 
-  it('an exclusive acquirer looks for holders after a create, on a marked lease, or after a read-back', () => {
-    expect(mayHaveHolders({ ...lease('me'), leaseTransitions: 0 }, false)).toBe(true)
+  it('an exclusive acquirer looks for holders on a marked lease (as a create leaves it), or after a read-back', () => {
+    expect(
+      mayHaveHolders({ ...lease('me'), annotations: { [MODE_ANNOTATION]: EXCLUSIVE_MARK } }, false),
+    ).toBe(true)
+    expect(mayHaveHolders({ ...lease('me'), leaseTransitions: 0 }, false)).toBe(false)
     expect(mayHaveHolders(lease('me', SHARED), false)).toBe(true)
     expect(mayHaveHolders(lease('me'), true)).toBe(true)
     expect(mayHaveHolders(lease('me'), false)).toBe(false)

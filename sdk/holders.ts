@@ -89,6 +89,12 @@ export function isHolderRecordOf(
   )
 }
 
+/** The mark of a lease created by an exclusive acquirer, which has yet to look for holder records. */
+export const EXCLUSIVE_MARK = 'exclusive'
+
+/** The annotations of the lock's lease that the mark consists of. */
+export const MARK_ANNOTATIONS: readonly string[] = Object.freeze([MODE_ANNOTATION, LIMIT_ANNOTATION])
+
 /** The annotations that say `mode`. */
 export function modeAnnotations(mode: HolderMode): Record<string, string> {
   return mode.kind === 'shared'
@@ -102,7 +108,7 @@ export function modeAnnotations(mode: HolderMode): Record<string, string> {
  */
 export function modeOf(annotations: Readonly<Record<string, string>>): HolderMode | string | undefined {
   const mode = annotations[MODE_ANNOTATION]
-  if (mode === undefined) return undefined
+  if (mode === undefined || mode === EXCLUSIVE_MARK) return undefined
   if (mode === 'shared') return { kind: 'shared' }
   const limit = Number(annotations[LIMIT_ANNOTATION])
   if (mode === 'semaphore' && Number.isInteger(limit) && limit >= 1) return { kind: 'semaphore', limit }
@@ -156,12 +162,16 @@ export function holderDraft(options: HolderDraftOptions): LeaseDraft {
 
 /**
  * Whether an exclusive acquirer must wait for holder records after taking `record` (the lease as its
- * acquiring write left it): when the lease carries the mark, or was created by that write (a lease
- * deleted while free may have been marked; `leaseTransitions` is 0 only on a create), or when the
- * acquisition was learnt from a read (the lease before it is unknown).
+ * acquiring write left it): when the lease carries the mark — a create always writes it, since a lease
+ * deleted while free may have been marked — or when the acquisition was learnt from a read.
+ *
+ * The mark must outlive every failure of an exclusive holder while holders may be in: so it is written
+ * by the create itself, kept by every takeover and release, and dropped only by an exclusive holder that
+ * has waited for every record it listed (then no shared holder is in, and none gets in before it
+ * releases; the next one marks the free lease again before it holds).
  */
 export function mayHaveHolders(record: LeaseRecord, readBack: boolean): boolean {
-  return readBack || (record.leaseTransitions ?? 0) === 0 || record.annotations[MODE_ANNOTATION] !== undefined
+  return readBack || record.annotations[MODE_ANNOTATION] !== undefined
 }
 
 /** What this process has seen of one lock's holder records: first-seen times, for the expiry rule. */

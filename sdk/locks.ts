@@ -8,7 +8,7 @@ import type { Lock } from './held-lock.ts'
 import { freeIfHeldBy, HeldLock } from './held-lock.ts'
 import type { HolderWaitContext } from './holder-acquire.ts'
 import { acquireHolder, waitForHolders } from './holder-acquire.ts'
-import { mayHaveHolders } from './holders.ts'
+import { MARK_ANNOTATIONS, mayHaveHolders } from './holders.ts'
 import { base32, leaseNameFor } from './lease-name.ts'
 import type { LeaseRecord } from './lease-record.ts'
 import type { LeaseStore } from './lease-store.ts'
@@ -327,15 +327,17 @@ export class LockClient implements Locks {
     call: { readonly deadline: number; readonly signals: readonly AbortSignal[] },
   ): Promise<void> {
     try {
-      await lock.renewWhile(() =>
-        waitForHolders({
+      await lock.renewWhile(async () => {
+        await waitForHolders({
           ...this.#holderWait(lock.leaseName, lock.name, undefined, {
             ...call,
             signals: [...call.signals, lock.signal],
           }),
           timedOut: config.timedOut,
-        }),
-      )
+        })
+        // Nobody is in, and nobody gets in while this holder holds: the mark has done its work.
+        lock.dropAnnotations(MARK_ANNOTATIONS)
+      })
     } catch (error) {
       await lock.release()
       throw error

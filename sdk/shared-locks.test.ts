@@ -269,6 +269,24 @@ describe('shared and exclusive', () => {
     await reader.release()
   })
 
+  it('an exclusive acquirer that gave up waiting leaves the lease marked for the next one', async () => {
+    const client = locks()
+    const reader = await client.acquire('account-7', { shared: true, expires: 60, renew: true })
+    // The free lease is deleted (as the controller collects free leases): the next writer creates it.
+    store.remove(NS, 'account-7')
+    const first = track(client.acquire('account-7', { timeout: 1 }))
+    await vi.advanceTimersByTimeAsync(1_500)
+    expect(first.error).toBeInstanceOf(LockTimeoutError)
+    const second = await client.acquire('account-7', { timeout: 0 }).catch((e: unknown) => e)
+    expect(second).toBeInstanceOf(LockTimeoutError)
+    expect(reader.valid).toBe(true)
+    await reader.release()
+    const writer = await client.acquire('account-7', { timeout: 0 })
+    // The writer found nobody left: it drops the mark, so later writers need not look again.
+    await writer.release()
+    expect(store.peek(NS, 'account-7')?.annotations[MODE_ANNOTATION]).toBeUndefined()
+  })
+
   it('an exclusive holder waiting for shared holders keeps its lease renewed', async () => {
     const client = locks()
     const reader = await client.acquire('account-7', { shared: true, expires: 60, renew: true })
