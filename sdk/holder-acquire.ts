@@ -98,16 +98,14 @@ class HolderAcquisition {
   /** A record whose create may have applied without an answer: deleted before the call ends. */
   #unsure: string | undefined
   #failures = 0
+  /** Subscriptions to the watch, made once this acquisition first has to wait. */
+  readonly #stops: (() => void)[] = []
 
   constructor(ctx: HolderAcquireContext) {
     this.#ctx = ctx
   }
 
   async run(): Promise<OwnRecord> {
-    const { hub, leaseName, fair } = this.#ctx
-    const wake = () => this.#wakeup.notify()
-    const stops = [hub.subscribe(leaseName, wake), hub.subscribeHolders(leaseName, wake)]
-    if (fair) stops.push(hub.subscribeQueue(leaseName, wake))
     let backedOff = false
     let stale = false
     try {
@@ -153,7 +151,7 @@ class HolderAcquisition {
         }
       }
     } finally {
-      for (const stop of stops) stop()
+      for (const stop of this.#stops) stop()
       this.#wakeup.dispose()
       if (this.#own !== undefined) await this.#discard()
       if (this.#unsure !== undefined) await this.#discardUnsure(this.#unsure)
@@ -196,17 +194,21 @@ class HolderAcquisition {
     const records = await this.#request((signal) =>
       store.list(namespace, { labelSelector: holderSelector(leaseName), signal }),
     )
-    const tickets = this.#ctx.fair
-      ? await this.#request((signal) =>
+    // The line is a matter of order, not of safety: the watch's view of it will do, when there is one.
+    const known = this.#ctx.fair ? this.#ctx.hub.queue(leaseName)?.tickets : []
+    const tickets =
+      known ??
+      (
+        await this.#request((signal) =>
           store.list(namespace, { labelSelector: queueSelector(leaseName), signal }),
         )
-      : undefined
+      ).items
     const now = this.#now()
     this.#lease = lease === undefined ? undefined : observe(this.#lease, lease, now)
     return this.#facts(
       this.#lease ?? 'absent',
       records.items.filter((r) => isHolderRecordOf(r, leaseName)),
-      tickets?.items.filter((t) => isTicketOf(t, leaseName)) ?? [],
+      tickets.filter((t) => isTicketOf(t, leaseName)),
     )
   }
 
@@ -236,6 +238,8 @@ class HolderAcquisition {
   async #waitFor(verdict: { readonly holder: string | undefined; readonly until: number }): Promise<void> {
     const { deadline, once, retryIntervalMs, hub } = this.#ctx
     if (once) throw this.#ctx.timedOut(verdict.holder)
+    // A change between the last read and the subscription would be missed: check once more first.
+    if (this.#subscribe()) return
     for (;;) {
       const now = this.#now()
       if (now >= deadline) throw this.#ctx.timedOut(verdict.holder)
@@ -252,6 +256,16 @@ class HolderAcquisition {
       }
       if (!notified || this.#mayGetIn()) return
     }
+  }
+
+  /** Subscribes to the changes that can matter, unless subscribed already; `true` if it just did. */
+  #subscribe(): boolean {
+    if (this.#stops.length > 0) return false
+    const { hub, leaseName, fair } = this.#ctx
+    const wake = () => this.#wakeup.notify()
+    this.#stops.push(hub.subscribe(leaseName, wake), hub.subscribeHolders(leaseName, wake))
+    if (fair) this.#stops.push(hub.subscribeQueue(leaseName, wake))
+    return true
   }
 
   /** Whether the hub's view says a check could let this holder in (or its view is unknown). */

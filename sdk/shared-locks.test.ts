@@ -86,6 +86,45 @@ describe('semaphore', () => {
     expect(await records('partner-api')).toEqual([])
   })
 
+  it('a free slot costs its record, one read of the lock, one list of its holders and one of its line', async () => {
+    const client = locks()
+    const first = await client.acquire('pool', { limit: 2 })
+    const before = store.calls.length
+    const slot = await client.acquire('pool', { limit: 2 })
+    await slot.release()
+    expect(store.calls.slice(before).map((call) => call.operation)).toEqual([
+      'create',
+      'get',
+      'list',
+      'list',
+      'delete',
+    ])
+    const unfair = store.calls.length
+    const again = await client.acquire('pool', { limit: 2, fair: false })
+    expect(store.calls.slice(unfair).map((call) => call.operation)).toEqual(['create', 'get', 'list'])
+    await again.release()
+    await first.release()
+  })
+
+  it('a waiter that gets a slot reads the lock and its holders, and renews its record first', async () => {
+    const client = locks()
+    const held = await client.acquire('pool', { limit: 1 })
+    const waiter = track(client.acquire('pool', { limit: 1, timeout: 60 }))
+    await vi.advanceTimersByTimeAsync(5_000)
+    const before = store.calls.length
+    await held.release()
+    await vi.advanceTimersByTimeAsync(0)
+    expect(waiter.status).toBe('fulfilled')
+    // The line comes from the watch, which is running: no list of it.
+    expect(store.calls.slice(before).map((call) => call.operation)).toEqual([
+      'delete',
+      'update',
+      'get',
+      'list',
+    ])
+    await waiter.value?.release()
+  })
+
   it('serves waiters in the order they came', async () => {
     const client = locks()
     const first = await client.acquire('pool', { limit: 1 })
