@@ -167,6 +167,8 @@ class HolderAcquisition {
    * holder records and, if fair, its line, and judges them. `undefined`: a request failed; try again.
    */
   async #check(backedOff: boolean, stale: boolean): Promise<HolderVerdict | undefined> {
+    // Backed off, the watch's view is enough to come back: the reads that count follow the record.
+    if (backedOff && this.#hubVerdict()?.kind === 'announce') return { kind: 'announce' }
     try {
       if (!backedOff) {
         const freshMs = Math.min(FRESH_MS, this.#ctx.validForMs / 4)
@@ -187,22 +189,20 @@ class HolderAcquisition {
   /** Consistent reads of everything a decision rests on; they start after this holder's last write. */
   async #read(): Promise<HolderFacts> {
     const { store, namespace, leaseName } = this.#ctx
-    const lease = await this.#request((signal) => store.get(namespace, leaseName, { signal }))
+    // The line is a matter of order, not of safety: the watch's view of it will do, when there is one.
+    const known = this.#ctx.fair ? this.#ctx.hub.queue(leaseName)?.tickets : []
+    // In parallel: each read only has to start after this holder's record was written.
+    const [lease, records, tickets] = await Promise.all([
+      this.#request((signal) => store.get(namespace, leaseName, { signal })),
+      this.#request((signal) => store.list(namespace, { labelSelector: holderSelector(leaseName), signal })),
+      known ??
+        this.#request((signal) =>
+          store.list(namespace, { labelSelector: queueSelector(leaseName), signal }),
+        ).then((list) => list.items),
+    ])
     if (lease !== undefined && (!isManaged(lease) || isTicket(lease) || isHolderRecord(lease))) {
       throw new LeaseNotManagedError({ leaseName, namespace, holder: lease.holderIdentity })
     }
-    const records = await this.#request((signal) =>
-      store.list(namespace, { labelSelector: holderSelector(leaseName), signal }),
-    )
-    // The line is a matter of order, not of safety: the watch's view of it will do, when there is one.
-    const known = this.#ctx.fair ? this.#ctx.hub.queue(leaseName)?.tickets : []
-    const tickets =
-      known ??
-      (
-        await this.#request((signal) =>
-          store.list(namespace, { labelSelector: queueSelector(leaseName), signal }),
-        )
-      ).items
     const now = this.#now()
     this.#lease = lease === undefined ? undefined : observe(this.#lease, lease, now)
     return this.#facts(
@@ -268,16 +268,21 @@ class HolderAcquisition {
     return true
   }
 
-  /** Whether the hub's view says a check could let this holder in (or its view is unknown). */
-  #mayGetIn(): boolean {
+  /** The verdict on the hub's view; `undefined` when the hub has none (not running, or unhealthy). */
+  #hubVerdict(): HolderVerdict | undefined {
     const { hub, leaseName } = this.#ctx
     const lease = hub.lease(leaseName)
     const records = hub.holders(leaseName)
     const tickets = this.#ctx.fair ? hub.queue(leaseName)?.tickets : []
-    if (lease === undefined || records === undefined || tickets === undefined) return true
-    const now = this.#now()
-    const observed = lease === 'absent' ? 'absent' : observe(this.#lease, lease, now)
-    const verdict = judgeHolders(this.#facts(observed, records, tickets))
+    if (lease === undefined || records === undefined || tickets === undefined) return undefined
+    const observed = lease === 'absent' ? 'absent' : observe(this.#lease, lease, this.#now())
+    return judgeHolders(this.#facts(observed, records, tickets))
+  }
+
+  /** Whether the hub's view says a check could let this holder in (or its view is unknown). */
+  #mayGetIn(): boolean {
+    const verdict = this.#hubVerdict()
+    if (verdict === undefined) return true
     if (verdict.kind === 'wait') return false
     // A record kept while the exclusive holder is in would hold it up (it waits for every record it
     // listed): backing off is worth a check. Already backed off, there is nothing to do yet.
