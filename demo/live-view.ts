@@ -1,6 +1,13 @@
 /** The live view: the demo's locks and their holders, the counters, and what the controller did. */
 import { cell, renderTable } from '../cli/rows.ts'
-import { type LeaseRecord, LOCK_NAME_ANNOTATION, SERVICE_ANNOTATION } from '../sdk/internal.ts'
+import {
+  describeMode,
+  holderRecordLock,
+  type LeaseRecord,
+  LOCK_NAME_ANNOTATION,
+  modeOf,
+  SERVICE_ANNOTATION,
+} from '../sdk/internal.ts'
 import { ELECTION_LOCK, holderName } from './processes.ts'
 import { monotonicMs } from './protocol.ts'
 import type { Tagged } from './timeline.ts'
@@ -43,8 +50,18 @@ function lockOf(lease: LeaseRecord): string {
 export function liveLines(state: LiveState, wide: boolean): string[] {
   const elapsed = Math.min(state.durationMs, monotonicMs() - state.startedAt) / 1000
   const head = `kube-locks demo · namespace ${state.namespace} · ${elapsed.toFixed(0)} s of ${state.durationMs / 1000} s · ${counters(state.reports)}`
+  // A semaphore's or shared lock's holders have records of their own: the lock's lease, free while
+  // they hold, is shown only when none of them does, and a record only while it names its holder.
+  const withHolders = new Set(
+    (state.leases ?? []).flatMap((lease) => (lease.holderIdentity ? (holderRecordLock(lease) ?? []) : [])),
+  )
   const locks = (state.leases ?? [])
     .filter((lease) => lease.annotations[LOCK_NAME_ANNOTATION] !== ELECTION_LOCK)
+    .filter((lease) =>
+      holderRecordLock(lease) === undefined
+        ? lease.holderIdentity || !withHolders.has(lease.name)
+        : lease.holderIdentity,
+    )
     .sort((a, b) => lockOf(a).localeCompare(lockOf(b)))
   if (!wide) {
     const held = locks
@@ -58,11 +75,16 @@ export function liveLines(state: LiveState, wide: boolean): string[] {
     if (!lease.holderIdentity) return [lock, '-', '', 'free']
     const { text, overdue } = heldFor(lease, now)
     const service = lease.annotations[SERVICE_ANNOTATION] ?? ''
+    const mode = holderRecordLock(lease) === undefined ? undefined : modeOf(lease.annotations)
     return [
       lock,
       `${cell(holderName(lease))} (${cell(service)})`,
       text,
-      overdue ? 'past expires: the controller frees it' : 'held',
+      overdue
+        ? 'past expires: the controller frees it'
+        : mode === undefined
+          ? 'held'
+          : `held, ${describeMode(mode)}`,
     ]
   })
   const table = tableLines(['LOCK', 'HOLDER (SERVICE)', 'SINCE WRITE', 'STATE'], rows)

@@ -1,8 +1,9 @@
 /**
  * `npm run demo`: the design's scenario, for real. Services that lock their own name, services that
- * share per-account locks, a caller with `timeout: 0` and a holder whose work overruns `expires` run as
- * separate processes against a real API server, next to the controller; a live view shows the holders,
- * and a summary checks the promises from the processes' own reports.
+ * share per-account locks, a caller with `timeout: 0`, a holder whose work overruns `expires`, callers
+ * of a partner API behind a semaphore, and readers and a writer of one account run as separate
+ * processes against a real API server, next to the controller; a live view shows the holders, and a
+ * summary checks the promises from the processes' own reports.
  *
  * Uses the configured cluster (`KUBECONFIG`, `~/.kube/config` or in-cluster, or `--kubeconfig`) if there
  * is one, else starts a local control plane. Ctrl-C ends the run early and still prints the summary; a
@@ -32,6 +33,7 @@ import {
   lockExpiredEvents,
   summaryJson,
   summaryText,
+  verdictLines,
 } from './summary.ts'
 import { summarize, type Tagged } from './timeline.ts'
 
@@ -163,6 +165,8 @@ async function run(flags: Flags, cleanups: Cleanup[], ended: AbortSignal): Promi
           .filter((pid) => pid !== undefined),
       }),
     )
+    // The text summary ends with the verdict; next to the JSON it goes to stderr.
+    if (!kept(summary)) log(verdictLines(summary).join('\n'))
   } else {
     const expired = typeof events === 'string' ? events : lockExpiredEvents(events)
     process.stdout.write(

@@ -11,6 +11,12 @@ export function monotonicMs(): number {
   return Number(process.hrtime.bigint()) / 1e6
 }
 
+/** How a process holds its lock: alone, as one of `limit` holders of a semaphore, or as a reader. */
+export type LockMode =
+  | { readonly kind: 'exclusive' }
+  | { readonly kind: 'semaphore'; readonly limit: number }
+  | { readonly kind: 'shared' }
+
 export type Report =
   /** The process created its lock client and waits for `start`; `at` checks the shared timebase. */
   | { readonly type: 'ready'; readonly at: number }
@@ -21,6 +27,7 @@ export type Report =
   | {
       readonly type: 'acquired'
       readonly lock: string
+      readonly mode: LockMode
       readonly holder: string
       readonly token: string
       readonly requestedAt: number

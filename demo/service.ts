@@ -9,7 +9,7 @@
 import { setTimeout as sleep } from 'node:timers/promises'
 import { parseArgs } from 'node:util'
 import { createLocks, LockLostError, LockTimeoutError } from '../sdk/internal.ts'
-import type { Command, Report } from './protocol.ts'
+import type { Command, LockMode, Report } from './protocol.ts'
 import { monotonicMs } from './protocol.ts'
 
 const { values } = parseArgs({
@@ -23,6 +23,8 @@ const { values } = parseArgs({
     work: { type: 'string' },
     pause: { type: 'string' },
     overruns: { type: 'boolean', default: false },
+    limit: { type: 'string' },
+    shared: { type: 'boolean', default: false },
   },
 })
 
@@ -47,6 +49,12 @@ const expires = Number(required('expires'))
 const work = range('work')
 const pause = range('pause')
 const lockNames = values.locks === undefined || values.locks === '' ? [] : values.locks.split(',')
+const mode: LockMode =
+  values.limit !== undefined
+    ? { kind: 'semaphore', limit: Number(values.limit) }
+    : values.shared
+      ? { kind: 'shared' }
+      : { kind: 'exclusive' }
 
 if (typeof process.send !== 'function') throw new Error('demo/service.ts runs under demo/main.ts (IPC)')
 const send = (report: Report) => {
@@ -94,7 +102,8 @@ async function once(): Promise<void> {
   try {
     const run = async (signal: AbortSignal, lock: { holder: string; fencingToken: string }) => {
       const base = { lock: name, holder: lock.holder }
-      send({ type: 'acquired', ...base, token: lock.fencingToken, requestedAt, at: monotonicMs(), expires })
+      const at = monotonicMs()
+      send({ type: 'acquired', ...base, mode, token: lock.fencingToken, requestedAt, at, expires })
       let ended = false
       const end = (how: 'released' | 'expired' | 'lost') => {
         if (ended) return
@@ -118,7 +127,13 @@ async function once(): Promise<void> {
     // With no name, withLock() locks the service's own name. The stop signal is not passed on: a call
     // cancelled while its acquiring write is in flight could leave a lease held by nobody until it
     // expires, and the demo promises to leave no lock held. A wait lasts at most `timeout`.
-    const options = { timeout, expires }
+    // A bad `--limit` is the SDK's to refuse (InvalidLockOptionsError), reported like any error.
+    const options = {
+      timeout,
+      expires,
+      ...(mode.kind === 'semaphore' ? { limit: mode.limit } : {}),
+      ...(mode.kind === 'shared' ? { shared: true } : {}),
+    }
     if (lockNames.length === 0) await locks.withLock(options, run)
     else await locks.withLock(name, options, run)
   } catch (error) {
