@@ -1,17 +1,23 @@
 import { Command, CommanderError, Option } from 'commander'
 import { clientVersionLine } from './client-version.ts'
+import {
+  examples,
+  integerOption,
+  outputOption,
+  secondsOption,
+  wholeNumberOption,
+  withClusterOptions,
+} from './command-options.ts'
 import { completionScript, SHELLS } from './completion.ts'
-import { parseDuration, parseSeconds } from './duration.ts'
 import { CliError, oneLine, UsageError } from './errors.ts'
 import { ExitCode, interrupted } from './exit-codes.ts'
 import {
   DEFAULT_CHUNK_SIZE,
   DEFAULT_RELEASE_TIMEOUT,
-  DEFAULT_REQUEST_TIMEOUT,
   GC_DEFAULTS,
   KILL_AFTER_DEFAULTS,
+  MAX_LIMIT,
   OUTPUT_FORMATS,
-  type OutputFormat,
   RUN_DEFAULTS,
   RUN_ENV,
 } from './flags.ts'
@@ -28,76 +34,6 @@ import type { VersionFlags } from './version.ts'
 // and usage errors start without them.
 
 const PROGRAM = 'locks'
-
-function secondsOption(flag: string, limits: Parameters<typeof parseSeconds>[1]) {
-  return (value: string) => {
-    const parsed = parseSeconds(value, limits)
-    if (typeof parsed === 'string') throw new UsageError(`${flag}: ${parsed}`)
-    return parsed
-  }
-}
-
-function durationOption(flag: string) {
-  return (value: string) => {
-    const parsed = parseDuration(value)
-    if (typeof parsed === 'string') throw new UsageError(`${flag}: ${parsed}`)
-    return parsed
-  }
-}
-
-function integerOption(flag: string) {
-  return (value: string) => {
-    if (!/^[0-9]+$/.test(value))
-      throw new UsageError(`${flag}: expected a whole number >= 0, got \`${value}\``)
-    return Number(value)
-  }
-}
-
-function outputOption(allowed: readonly OutputFormat[]) {
-  return new Option('-o, --output <format>', `output format: ${allowed.join('|')}`)
-    .choices([...allowed])
-    .default('table')
-}
-
-/** Options every command that talks to the cluster has, as in kubectl. */
-function withClusterOptions(command: Command): Command {
-  return command
-    .option('--kubeconfig <file>', 'path to the kubeconfig file (default: $KUBECONFIG, else ~/.kube/config)')
-    .option('--context <name>', 'the kubeconfig context to use')
-    .option('-n, --namespace <namespace>', "namespace of the locks (default: the context's, else `default`)")
-    .addOption(
-      new Option(
-        '--request-timeout <duration>',
-        'how long to wait for each API request, as kubectl: `30` (seconds), `30s`, `1m`, `1h2m3s`; 0 waits as long as the connection lives',
-      )
-        .argParser(durationOption('--request-timeout'))
-        .default(DEFAULT_REQUEST_TIMEOUT),
-    )
-    .addOption(
-      new Option(
-        '-v, --v [level]',
-        `log to stderr at this level, as kubectl: ${LOG_LEVELS}; \`-v\` alone is -v 6`,
-      )
-        .argParser(levelOption)
-        .preset('6'),
-    )
-    .option('--verbose', 'the same as -v 6: log each API request to stderr')
-}
-
-const LOG_LEVELS = '6 and up each API request with its status and duration'
-
-/** `-v 6`, `-v=6`, `--v=6`, `-v6`: a whole number from 0 to 10, as kubectl's levels. */
-function levelOption(value: string): number {
-  const text = value.startsWith('=') ? value.slice(1) : value
-  if (!/^[0-9]+$/.test(text) || Number(text) > 10) {
-    throw new UsageError(`-v: expected a log level from 0 to 10, got \`${value}\``)
-  }
-  return Number(text)
-}
-
-function examples(lines: readonly string[]): string {
-  return `\nExamples:\n${lines.map((line) => (line.startsWith('#') ? `  ${line}` : `  $ ${line}`)).join('\n')}\n`
-}
 
 /** Builds the command tree. Actions report their exit code through `done`. */
 export function buildProgram(ctx: CliContext, done: (code: number) => void): Command {
@@ -130,7 +66,7 @@ export function buildProgram(ctx: CliContext, done: (code: number) => void): Com
         'locks release nightly-report --force',
       ])}
 Exit codes: 0 ok, 1 runtime failure, 2 usage error; \`locks run\` also ${ExitCode.notAcquired} not acquired, ${ExitCode.lost} lock lost,
-126/127 command not executable/not found, else the command's own status. See docs/cli.md.
+${ExitCode.modeConflict} mode conflict, 126/127 command not executable/not found, else the command's own status. See docs/cli.md.
 `,
     )
 
@@ -144,7 +80,9 @@ Exit codes: 0 ok, 1 runtime failure, 2 usage error; \`locks run\` also ${ExitCod
     program
       .command('list')
       .alias('ls')
-      .description('list locks: who holds what, since when, when it expires, and how many wait for it'),
+      .description(
+        'list locks: who holds what, since when, when it expires, how many hold and how many wait for it',
+      ),
   )
     .option('-A, --all-namespaces', 'list locks in all namespaces')
     .option('-l, --selector <selector>', 'filter by label selector, as in kubectl (e.g. `team=payments`)')
@@ -173,7 +111,9 @@ Exit codes: 0 ok, 1 runtime failure, 2 usage error; \`locks run\` also ${ExitCod
     program
       .command('get')
       .argument('<name>', 'lock name, or lease name (also as lease.coordination.k8s.io/NAME)')
-      .description('show one lock, and its waiters in line order'),
+      .description(
+        'show one lock, its holders (of a shared lock or a semaphore), and its waiters in line order',
+      ),
   )
     .addOption(outputOption(OUTPUT_FORMATS))
     .option('--no-headers', 'omit the header row')
@@ -199,11 +139,11 @@ Exit codes: 0 ok, 1 runtime failure, 2 usage error; \`locks run\` also ${ExitCod
   )
     .option(
       '--force',
-      'release it now, whoever holds it: a holder that is still running keeps running beside the next holder',
+      'release it now, whoever holds it (every holder of a shared lock or semaphore): a holder that is still running keeps running beside the next holder',
     )
     .option(
       '--holder <identity>',
-      'release it now, but only while this holder identity holds it (the same risk as --force, for that holder)',
+      'release it now, but only while this holder identity holds it, or only this holder of a shared lock or semaphore (the same risk as --force, for that holder)',
     )
     .addOption(
       new Option(
@@ -233,11 +173,15 @@ Exit codes: 0 ok, 1 runtime failure, 2 usage error; \`locks run\` also ${ExitCod
         'locks release nightly-report --timeout 0',
         'locks release nightly-report --holder worker-7_4711_x2f9',
         'locks release nightly-report --force',
+        '# one holder of a semaphore or shared lock (see `locks get partner-api`)',
+        'locks release partner-api --holder sync-2_81_p4k7',
       ])}
 Without --force or --holder, a held lock is freed only once this machine's own monotonic clock has seen
 its lease unchanged (no renewal, no handover) for the lease's duration plus --expiry-grace; the times written in
 the lease come from another machine's clock and are not trusted. A renewal starts the wait again. After
 --timeout it gives up and changes nothing (exit 1).
+A shared lock or semaphore is released holder by holder: each holder's record as one lock's lease; without
+--holder, every holder the lock has.
 A holder that still runs learns of --force or --holder only when it next renews; use them only when it is gone.
 `,
     )
@@ -252,7 +196,9 @@ A holder that still runs learns of --force or --holder only when it next renews;
       .command('run')
       .argument('<name>', 'lock name (any string)')
       .argument('[command...]', 'the command and its arguments, after `--`')
-      .description('run a command while holding a lock, like flock(1)'),
+      .description(
+        'run a command while holding a lock (or a place of a semaphore, or a shared hold), like flock(1)',
+      ),
   )
     .addOption(
       new Option(
@@ -278,6 +224,16 @@ A holder that still runs learns of --force or --holder only when it next renews;
         .argParser(secondsOption('--grace', { min: 0 }))
         .hideHelp(),
     )
+    .addOption(
+      new Option(
+        '--limit <n>',
+        `hold one of at most n places of a semaphore of that name, a whole number from 1 to ${MAX_LIMIT}; every holder of the name gives the same n`,
+      ).argParser(wholeNumberOption('--limit', { min: 1, max: MAX_LIMIT })),
+    )
+    .option(
+      '--shared',
+      'hold it shared: any number of --shared holders at once, never beside an exclusive one',
+    )
     .option('--identity <prefix>', "holder identity prefix (default: $POD_NAME, else the host's name)")
     .option('--service <name>', 'service name recorded on the lease (kube-locks.io/service)')
     .addHelpText(
@@ -287,6 +243,10 @@ A holder that still runs learns of --force or --holder only when it next renews;
         '# give up at once if someone else holds it',
         'locks run db-migrate --timeout 0 -- npm run migrate',
         `locks run backup --expires 300 -- sh -c 'echo "token $${RUN_ENV.fencingToken}"; ./backup'`,
+        '# at most three at once; `locks list` shows 2/3 while two run',
+        'locks run partner-api --limit 3 --renew -- ./sync.sh',
+        '# readers together; a plain `locks run reports` waits for them, and they for it',
+        'locks run reports --shared --renew -- ./read-report.sh',
       ])}
 The command runs in its own process group with these variables set: ${Object.values(RUN_ENV).join(', ')}.
 Signals sent to locks (INT, TERM, HUP, QUIT, USR1, USR2, WINCH) are forwarded to the group. If the lock is
@@ -294,7 +254,8 @@ lost, the group gets SIGTERM, then SIGKILL after --kill-after seconds, and locks
 comes --kill-after seconds before the lock's end (without --renew: --expires minus the safety margin and
 --kill-after after it was acquired), so that nothing of the group runs once someone else can take the lock.
 Exit status: the command's own (128+N if killed by signal N); ${ExitCode.notAcquired} if the lock was not acquired in time;
-${ExitCode.lost} if the lock was lost; 126 if the command cannot run; 127 if not found; 1 on other failures; 2 on usage errors.
+${ExitCode.lost} if the lock was lost; ${ExitCode.modeConflict} if the name is in use with another --limit (or --shared against --limit);
+126 if the command cannot run; 127 if not found; 1 on other failures; 2 on usage errors.
 `,
     )
     .action(

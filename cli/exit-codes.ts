@@ -18,6 +18,12 @@ export const ExitCode = Object.freeze({
   notAcquired: 75,
   /** `run`: the lock was lost while the command ran; the command's process group was terminated. */
   lost: 76,
+  /**
+   * `run`: the lock is in use in another mode (a semaphore of another `--limit`, shared against
+   * semaphore); the command did not run. Like sysexits' EX_CONFIG: the callers disagree on how to use
+   * the name, and waiting does not settle that.
+   */
+  modeConflict: 78,
   /** `run`: the command was found but could not be started (for example, not executable). */
   cannotExecute: 126,
   /** `run`: the command was not found. */

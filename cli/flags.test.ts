@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest'
-import { DEFAULTS, RECLAIM_DEFAULTS } from '../sdk/internal.ts'
-import { GC_DEFAULTS, RUN_DEFAULTS } from './flags.ts'
+import { DEFAULTS, RECLAIM_DEFAULTS, MAX_LIMIT as SDK_MAX_LIMIT } from '../sdk/internal.ts'
+import { GC_DEFAULTS, MAX_LIMIT, RUN_DEFAULTS } from './flags.ts'
 import { type CliContext, runCli } from './program.ts'
 
 // Help shows the SDK's defaults from flags.ts, which loads without the SDK: they must be the SDK's.
@@ -32,7 +32,12 @@ describe('the defaults help shows', () => {
     expect(RUN_DEFAULTS).toEqual({ expires: DEFAULTS.expires, timeout: DEFAULTS.timeout })
   })
 
+  it("are the SDK's largest limit", () => {
+    expect(MAX_LIMIT).toBe(SDK_MAX_LIMIT)
+  })
+
   it.each([
+    ['run', '--limit <n>', `from 1 to ${SDK_MAX_LIMIT}`],
     ['run', '--expires <seconds>', `(default: ${DEFAULTS.expires})`],
     ['run', '--timeout <seconds>', `(default: ${DEFAULTS.timeout})`],
     ['gc', '--reclaim-grace <seconds>', `(default: ${RECLAIM_DEFAULTS.grace})`],

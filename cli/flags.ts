@@ -38,13 +38,16 @@ export const RUN_DEFAULTS = Object.freeze({
   timeout: 10,
 })
 
+/** The most holders `run --limit` takes: the SDK's `MAX_LIMIT`. */
+export const MAX_LIMIT = 1000
+
 /** Environment variables `locks run` gives the command. */
 export const RUN_ENV = Object.freeze({
   /** The lock name as given. */
   name: 'KUBE_LOCKS_NAME',
   /** The namespace of the lease. */
   namespace: 'KUBE_LOCKS_NAMESPACE',
-  /** The Lease object's name. */
+  /** The Lease object's name: with `--limit` or `--shared`, the name of this holder's own record. */
   lease: 'KUBE_LOCKS_LEASE',
   /** This acquisition's holder identity. */
   holder: 'KUBE_LOCKS_HOLDER',

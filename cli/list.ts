@@ -1,15 +1,33 @@
-import { MANAGED_BY_SELECTOR, QUEUE_LABEL, WatchExpiredError } from '../sdk/internal.ts'
+import {
+  HOLDER_OF_LABEL,
+  holderRecordLock,
+  MANAGED_BY_SELECTOR,
+  QUEUE_LABEL,
+  WatchExpiredError,
+} from '../sdk/internal.ts'
 import type { ApiClient, WatchEvent } from './api.ts'
+import { lockKey } from './by-lock.ts'
 import { ExitCode, interrupted } from './exit-codes.ts'
+import {
+  absentLock,
+  HOLDER_RECORD_SELECTOR,
+  HolderRecords,
+  holderState,
+  lineOf,
+  withAbsentLocks,
+} from './holders.ts'
 import { checkOutput, formatItems, type Item, type Output, sortItems, WatchPrinter } from './output.ts'
 import { Queues } from './queue.ts'
 import { type CliContext, type CommonFlags, itemOf, KEYS, Session } from './session.ts'
 
 export { DEFAULT_CHUNK_SIZE } from './flags.ts'
 
-/** Locks, never tickets: the server leaves out every lease with the queue label. */
+/**
+ * Locks, never tickets nor holder records: the server leaves out every lease with the queue label or
+ * the holder-of label.
+ */
 export function lockSelector(extra: string | undefined): string {
-  const locks = `${MANAGED_BY_SELECTOR},!${QUEUE_LABEL}`
+  const locks = `${MANAGED_BY_SELECTOR},!${QUEUE_LABEL},!${HOLDER_OF_LABEL}`
   return extra === undefined || extra.trim() === '' ? locks : `${locks},${extra}`
 }
 
@@ -38,14 +56,22 @@ export async function listCommand(ctx: CliContext, flags: ListFlags): Promise<nu
   const namespace = flags.allNamespaces ? undefined : session.namespace
   const api = session.api
   const scope = { api, namespace, chunkSize: flags.chunkSize }
-  // `-o name` prints names only: it needs no count.
+  // `-o name` prints names only: it needs no count, and no lock whose lease does not exist.
   const counted = flags.output !== 'name'
-  const [lockList, ticketList] = await Promise.all([
+  const [lockList, ticketList, recordList] = await Promise.all([
     listItems(scope, lockSelector(flags.selector), ctx.signal),
     counted ? listItems(scope, TICKET_SELECTOR, ctx.signal) : undefined,
+    counted ? listItems(scope, HOLDER_RECORD_SELECTOR, ctx.signal) : undefined,
   ])
   let queues = new Queues(ticketList?.items)
-  const withWaiting = (lock: Item): Item => (counted ? { ...lock, waiting: queues.count(lock) } : lock)
+  let records = new HolderRecords(recordList?.items)
+  // A lock whose lease does not exist has no labels for a `-l` to match.
+  const withAbsent = counted && (flags.selector === undefined || flags.selector.trim() === '')
+  const counts = (lock: Item): Item => {
+    if (!counted) return lock
+    const holding = holderState(lock, records.of(lock), ctx.now())
+    return { ...lock, holding, waiting: lineOf(lock, queues.of(lock), holding).length }
+  }
   const printOptions = {
     format: flags.output,
     allNamespaces: flags.allNamespaces === true,
@@ -60,47 +86,63 @@ export async function listCommand(ctx: CliContext, flags: ListFlags): Promise<nu
     flags.output === 'table' ||
     flags.output === 'wide' ||
     (typeof flags.output === 'object' && flags.output.kind === 'custom-columns')
+  const all = withAbsentLocks(lockList.items, records, withAbsent)
   if (!flags.watch) {
-    if (lockList.items.length === 0 && tabular) {
+    if (all.length === 0 && tabular) {
       ctx.stderr(`No locks found${where}.\n`)
       return ExitCode.ok
     }
-    ctx.stdout(formatItems(sorted(lockList.items.map(withWaiting)), { ...printOptions, now: ctx.now() }))
+    ctx.stdout(formatItems(sorted(all.map(counts)), { ...printOptions, now: ctx.now() }))
     return ExitCode.ok
   }
 
-  // --watch: the locks as they change, and a lock again when the number of its waiters changes.
+  // --watch: the locks as they change, and a lock again when its waiters or its holders change.
   const printer = new WatchPrinter(printOptions)
   const locks = new Map<string, Item>()
-  /** What was last printed of each lock: `uid/resourceVersion/waiting`. */
+  /** What was last printed of each lock, by its key: `uid/resourceVersion/waiting/holders`. */
   const printed = new Map<string, string>()
-  const signature = (item: Item) => `${item.view.uid}/${item.view.resourceVersion}/${item.waiting ?? ''}`
+  const signature = (item: Item) => {
+    const holders = item.holding?.holders.map((r) => `${r.view.name}=${r.view.holderIdentity}`).join(',')
+    return `${item.view.uid}/${item.view.resourceVersion}/${item.waiting ?? ''}/${item.holding?.count ?? ''}/${holders ?? ''}`
+  }
   const show = (batch: readonly Item[]) => {
-    const changed = batch.map(withWaiting).filter((item) => printed.get(item.view.uid) !== signature(item))
-    for (const item of changed) printed.set(item.view.uid, signature(item))
+    const changed = batch.map(counts).filter((item) => printed.get(lockKey(item.view)) !== signature(item))
+    for (const item of changed) printed.set(lockKey(item.view), signature(item))
     ctx.stdout(printer.print(changed, ctx.now()))
   }
   const setLocks = (items: readonly Item[]) => {
     locks.clear()
     for (const item of items) locks.set(queues.keyOf(item), item)
   }
-  if (lockList.items.length === 0 && tabular) ctx.stderr(`No locks found${where}; watching for changes.\n`)
+  /** The lock with this key: its lease, else (no `-l`) one built from its holder records while it has any. */
+  const lockOf = (key: string, record: Item): Item | undefined => {
+    const lock = locks.get(key)
+    if (lock !== undefined || !withAbsent) return lock
+    // Its last record gone, the lock is shown once more, held by nobody, as kubectl -w shows a deletion.
+    const items = records.itemsOf(key)
+    return absentLock(
+      record.view.namespace,
+      holderRecordLock(record.view) as string,
+      items.length > 0 ? items : [record],
+    )
+  }
+  if (all.length === 0 && tabular) ctx.stderr(`No locks found${where}; watching for changes.\n`)
   setLocks(lockList.items)
   // Sorted as kubectl sorts under --watch: the first list; changes come in the order they happen.
-  show(sorted(lockList.items.map(withWaiting)))
+  show(sorted(all.map(counts)))
   await followAll(ctx.signal, [
     follow(scope, lockSelector(flags.selector), lockList.resourceVersion, {
       changed: (type, item) => {
         if (type === 'DELETED') locks.delete(queues.keyOf(item))
         else locks.set(queues.keyOf(item), item)
         // Printed as kubectl -w prints it, the last state of a deleted lease too.
-        printed.delete(item.view.uid)
+        printed.delete(lockKey(item.view))
         show([item])
       },
       // Too far behind: list again and print only what changed since it was last printed.
       relisted: (items) => {
         setLocks(items)
-        show(items)
+        show(withAbsentLocks(items, records, withAbsent))
       },
     }),
     ...(ticketList === undefined
@@ -115,6 +157,21 @@ export async function listCommand(ctx: CliContext, flags: ListFlags): Promise<nu
             relisted: (tickets) => {
               queues = new Queues(tickets)
               show([...locks.values()])
+            },
+          }),
+        ]),
+    ...(recordList === undefined
+      ? []
+      : [
+          follow(scope, HOLDER_RECORD_SELECTOR, recordList.resourceVersion, {
+            changed: (type, record) => {
+              const key = type === 'DELETED' ? records.delete(record) : records.set(record)
+              const lock = key === undefined ? undefined : lockOf(key, record)
+              if (lock !== undefined) show([lock])
+            },
+            relisted: (items) => {
+              records = new HolderRecords(items)
+              show(withAbsentLocks([...locks.values()], records, withAbsent))
             },
           }),
         ]),

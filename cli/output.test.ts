@@ -18,7 +18,7 @@ function item(
   name: string,
   holder: string | undefined,
   lockName = name,
-  extra: Pick<Item, 'waiting' | 'queue'> = {},
+  extra: Pick<Item, 'waiting' | 'queue' | 'holding'> = {},
 ): Item {
   const json: LeaseJson = {
     apiVersion: 'coordination.k8s.io/v1',
@@ -101,9 +101,9 @@ describe('formatItems', () => {
   it('prints a table by default', () => {
     expect(formatItems([item('a', 'w_1_x'), item('b--h', undefined, 'b/B')], base)).toBe(
       [
-        'NAME   HOLDER   SERVICE   AGE   EXPIRES IN   WAITING   TRANSITIONS',
-        'a      w_1_x    <none>    60s   10s          0         1',
-        'b/B    <none>   <none>    60s   <none>       0         1',
+        'NAME   HOLDER   SERVICE   AGE   EXPIRES IN   HOLDERS   WAITING   TRANSITIONS',
+        'a      w_1_x    <none>    60s   10s          1         0         1',
+        'b/B    <none>   <none>    60s   <none>       0         0         1',
         '',
       ].join('\n'),
     )
@@ -112,7 +112,7 @@ describe('formatItems', () => {
   it('counts waiters in the WAITING column and as status.waiting in json and yaml', () => {
     const items = [item('a', 'w_1_x', 'a', { waiting: 3 }), item('b', undefined, 'b', { waiting: 0 })]
     expect(formatItems(items, base).split('\n')[1]).toBe(
-      'a      w_1_x    <none>    60s   10s          3         1',
+      'a      w_1_x    <none>    60s   10s          1         3         1',
     )
     const list = JSON.parse(formatItems(items, { ...base, format: 'json' }))
     expect(list.items.map((i: { status?: unknown }) => i.status)).toEqual([{ waiting: 3 }, { waiting: 0 }])
@@ -131,8 +131,8 @@ describe('formatItems', () => {
     const lock = item('a', 'w_1_x', 'a', { waiting: 2, queue })
     expect(formatItems([lock], base, true)).toBe(
       [
-        'NAME   HOLDER   SERVICE   AGE   EXPIRES IN   WAITING   TRANSITIONS',
-        'a      w_1_x    <none>    60s   10s          2         1',
+        'NAME   HOLDER   SERVICE   AGE   EXPIRES IN   HOLDERS   WAITING   TRANSITIONS',
+        'a      w_1_x    <none>    60s   10s          1         2         1',
         '',
         'POSITION   HOLDER    SERVICE   POD          WAITING FOR',
         '1          w-2_1_y   billing   pod-first    2m',
@@ -145,7 +145,7 @@ describe('formatItems', () => {
     )
     expect(formatItems([lock], { ...base, noHeaders: true }, true)).toBe(
       [
-        'a   w_1_x   <none>   60s   10s   2   1',
+        'a   w_1_x   <none>   60s   10s   1   2   1',
         '',
         '1   w-2_1_y   billing   pod-first    2m',
         '2   w-3_1_z   billing   pod-second   30s',
@@ -156,6 +156,56 @@ describe('formatItems', () => {
     expect(
       formatItems([item('a', 'w_1_x', 'a', { waiting: 0, queue: [] })], base, true).split('\n'),
     ).toHaveLength(3)
+  })
+
+  it('prints the holders of a semaphore under its row, for get, and leaves them out of custom columns', () => {
+    const record = (suffix: string, resourceVersion: string): Item => {
+      const base = item(`a.h-${suffix}`, `s-${suffix}_1_x`, 'a')
+      const annotations = {
+        ...base.view.annotations,
+        'kube-locks.io/mode': 'semaphore',
+        'kube-locks.io/limit': '3',
+        'kube-locks.io/service': 'sync',
+      }
+      return {
+        json: { ...base.json, metadata: { ...base.json.metadata, resourceVersion, annotations } },
+        view: { ...base.view, resourceVersion, annotations },
+      }
+    }
+    const holders = [record('one', '31'), record('two', '32')]
+    const lock = item('a', undefined, 'a', {
+      waiting: 0,
+      queue: [],
+      holding: {
+        mode: { kind: 'semaphore', limit: 3 },
+        holders,
+        count: 2,
+        waiters: [],
+        exclusiveWaits: false,
+      },
+    })
+    expect(formatItems([lock], base, true)).toBe(
+      [
+        'NAME   HOLDER        SERVICE   AGE   EXPIRES IN   HOLDERS   WAITING   TRANSITIONS',
+        'a      <2 holders>   sync      60s   10s          2/3       0         1',
+        '',
+        'HOLDER      MODE                  SERVICE   POD      ACQUIRED   RENEWED   EXPIRES IN   RESOURCEVERSION',
+        's-one_1_x   semaphore (limit 3)   sync      <none>   <none>     10s       10s          31',
+        's-two_1_x   semaphore (limit 3)   sync      <none>   <none>     10s       10s          32',
+        '',
+      ].join('\n'),
+    )
+    expect(
+      formatItems([lock], { ...base, format: 'wide' }, true)
+        .split('\n')[3]
+        ?.split(/ {3,}/)
+        .slice(-3),
+    ).toEqual(['RECORD', 'NODE', 'DURATION'])
+    const columns = {
+      kind: 'custom-columns',
+      columns: [{ header: 'HOLDING', path: '.status.holding' }],
+    } as const
+    expect(formatItems([lock], { ...base, format: columns }, true)).toBe('HOLDING\n2\n')
   })
 
   it('puts the queue in status for get -o json and yaml, with the times as the server wrote them', () => {
@@ -224,9 +274,9 @@ describe('WatchPrinter', () => {
     const first = printer.print([item('a', 'w_1_x')], NOW)
     const next = printer.print([item('a', undefined)], NOW)
     expect(first).toBe(
-      'NAME   HOLDER   SERVICE   AGE   EXPIRES IN   WAITING   TRANSITIONS\na      w_1_x    <none>    60s   10s          0         1\n',
+      'NAME   HOLDER   SERVICE   AGE   EXPIRES IN   HOLDERS   WAITING   TRANSITIONS\na      w_1_x    <none>    60s   10s          1         0         1\n',
     )
-    expect(next).toBe('a      <none>   <none>    60s   <none>       0         1\n')
+    expect(next).toBe('a      <none>   <none>    60s   <none>       0         0         1\n')
   })
 
   it('prints one document per change in YAML and one object per change in JSON', () => {
@@ -291,7 +341,7 @@ describe('kubectl templates and sorting', () => {
       .split('\n')
     expect(lines.map((line) => line.split(/ {3,}/).at(-1))).toEqual(['LABELS', 'app=x,team=shop', '<none>'])
     expect(formatItems(items, { ...base, showLabels: true, format: 'wide' }).split('\n')[0]).toMatch(
-      / {3}NODE +LABELS$/,
+      / {3}NODE +MODE +LABELS$/,
     )
   })
 

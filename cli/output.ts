@@ -1,17 +1,19 @@
 import { dumpYaml, type LeaseRecord } from '../sdk/internal.ts'
 import type { LeaseJson } from './api.ts'
+import { holderColumns, holderRow, queueColumns, queueRow } from './get-rows.ts'
+import { type HolderState, lockModeOf } from './holders.ts'
 import { execute, fieldValues, parseFieldPath, parseTemplate, printed } from './jsonpath.ts'
 import type { CustomColumn, Output } from './output-flags.ts'
 import {
   type AnnotationKeys,
   cell,
   formatLabels,
+  type Holding,
   type LeaseView,
+  type LockMode,
   lockColumns,
   lockRow,
   NONE,
-  queueColumns,
-  queueRow,
   renderTable,
 } from './rows.ts'
 
@@ -26,6 +28,10 @@ export interface Item {
   readonly waiting?: number | undefined
   /** A lock's waiters' tickets, first in line first: shown by `get`. */
   readonly queue?: readonly Item[] | undefined
+  /** Who holds a lock by holder records (shared, semaphore), when they were read: HOLDERS and `get`. */
+  readonly holding?: HolderState | undefined
+  /** A lock whose lease does not exist (yet), built from its holder records. */
+  readonly absent?: boolean | undefined
 }
 
 export interface PrintOptions {
@@ -51,23 +57,48 @@ export function cleanObject(lease: LeaseJson): LeaseJson {
 
 /**
  * What json and yaml print of a lock: the Lease as the server sent it, and when its waiters were
- * counted, a `status` the CLI adds (a Lease has none of its own): `waiting`, and for `get` the `queue`.
+ * counted, a `status` the CLI adds (a Lease has none of its own): `waiting`, `holding` and `mode` (with
+ * `limit` for a semaphore), `holders` for a shared lock or a semaphore, and for `get` the `queue`.
  */
 export function objectOf(item: Item, keys: AnnotationKeys): LeaseJson & { status?: object } {
   const object = cleanObject(item.json)
   if (item.waiting === undefined) return object
+  const holding = item.holding
+  const holders =
+    holding === undefined || (holding.mode.kind === 'exclusive' && holding.holders.length === 0)
+      ? {}
+      : { holders: holding.holders.map((record) => holderEntry(record, keys)) }
   const queue = item.queue?.map((ticket, index) => queueEntry(ticket, index + 1, keys))
-  return { ...object, status: { waiting: item.waiting, ...(queue === undefined ? {} : { queue }) } }
+  return {
+    ...object,
+    status: {
+      waiting: item.waiting,
+      ...(holding === undefined ? {} : { holding: holding.count, ...modeFields(holding.mode), ...holders }),
+      ...(queue === undefined ? {} : { queue }),
+    },
+  }
 }
 
-function queueEntry(ticket: Item, position: number, keys: AnnotationKeys) {
-  const annotations = ticket.view.annotations
-  const spec = ticket.json.spec ?? {}
-  const optional = (key: string, value: unknown) => (value === undefined ? {} : { [key]: value })
+function modeFields(mode: LockMode) {
+  switch (mode.kind) {
+    case 'semaphore':
+      return { mode: mode.kind, limit: mode.limit }
+    case 'unknown':
+      return { mode: mode.value }
+    default:
+      return { mode: mode.kind }
+  }
+}
+
+const optional = (key: string, value: unknown) => (value === undefined ? {} : { [key]: value })
+
+/** What a waiter or a holder recorded of itself: who, where, and its times as the server has them. */
+function holderFields(lease: Item, keys: AnnotationKeys) {
+  const annotations = lease.view.annotations
+  const spec = lease.json.spec ?? {}
   return {
-    position,
-    lease: ticket.view.name,
-    holderIdentity: ticket.view.holderIdentity,
+    lease: lease.view.name,
+    holderIdentity: lease.view.holderIdentity,
     ...optional('service', annotations[keys.service]),
     ...optional('pod', annotations[keys.pod]),
     ...optional('node', annotations[keys.node]),
@@ -78,6 +109,21 @@ function queueEntry(ticket: Item, position: number, keys: AnnotationKeys) {
   }
 }
 
+function queueEntry(ticket: Item, position: number, keys: AnnotationKeys) {
+  return { position, ...holderFields(ticket, keys) }
+}
+
+function holderEntry(record: Item, keys: AnnotationKeys) {
+  return { ...holderFields(record, keys), resourceVersion: record.view.resourceVersion }
+}
+
+/** What the lock's row needs of its holder records. */
+function holdingOf(item: Item): Holding | undefined {
+  const holding = item.holding
+  if (holding === undefined) return undefined
+  return { mode: holding.mode, count: holding.count, holders: holding.holders.map((record) => record.view) }
+}
+
 function table(items: readonly Item[], options: PrintOptions, widths?: number[]) {
   if (typeof options.format === 'object') {
     if (options.format.kind !== 'custom-columns') throw new Error(`not a table: ${options.format.kind}`)
@@ -85,7 +131,7 @@ function table(items: readonly Item[], options: PrintOptions, widths?: number[])
   }
   const columns = lockColumns({ allNamespaces: options.allNamespaces, wide: options.format === 'wide' })
   const rows = items.map((item) => {
-    const row = lockRow(item.view, options.now, options.keys, item.waiting)
+    const row = lockRow(item.view, options.now, options.keys, item.waiting, holdingOf(item))
     const cells = columns.map((column) => cell(column.value(row)))
     return options.showLabels ? [...cells, cell(formatLabels(item.view.labels))] : cells
   })
@@ -156,6 +202,23 @@ function queueTable(queue: readonly Item[], options: PrintOptions): string {
   return `\n${renderTable(headers, rows).text}`
 }
 
+/** The holders of a shared lock or a semaphore under its row, as `get` shows them. */
+function holdersTable(holding: HolderState | undefined, options: PrintOptions): string {
+  if (holding === undefined || holding.holders.length === 0) return ''
+  const columns = holderColumns({ wide: options.format === 'wide' })
+  const rows = holding.holders.map((record) => {
+    const row = holderRow(
+      record.view,
+      lockModeOf(record.view.annotations) ?? holding.mode,
+      options.now,
+      options.keys,
+    )
+    return columns.map((column) => cell(column.value(row)))
+  })
+  const headers = options.noHeaders ? undefined : columns.map((column) => column.header)
+  return `\n${renderTable(headers, rows).text}`
+}
+
 /** A whole result in one format. A list in json/yaml is a `v1/List`, like `kubectl get -o json`. */
 export function formatItems(items: readonly Item[], options: PrintOptions, single = false): string {
   if (typeof options.format === 'object' && options.format.kind === 'jsonpath') {
@@ -171,9 +234,10 @@ export function formatItems(items: readonly Item[], options: PrintOptions, singl
       return items.map((item) => `${resourceName(item.view)}\n`).join('')
     default: {
       const text = table(items, options).text
-      // The queue under the lock in the lock tables; custom columns show the lock's fields alone.
-      const queue = single && typeof options.format !== 'object' ? items[0]?.queue : undefined
-      return queue === undefined ? text : text + queueTable(queue, options)
+      // Holders and queue under the lock in the lock tables; custom columns show the lock's fields alone.
+      const lock = single && typeof options.format !== 'object' ? items[0] : undefined
+      if (lock === undefined) return text
+      return text + holdersTable(lock.holding, options) + queueTable(lock.queue ?? [], options)
     }
   }
 }

@@ -5,8 +5,9 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { leaseNameFor } from '../sdk/internal.ts'
+import { complete, Directive } from './completion.ts'
 import { ExitCode } from './exit-codes.ts'
-import { type CliContext, candidateLeaseNames, runCli } from './program.ts'
+import { buildProgram, type CliContext, candidateLeaseNames, runCli } from './program.ts'
 
 const dir = mkdtempSync(join(tmpdir(), 'locks-cli-'))
 afterAll(() => rmSync(dir, { recursive: true, force: true }))
@@ -90,6 +91,18 @@ describe('usage errors exit 2 and say what is wrong', () => {
       '--grace is the old name of --kill-after',
     ],
     [['release', 'x', '--timeout', 'soon'], '--timeout: expected a number of seconds >= 0'],
+    [['run', 'x', '--limit', '0', '--', 'true'], '--limit: expected a whole number from 1 to 1000, got `0`'],
+    [
+      ['run', 'x', '--limit', '2.5', '--', 'true'],
+      '--limit: expected a whole number from 1 to 1000, got `2.5`',
+    ],
+    [['run', 'x', '--limit', 'three', '--', 'true'], '--limit: expected a whole number from 1 to 1000'],
+    [['run', 'x', '--limit', '1001', '--', 'true'], '--limit: expected a whole number from 1 to 1000'],
+    [['run', 'x', '--limit', '-1', '--', 'true'], '--limit: expected a whole number from 1 to 1000'],
+    [
+      ['run', 'x', '--limit', '3', '--shared', '--', 'true'],
+      'error: --limit and --shared cannot be given together: --limit N holds one of at most N places of a semaphore, --shared a shared lock that any number may hold at once; choose one\n',
+    ],
   ])('%j', async (args, message) => {
     const result = await cli(args)
     expect(result.code).toBe(ExitCode.usage)
@@ -138,6 +151,9 @@ describe('help', () => {
       'KUBE_LOCKS_NAME',
       `${ExitCode.notAcquired}`,
       `${ExitCode.lost}`,
+      `${ExitCode.modeConflict} if the name is in use with another --limit`,
+      '--limit <n>',
+      '--shared',
     ]) {
       expect(stdout).toContain(text)
     }
@@ -159,6 +175,9 @@ describe('completion', () => {
       '--all-namespaces',
       '--dry-run',
       '--renew',
+      '--limit',
+      '--shared',
+      '--holder',
     ]) {
       expect(stdout).toContain(word)
     }
@@ -184,6 +203,45 @@ describe('the bash completion script', () => {
     expect(complete('locks', 'run', '--re')).toBe('--request-timeout --renew')
     expect(complete('locks', 'list', '-o', 'y')).toBe('yaml')
     expect(complete('locks', 'completion', '')).toBe('bash zsh')
+    expect(complete('locks', 'run', 'x', '--li')).toBe('--limit')
+    expect(complete('locks', 'run', 'x', '--sh')).toBe('--shared')
+    expect(complete('locks', 'release', 'x', '--ho')).toBe('--holder')
+  })
+})
+
+describe('completion for kubectl (cobra protocol)', () => {
+  const sources = {
+    lockNames: async () => ['partner-api'],
+    namespaces: async () => [],
+    contexts: async () => [],
+  }
+  const program = () =>
+    buildProgram(
+      {
+        stdout: () => {},
+        stderr: () => {},
+        env: {},
+        home: undefined,
+        now: () => 0,
+        signal: new AbortController().signal,
+        signals: process,
+      },
+      () => {},
+    )
+
+  it('knows run --limit and --shared, and that --limit takes a value', async () => {
+    expect((await complete(program(), ['run', 'partner-api', '--s'], sources)).candidates).toEqual([
+      '--shared',
+      '--service',
+    ])
+    expect(await complete(program(), ['run', 'partner-api', '--limit', ''], sources)).toEqual({
+      candidates: [],
+      directive: Directive.noFileComp,
+    })
+    // After a value of --limit, the lock name is still to come.
+    expect((await complete(program(), ['run', '--limit', '3', ''], sources)).candidates).toEqual([
+      'partner-api',
+    ])
   })
 })
 
@@ -261,9 +319,9 @@ describe('runtime failures exit 1 with one line', () => {
       expect(result.stderr).toBe(
         'error: forbidden: cannot list leases.coordination.k8s.io in namespace `shop` as `system:serviceaccount:shop:viewer`: ask for a Role (or ClusterRole for -A) that grants `list` on leases in group coordination.k8s.io; check with `kubectl auth can-i list leases.coordination.k8s.io -n shop`\n',
       )
-      // Locks without tickets (the tickets go apart, for the WAITING column).
+      // Locks without tickets nor holder records (they go apart, for the WAITING and HOLDERS columns).
       expect(requests).toContain(
-        '/apis/coordination.k8s.io/v1/namespaces/shop/leases?labelSelector=app.kubernetes.io%2Fmanaged-by%3Dkube-locks%2C%21kube-locks.io%2Fqueue-for&limit=500',
+        '/apis/coordination.k8s.io/v1/namespaces/shop/leases?labelSelector=app.kubernetes.io%2Fmanaged-by%3Dkube-locks%2C%21kube-locks.io%2Fqueue-for%2C%21kube-locks.io%2Fholder-of&limit=500',
       )
     })
 

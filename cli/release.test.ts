@@ -1,7 +1,7 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
 import { WatchExpiredError } from '../sdk/internal.ts'
 import type { LeaseJson, WatchEvent } from './api.ts'
-import { type ReleaseApi, type ReleaseWait, releaseOnceExpired } from './release.ts'
+import { type ReleaseApi, type ReleaseWait, releaseOnceExpired } from './release-wait.ts'
 
 const MANAGED = { 'app.kubernetes.io/managed-by': 'kube-locks' }
 

@@ -1,14 +1,18 @@
 import { describe, expect, it } from 'vitest'
+import { holderColumns, holderRow, queueColumns, queueRow } from './get-rows.ts'
 import {
   cell,
+  EXCLUSIVE,
   expiresIn,
   formatLabels,
+  holdersCell,
+  isLive,
   type LeaseView,
   lockColumns,
   lockRow,
+  MIXED,
+  modeCell,
   NONE,
-  queueColumns,
-  queueRow,
   renderTable,
   width,
 } from './rows.ts'
@@ -68,11 +72,13 @@ describe('lockRow', () => {
       node: 'n1',
       age: '120m',
       expiresIn: '15s',
+      holders: '1',
       waiting: '0',
       transitions: '3',
       duration: '20s',
       acquired: '60s',
       renewed: '4s',
+      mode: 'exclusive',
     })
   })
 
@@ -90,6 +96,137 @@ describe('lockRow', () => {
       transitions: '0',
       acquired: NONE,
     })
+  })
+})
+
+describe('isLive', () => {
+  it('holds while the lease names a holder and has not run out by the times written in it', () => {
+    expect(isLive(lease(), NOW)).toBe(true)
+    expect(isLive(lease({ renewTime: '2030-01-01T11:59:40Z' }), NOW)).toBe(true)
+    expect(isLive(lease({ renewTime: '2030-01-01T11:59:39.999Z' }), NOW)).toBe(false)
+    expect(isLive(lease({ holderIdentity: undefined }), NOW)).toBe(false)
+    // Without a duration it never runs out.
+    expect(isLive(lease({ leaseDurationSeconds: undefined }), NOW)).toBe(true)
+  })
+})
+
+describe('holdersCell and modeCell', () => {
+  it.each([
+    [EXCLUSIVE, 1, '1', 'exclusive'],
+    [EXCLUSIVE, 0, '0', 'exclusive'],
+    [{ kind: 'semaphore', limit: 3 } as const, 2, '2/3', 'semaphore (limit 3)'],
+    [{ kind: 'semaphore', limit: 3 } as const, 0, '0/3', 'semaphore (limit 3)'],
+    [{ kind: 'shared' } as const, 4, 'shared ×4', 'shared'],
+    [{ kind: 'unknown', value: 'quorum' } as const, 2, '2', 'unknown (quorum)'],
+  ])('%o held by %i: %s, %s', (mode, count, holders, shown) => {
+    expect(holdersCell(mode, count)).toBe(holders)
+    expect(modeCell(mode)).toBe(shown)
+  })
+})
+
+describe('lockRow of a shared lock or a semaphore', () => {
+  const free = lease({ holderIdentity: undefined, acquireTime: undefined, leaseTransitions: 0 })
+  const record = (suffix: string, overrides: Partial<LeaseView> = {}) =>
+    lease({
+      name: `orders-eu--abc.h-${suffix}`,
+      holderIdentity: `worker-${suffix}_1_x`,
+      acquireTime: '2030-01-01T11:58:00Z',
+      renewTime: '2030-01-01T11:59:50Z',
+      annotations: { 'lock/name': 'orders/EU', 'lock/service': 'billing', 'lock/pod': `pod-${suffix}` },
+      ...overrides,
+    })
+  const semaphore = { kind: 'semaphore', limit: 3 } as const
+
+  it('shows one holder as the holder of a lock', () => {
+    const row = lockRow(free, NOW, KEYS, 0, { mode: semaphore, count: 1, holders: [record('a')] })
+    expect(row).toMatchObject({
+      holder: 'worker-a_1_x',
+      service: 'billing',
+      pod: 'pod-a',
+      expiresIn: '10s',
+      holders: '1/3',
+      acquired: '2m',
+      renewed: '10s',
+      mode: 'semaphore (limit 3)',
+      lease: 'orders-eu--abc',
+      transitions: '0',
+    })
+  })
+
+  it('sums several up: what they share, the earliest acquisition, the latest renewal, the first expiry', () => {
+    const holders = [
+      record('a', { acquireTime: '2030-01-01T11:50:00Z', renewTime: '2030-01-01T11:59:45Z' }),
+      record('b', { renewTime: '2030-01-01T11:59:58Z' }),
+    ]
+    const row = lockRow(free, NOW, KEYS, 1, { mode: { kind: 'shared' }, count: 2, holders })
+    expect(row).toMatchObject({
+      holder: '<2 holders>',
+      service: 'billing',
+      pod: MIXED,
+      node: NONE,
+      acquired: '10m',
+      renewed: '2s',
+      expiresIn: '5s',
+      holders: 'shared ×2',
+      waiting: '1',
+      duration: '20s',
+    })
+  })
+
+  it('leaves holders whose leases ran out out of the summary while others are live', () => {
+    const gone = record('gone', { renewTime: '2030-01-01T11:50:00Z' })
+    const row = lockRow(free, NOW, KEYS, 0, { mode: semaphore, count: 1, holders: [gone, record('a')] })
+    expect(row).toMatchObject({ holder: 'worker-a_1_x', expiresIn: '10s', holders: '1/3' })
+  })
+
+  it('shows a holder whose lease ran out when nobody else holds it, as a lock whose holder is gone', () => {
+    const gone = record('gone', { renewTime: '2030-01-01T11:50:00Z' })
+    const row = lockRow(free, NOW, KEYS, 0, { mode: semaphore, count: 0, holders: [gone] })
+    expect(row).toMatchObject({ holder: 'worker-gone_1_x', expiresIn: 'expired 9m40s ago', holders: '0/3' })
+  })
+
+  it('shows a free lock with its mode when nobody holds it', () => {
+    const row = lockRow(free, NOW, KEYS, 0, { mode: semaphore, count: 0, holders: [] })
+    expect(row).toMatchObject({
+      holder: NONE,
+      service: NONE,
+      expiresIn: NONE,
+      holders: '0/3',
+      acquired: NONE,
+    })
+  })
+
+  it('counts an exclusive holder whose lease has run out as no holder', () => {
+    expect(lockRow(lease({ renewTime: '2030-01-01T11:58:00Z' }), NOW, KEYS).holders).toBe('0')
+  })
+})
+
+describe('holderRow', () => {
+  it("shows one holder of a shared lock or a semaphore, with its record's resourceVersion", () => {
+    const record = {
+      ...lease({ name: 'orders-eu--abc.h-aaaa', holderIdentity: 'worker-2_7_y' }),
+      resourceVersion: '9007199254740993',
+    }
+    expect(holderRow(record, { kind: 'semaphore', limit: 3 }, NOW, KEYS)).toEqual({
+      holder: 'worker-2_7_y',
+      mode: 'semaphore (limit 3)',
+      service: 'billing',
+      pod: 'billing-7',
+      node: 'n1',
+      acquired: '60s',
+      renewed: '4s',
+      expiresIn: '15s',
+      resourceVersion: '9007199254740993',
+      record: 'orders-eu--abc.h-aaaa',
+      duration: '20s',
+    })
+  })
+
+  it('has columns for the table and more for wide', () => {
+    const headers = (wide: boolean) => holderColumns({ wide }).map((column) => column.header)
+    const table = ['HOLDER', 'MODE', 'SERVICE', 'POD', 'ACQUIRED', 'RENEWED', 'EXPIRES IN', 'RESOURCEVERSION']
+    expect(headers(false)).toEqual(table)
+    expect(headers(true)).toEqual([...table, 'RECORD', 'NODE', 'DURATION'])
   })
 })
 
@@ -165,6 +302,7 @@ describe('lockColumns', () => {
       'SERVICE',
       'AGE',
       'EXPIRES IN',
+      'HOLDERS',
       'WAITING',
       'TRANSITIONS',
     ])
@@ -175,6 +313,7 @@ describe('lockColumns', () => {
       'SERVICE',
       'AGE',
       'EXPIRES IN',
+      'HOLDERS',
       'WAITING',
       'TRANSITIONS',
       'LEASE',
@@ -183,6 +322,7 @@ describe('lockColumns', () => {
       'RENEWED',
       'POD',
       'NODE',
+      'MODE',
     ])
   })
 })

@@ -38,15 +38,20 @@ export interface LockRow {
   /** The original lock name. */
   readonly name: string
   readonly lease: string
+  /** `<N holders>` when several hold it (a shared lock, a semaphore). */
   readonly holder: string
   readonly service: string
   readonly pod: string
   readonly node: string
   readonly age: string
   readonly expiresIn: string
-  /** Waiters in the lock's queue (tickets that name one). */
+  /** How many hold it: `1`, `2/3` (a semaphore of 3), `shared ×4`; see {@link holdersCell}. */
+  readonly holders: string
+  /** Waiters in the lock's line (tickets that name one, semaphore holders beyond the limit). */
   readonly waiting: string
   readonly transitions: string
+  /** `exclusive`, `shared`, `semaphore (limit 3)`. */
+  readonly mode: string
   readonly duration: string
   readonly acquired: string
   readonly renewed: string
@@ -76,13 +81,28 @@ export function expiryOf(lease: LeaseView): number | undefined {
 /** `12s` while the lease runs, `expired 3s ago` after, `<none>` when nobody holds it. */
 export function expiresIn(lease: LeaseView, now: number): string {
   if (!isHeld(lease)) return NONE
-  const expiry = expiryOf(lease)
+  return expiryText(expiryOf(lease), now)
+}
+
+function expiryText(expiry: number | undefined, now: number): string {
   if (expiry === undefined) return '<unknown>'
   const left = expiry - now
   return left >= 0 ? humanDuration(left) : `expired ${humanDuration(-left)} ago`
 }
 
-function ageSince(value: string | undefined, now: number): string {
+/**
+ * Whether a lease names a holder whose lease has not run out by the times written in it (one without a
+ * duration never runs out). What the HOLDERS column counts: information, like EXPIRES IN; holders and
+ * the controller judge expiry on their own clocks.
+ */
+export function isLive(lease: LeaseView, now: number): boolean {
+  if (!isHeld(lease)) return false
+  const expiry = expiryOf(lease)
+  return expiry === undefined || expiry >= now
+}
+
+/** How long ago `value` was, as kubectl writes durations; `<none>` when absent or unreadable. */
+export function ageSince(value: string | undefined, now: number): string {
   const at = timeOf(value)
   return at === undefined ? NONE : humanDuration(now - at)
 }
@@ -91,53 +111,117 @@ export function lockNameOf(lease: LeaseView, keys: AnnotationKeys): string {
   return lease.annotations[keys.name] ?? lease.name
 }
 
-export function lockRow(lease: LeaseView, now: number, keys: AnnotationKeys, waiting = 0): LockRow {
-  const held = isHeld(lease)
-  const holderAnnotation = (key: string) => (held ? (lease.annotations[key] ?? NONE) : NONE)
+/** How a lock is held: one exclusive holder, shared holders, or a semaphore's `limit` holders. */
+export type LockMode =
+  | { readonly kind: 'exclusive' }
+  | { readonly kind: 'shared' }
+  | { readonly kind: 'semaphore'; readonly limit: number }
+  /** A mode annotation this version cannot read (written by a newer one, or by hand): its value. */
+  | { readonly kind: 'unknown'; readonly value: string }
+
+export const EXCLUSIVE: LockMode = Object.freeze({ kind: 'exclusive' })
+
+/** Who holds a lock besides (or instead of) its lease's holder: decided in `holders.ts`. */
+export interface Holding {
+  readonly mode: LockMode
+  /**
+   * The holder records that hold the lock, first in line first, with those whose leases ran out by the
+   * times written in them; not the semaphore's holders beyond its limit, who wait.
+   */
+  readonly holders: readonly LeaseView[]
+  /** How many of them hold it: those whose leases have not run out. */
+  readonly count: number
+}
+
+/** The HOLDERS column: `0`/`1` for an exclusive lock, `2/3` for a semaphore of 3, `shared ×4`. */
+export function holdersCell(mode: LockMode, count: number): string {
+  switch (mode.kind) {
+    case 'semaphore':
+      return `${count}/${mode.limit}`
+    case 'shared':
+      return `shared ×${count}`
+    default:
+      return String(count)
+  }
+}
+
+/** The MODE column, and the mode of each holder in `get`. */
+export function modeCell(mode: LockMode): string {
+  switch (mode.kind) {
+    case 'semaphore':
+      return `semaphore (limit ${mode.limit})`
+    case 'unknown':
+      return `unknown (${mode.value})`
+    default:
+      return mode.kind
+  }
+}
+
+export const MIXED = '<mixed>'
+
+/** The one value all of `values` have, else `<mixed>`. */
+function common(values: readonly string[]): string {
+  const [first = NONE, ...rest] = values
+  return rest.every((value) => value === first) ? first : MIXED
+}
+
+/**
+ * The row of a lock. Without `holding`, or when no holder record is live, it shows the holder of the
+ * lock's own lease, as for every exclusive lock. Else it shows the live holder records: one as a lease
+ * holder is shown; several as `<N holders>`, with what they have in common (else `<mixed>`), the
+ * earliest acquisition, the latest renewal and the first lease to run out.
+ */
+export function lockRow(
+  lease: LeaseView,
+  now: number,
+  keys: AnnotationKeys,
+  waiting = 0,
+  holding?: Holding,
+): LockRow {
+  const live = holding?.holders.filter((holder) => isLive(holder, now)) ?? []
+  const ranOut = holding?.holders.filter((holder) => !isLive(holder, now)) ?? []
+  // Whose details the row shows: live holders first, then the lease's own holder, then holders whose
+  // leases ran out (as a lock whose holder's lease ran out shows that holder).
+  const shown = live.length > 0 ? live : isHeld(lease) || ranOut.length === 0 ? [lease] : ranOut
+  const held = shown.some(isHeld)
+  const holderAnnotation = (key: string) =>
+    common(shown.map((holder) => (held ? (holder.annotations[key] ?? NONE) : NONE)))
+  const mode = holding?.mode ?? EXCLUSIVE
+  const count = holding?.count ?? (isLive(lease, now) ? 1 : 0)
+  const times = (pick: (holder: LeaseView) => string | undefined, earliest: boolean) => {
+    const all = shown.map((holder) => timeOf(pick(holder))).filter((t): t is number => t !== undefined)
+    return all.length === 0 ? undefined : earliest ? Math.min(...all) : Math.max(...all)
+  }
+  const age = (at: number | undefined) => (at === undefined ? NONE : humanDuration(now - at))
+  const expiries = shown.map(expiryOf)
+  const durations = shown.map((holder) =>
+    holder.leaseDurationSeconds === undefined ? NONE : `${holder.leaseDurationSeconds}s`,
+  )
   return {
     namespace: lease.namespace,
     name: lockNameOf(lease, keys),
     lease: lease.name,
-    holder: held ? (lease.holderIdentity as string) : NONE,
+    holder: !held
+      ? NONE
+      : shown.length === 1
+        ? (shown[0]?.holderIdentity as string)
+        : `<${shown.length} holders>`,
     service: holderAnnotation(keys.service),
     pod: holderAnnotation(keys.pod),
     node: holderAnnotation(keys.node),
     age: ageSince(lease.creationTimestamp, now),
-    expiresIn: expiresIn(lease, now),
+    expiresIn: !held
+      ? NONE
+      : expiries.includes(undefined)
+        ? '<unknown>'
+        : expiryText(Math.min(...(expiries as number[])), now),
+    holders: holdersCell(mode, count),
     waiting: String(waiting),
     transitions: String(lease.leaseTransitions ?? 0),
-    duration: lease.leaseDurationSeconds === undefined ? NONE : `${lease.leaseDurationSeconds}s`,
-    acquired: held ? ageSince(lease.acquireTime, now) : NONE,
-    renewed: held ? ageSince(lease.renewTime, now) : NONE,
-  }
-}
-
-/** One waiter in a lock's queue: a ticket, at its place in line (1 = next to take the lock). */
-export interface QueueRow {
-  readonly position: string
-  readonly holder: string
-  readonly service: string
-  readonly pod: string
-  readonly node: string
-  /** Since the waiter began waiting: its ticket's `acquireTime`. */
-  readonly waitingFor: string
-  /** The ticket's Lease name. */
-  readonly ticket: string
-  /** By the times written in the ticket, as for locks: information, not the controller's judgement. */
-  readonly expiresIn: string
-}
-
-export function queueRow(ticket: LeaseView, position: number, now: number, keys: AnnotationKeys): QueueRow {
-  const annotation = (key: string) => ticket.annotations[key] ?? NONE
-  return {
-    position: String(position),
-    holder: isHeld(ticket) ? (ticket.holderIdentity as string) : NONE,
-    service: annotation(keys.service),
-    pod: annotation(keys.pod),
-    node: annotation(keys.node),
-    waitingFor: ageSince(ticket.acquireTime, now),
-    ticket: ticket.name,
-    expiresIn: expiresIn(ticket, now),
+    duration: common(durations),
+    acquired: held ? age(times((holder) => holder.acquireTime, true)) : NONE,
+    renewed: held ? age(times((holder) => holder.renewTime, false)) : NONE,
+    mode: modeCell(mode),
   }
 }
 
@@ -153,6 +237,7 @@ const COLUMNS = {
   service: { header: 'SERVICE', value: (row) => row.service },
   age: { header: 'AGE', value: (row) => row.age },
   expiresIn: { header: 'EXPIRES IN', value: (row) => row.expiresIn },
+  holders: { header: 'HOLDERS', value: (row) => row.holders },
   waiting: { header: 'WAITING', value: (row) => row.waiting },
   transitions: { header: 'TRANSITIONS', value: (row) => row.transitions },
   lease: { header: 'LEASE', value: (row) => row.lease },
@@ -161,9 +246,13 @@ const COLUMNS = {
   renewed: { header: 'RENEWED', value: (row) => row.renewed },
   pod: { header: 'POD', value: (row) => row.pod },
   node: { header: 'NODE', value: (row) => row.node },
+  mode: { header: 'MODE', value: (row) => row.mode },
 } satisfies Record<string, Column>
 
-/** The table's columns: NAMESPACE only across namespaces (`-A`), like kubectl; `wide` adds details. */
+/**
+ * The table's columns: NAMESPACE only across namespaces (`-A`), like kubectl; `wide` adds details.
+ * HOLDERS sits beside WAITING, the two counts together; the columns before it keep their places.
+ */
 export function lockColumns(options: { readonly allNamespaces: boolean; readonly wide: boolean }): Column[] {
   const c = COLUMNS
   return [
@@ -173,33 +262,10 @@ export function lockColumns(options: { readonly allNamespaces: boolean; readonly
     c.service,
     c.age,
     c.expiresIn,
+    c.holders,
     c.waiting,
     c.transitions,
-    ...(options.wide ? [c.lease, c.duration, c.acquired, c.renewed, c.pod, c.node] : []),
-  ]
-}
-
-const QUEUE_COLUMNS = {
-  position: { header: 'POSITION', value: (row) => row.position },
-  holder: { header: 'HOLDER', value: (row) => row.holder },
-  service: { header: 'SERVICE', value: (row) => row.service },
-  pod: { header: 'POD', value: (row) => row.pod },
-  waitingFor: { header: 'WAITING FOR', value: (row) => row.waitingFor },
-  ticket: { header: 'TICKET', value: (row) => row.ticket },
-  node: { header: 'NODE', value: (row) => row.node },
-  expiresIn: { header: 'EXPIRES IN', value: (row) => row.expiresIn },
-} satisfies Record<string, Column<QueueRow>>
-
-/** The queue's columns under a lock in `get`; `wide` adds the ticket's name, the node and its expiry. */
-export function queueColumns(options: { readonly wide: boolean }): Column<QueueRow>[] {
-  const c = QUEUE_COLUMNS
-  return [
-    c.position,
-    c.holder,
-    c.service,
-    c.pod,
-    c.waitingFor,
-    ...(options.wide ? [c.ticket, c.node, c.expiresIn] : []),
+    ...(options.wide ? [c.lease, c.duration, c.acquired, c.renewed, c.pod, c.node, c.mode] : []),
   ]
 }
 

@@ -22,6 +22,8 @@ import {
   type SuperviseOptions,
   supervise,
 } from './run.ts'
+import { LeaseServer, runLocks } from './testing/lease-server.ts'
+import { holderJson, lockJson } from './testing/leases.ts'
 
 function fakeLock() {
   const controller = new AbortController()
@@ -381,5 +383,42 @@ describe('supervise with an SDK lock: SIGKILL lands no later than the lock could
       renewedAt + (6 - run.timing.margin) * 1000,
     )
     await run.close()
+  })
+})
+
+describe('locks run --limit and --shared', () => {
+  it('exits with the mode-conflict code, and runs nothing, when the name is in use in another mode', async () => {
+    const api = await new LeaseServer([
+      lockJson('partner-api', { holder: undefined, mode: 'shared' }),
+      holderJson('partner-api', 'aaaa', { mode: 'shared', renewTime: new Date().toISOString() }),
+    ]).start()
+    try {
+      api.answerWrite = (method, _path, body) => {
+        const lease = body as { metadata?: Record<string, unknown> }
+        if (method === 'POST') {
+          return {
+            status: 201,
+            body: { ...lease, metadata: { ...lease.metadata, uid: 'u-new', resourceVersion: '50' } },
+          }
+        }
+        return { status: 200, body: { kind: 'Status', status: 'Success' } }
+      }
+      const marker = join(mkdtempSync(join(tmpdir(), 'locks-run-')), 'ran')
+      const result = await runLocks(
+        ['run', 'partner-api', '--limit', '3', '--timeout', '0', '--', 'touch', marker],
+        api.kubeconfig(),
+        { now: Date.now() },
+      )
+      expect(result.stdout).toBe('')
+      expect(result.stderr).toBe(
+        'error: lock `partner-api` in namespace `shop` is in use as a shared lock, but this run asked for a semaphore (limit 3); the command did not run: every holder of one name must give the same --limit (or all --shared), so use the same flags everywhere (see `locks get partner-api`), or another lock name\n',
+      )
+      expect(result.code).toBe(ExitCode.modeConflict)
+      expect(() => readFileSync(marker)).toThrow()
+      // It announced itself with a record of its own, and took it back.
+      expect(api.writes.map((write) => write.split(' ')[0])).toEqual(['POST', 'DELETE'])
+    } finally {
+      await api.close()
+    }
   })
 })

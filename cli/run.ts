@@ -6,6 +6,7 @@ import {
   DEFAULTS,
   defaultSafetyMargin,
   LeaseNotManagedError,
+  LockModeConflictError,
   LockTimeoutError,
   setClampedTimeout,
 } from '../sdk/internal.ts'
@@ -237,6 +238,27 @@ export interface RunFlags extends CommonFlags {
   readonly grace?: number
   readonly identity?: string
   readonly service?: string
+  /** A semaphore: one of at most this many holders at once. */
+  readonly limit?: number
+  /** A shared hold: any number of shared holders at once, no exclusive one. */
+  readonly shared?: boolean
+}
+
+/** The SDK's holder options for `--limit` and `--shared`; a usage error when both are given. */
+export function holderOptions(flags: Pick<RunFlags, 'limit' | 'shared'>): { limit?: number; shared?: true } {
+  if (flags.limit !== undefined && flags.shared) {
+    throw new UsageError(
+      '--limit and --shared cannot be given together: --limit N holds one of at most N places of a semaphore, --shared a shared lock that any number may hold at once; choose one',
+    )
+  }
+  if (flags.limit !== undefined) return { limit: flags.limit }
+  return flags.shared ? { shared: true } : {}
+}
+
+/** How `--verbose` names what was acquired. */
+function acquiredWhat(options: { limit?: number; shared?: true }): string {
+  if (options.limit !== undefined) return `a place of semaphore (limit ${options.limit})`
+  return options.shared ? 'a shared hold of lock' : 'lock'
 }
 
 /** `locks run`: takes the lock, runs the command under {@link supervise}, releases the lock. */
@@ -252,6 +274,7 @@ export async function runCommand(ctx: CliContext, name: string, command: readonl
     ctx.stderr('warning: --grace is deprecated and will be removed: use --kill-after, which means the same\n')
   }
   const timing = runTiming({ expires: flags.expires, killAfter: flags.killAfter ?? flags.grace })
+  const holder = holderOptions(flags)
   await using session = new Session(ctx, flags)
   // A store of its own: the lock's watches want the SDK's short server-side timeout, not `--watch`'s.
   const store = createClusterLeaseStore(session.cluster)
@@ -269,6 +292,7 @@ export async function runCommand(ctx: CliContext, name: string, command: readonl
         expires: timing.expires,
         timeout: flags.timeout,
         renew: flags.renew === true,
+        ...holder,
         // The signal fires killAfter early, so that SIGKILL lands before anyone else may take the lock.
         safetyMargin: timing.safetyMargin,
         signal: ctx.signal,
@@ -279,13 +303,20 @@ export async function runCommand(ctx: CliContext, name: string, command: readonl
         ctx.stderr(`error: ${oneLine(error.message)}\n`)
         return ExitCode.notAcquired
       }
+      if (error instanceof LockModeConflictError) {
+        // The SDK's message names its options; this one the flags.
+        ctx.stderr(
+          `error: lock \`${error.lockName}\` in namespace \`${error.namespace}\` is in use as a ${error.inUse}, but this run asked for a ${error.requested}; the command did not run: every holder of one name must give the same --limit (or all --shared), so use the same flags everywhere (see \`locks get ${name}\`), or another lock name\n`,
+        )
+        return ExitCode.modeConflict
+      }
       // The SDK refuses a ticket's lease as not a lock's; say what it is.
       if (error instanceof LeaseNotManagedError) await refuseTicketName(session, name, 'run')
       throw error
     }
     if (flags.verbose) {
       ctx.stderr(
-        `acquired lock \`${lock.name}\` in namespace \`${lock.namespace}\` as ${lock.holder} (fencing token ${lock.fencingToken})\n`,
+        `acquired ${acquiredWhat(holder)} \`${lock.name}\` in namespace \`${lock.namespace}\` as ${lock.holder} (${Object.keys(holder).length === 0 ? '' : `holder record ${lock.leaseName}, `}fencing token ${lock.fencingToken})\n`,
       )
     }
     return await supervise(lock, {

@@ -1,6 +1,10 @@
 import {
   type Cluster,
+  holderRecordLock,
+  holderSelector,
   isDns1123Subdomain,
+  isHolderRecord,
+  isHolderRecordOf,
   isTicket,
   LOCK_NAME_ANNOTATION,
   leaseNameFor,
@@ -15,9 +19,11 @@ import {
 } from '../sdk/internal.ts'
 import { ApiClient, type LeaseJson } from './api.ts'
 import { CliError, UsageError } from './errors.ts'
+import { DEFAULT_CHUNK_SIZE } from './flags.ts'
+import { absentLock } from './holders.ts'
 import { type ClusterFlags, loadCluster, namespaceOf } from './kubeconfig.ts'
 import type { Item } from './output.ts'
-import type { AnnotationKeys } from './rows.ts'
+import { type AnnotationKeys, isHeld } from './rows.ts'
 
 /** What every command shares: the CLI's view of the world, its cluster connection, and finding a lock. */
 
@@ -128,7 +134,8 @@ export function candidateLeaseNames(name: string): string[] {
   return names
 }
 
-export async function findLock(session: Session, name: string): Promise<Item> {
+/** The lease of the lock `name` refers to, refused if it is not a lock's; `undefined` if there is none. */
+async function lookUpLock(session: Session, name: string): Promise<Item | undefined> {
   const namespace = session.namespace
   if (name === '') throw new UsageError('the lock name is empty: give the name of a lock (see `locks list`)')
   for (const leaseName of candidateLeaseNames(name)) {
@@ -141,11 +148,47 @@ export async function findLock(session: Session, name: string): Promise<Item> {
     }
     const item = itemOf(lease)
     if (isTicket(item.view)) throw new CliError(notALock(item))
+    if (isHolderRecord(item.view)) throw new CliError(holderRecordNotALock(item))
     return item
   }
+  return undefined
+}
+
+function notFound(session: Session, name: string): never {
   throw new CliError(
-    `lock \`${name}\` not found in namespace \`${namespace}\`: check the name and the namespace (-n), or see \`locks list -A\``,
+    `lock \`${name}\` not found in namespace \`${session.namespace}\`: check the name and the namespace (-n), or see \`locks list -A\``,
   )
+}
+
+/** A lock and its holder records (shared or semaphore holders; any, held or not). */
+export interface LockWithHolders {
+  readonly lock: Item
+  readonly records: readonly Item[]
+}
+
+/**
+ * The lock `name` refers to and its holder records. A lock whose lease does not exist (yet: a shared
+ * or semaphore acquirer creates its record first) is found by a record that names a holder.
+ */
+export async function findLockWithHolders(session: Session, name: string): Promise<LockWithHolders> {
+  const lock = await lookUpLock(session, name)
+  if (lock !== undefined) return { lock, records: await holderRecordsOf(session, lock.view.name) }
+  for (const leaseName of candidateLeaseNames(name)) {
+    const records = await holderRecordsOf(session, leaseName)
+    if (records.some((record) => isHeld(record.view))) {
+      return { lock: absentLock(session.namespace, leaseName, records), records }
+    }
+  }
+  return notFound(session, name)
+}
+
+async function holderRecordsOf(session: Session, leaseName: string): Promise<Item[]> {
+  const list = await session.api.list(
+    session.namespace,
+    { labelSelector: holderSelector(leaseName), chunkSize: DEFAULT_CHUNK_SIZE },
+    session.ctx.signal,
+  )
+  return list.items.map(itemOf).filter((record) => isHolderRecordOf(record.view, leaseName))
 }
 
 /** Why a ticket is refused where a lock is expected. */
@@ -154,9 +197,17 @@ function notALock(ticket: Item): string {
   return `lease \`${ticket.view.namespace}/${ticket.view.name}\` is a ticket, a waiter's place in the queue of lock \`${lock}\`, not a lock: see that lock and its queue with \`locks get ${lock}\`; a ticket goes away when its waiter stops waiting, or when the controller sees that its waiter is gone`
 }
 
+/** Why a holder record is refused where a lock is expected. */
+function holderRecordNotALock(record: Item): string {
+  const lock = record.view.annotations[LOCK_NAME_ANNOTATION] ?? holderRecordLock(record.view) ?? '?'
+  const holder = record.view.holderIdentity ?? 'ID'
+  return `lease \`${record.view.namespace}/${record.view.name}\` is a holder record, one holder of shared lock or semaphore \`${lock}\`, not a lock: see that lock and its holders with \`locks get ${lock}\`, release this holder with \`locks release ${lock} --holder ${holder}\``
+}
+
 /**
- * Refuses a lock name whose lease is a ticket, saying so; returns when it is not one. Tickets have
- * random names, so only a name copied from one (`locks list -o name` never shows them) meets one.
+ * Refuses a lock name whose lease is a ticket or a holder record, saying so; returns when it is not
+ * one. Both have random names, so only a name copied from one (`locks list -o name` never shows them)
+ * meets one.
  */
 export async function refuseTicketName(session: Session, name: string, command: string): Promise<void> {
   let leaseName: string
@@ -168,11 +219,20 @@ export async function refuseTicketName(session: Session, name: string, command: 
   const lease = await session.api.get(session.namespace, leaseName, session.ctx.signal)
   if (lease === undefined || !isManagedLease(lease)) return
   const item = itemOf(lease)
-  if (!isTicket(item.view)) return
-  const lock = item.view.annotations[LOCK_NAME_ANNOTATION] ?? ticketLock(item.view) ?? '?'
-  throw new CliError(
-    `lock name \`${name}\` is the name of lease \`${item.view.namespace}/${leaseName}\`, a ticket: a waiter's place in the queue of lock \`${lock}\`; it is not a lock and ${command} leaves it alone: choose another lock name`,
-  )
+  const where = `lock name \`${name}\` is the name of lease \`${item.view.namespace}/${leaseName}\``
+  const lockName = item.view.annotations[LOCK_NAME_ANNOTATION]
+  if (isTicket(item.view)) {
+    const lock = lockName ?? ticketLock(item.view) ?? '?'
+    throw new CliError(
+      `${where}, a ticket: a waiter's place in the queue of lock \`${lock}\`; it is not a lock and ${command} leaves it alone: choose another lock name`,
+    )
+  }
+  if (isHolderRecord(item.view)) {
+    const lock = lockName ?? holderRecordLock(item.view) ?? '?'
+    throw new CliError(
+      `${where}, a holder record: one holder of shared lock or semaphore \`${lock}\`; it is not a lock and ${command} leaves it alone: choose another lock name`,
+    )
+  }
 }
 
 export function labelSelector(extra: string | undefined): string {

@@ -37,7 +37,7 @@ describe('locks list --watch', () => {
     await watch.waitForOutput('bravo to hold the lock', (stdout) => rowsOf(stdout, 'bravo').length > 0)
 
     const lines = watch.stdout.trimEnd().split('\n')
-    expect(lines[0]).toMatch(/^NAME +HOLDER +SERVICE +AGE +EXPIRES IN +WAITING +TRANSITIONS$/)
+    expect(lines[0]).toMatch(/^NAME +HOLDER +SERVICE +AGE +EXPIRES IN +HOLDERS +WAITING +TRANSITIONS$/)
     expect(lines.filter((line) => line.startsWith('NAME '))).toHaveLength(1)
     // bravo's ticket, if it had to take one, is never a row of its own.
     expect(lines.slice(1).every((line) => line.startsWith('handover '))).toBe(true)
