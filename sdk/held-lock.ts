@@ -71,6 +71,11 @@ export interface HeldLockContext {
    * @default the record with a new `renewTime`
    */
   readonly renewal?: ((record: LeaseRecord, wallNow: number) => LeaseRecord) | undefined
+  /**
+   * The holder's fencing token.
+   * @default the resourceVersion of `record`, the acquiring write
+   */
+  readonly fencingToken?: string | undefined
 }
 
 /**
@@ -107,7 +112,7 @@ export class HeldLock implements Lock {
     this.leaseName = ctx.record.name
     this.namespace = ctx.record.namespace
     this.holder = ctx.record.holderIdentity ?? ''
-    this.fencingToken = ctx.record.resourceVersion
+    this.fencingToken = ctx.fencingToken ?? ctx.record.resourceVersion
     this.#lastSentAt = ctx.sentAt
     this.#deadline = ctx.sentAt + ctx.expiresMs - ctx.safetyMarginMs
     this.#scheduleDeadline()

@@ -25,6 +25,7 @@ import type { LeaseRecord } from './lease-record.ts'
 import { freedRecord, isManaged } from './lease-record.ts'
 import type { LeaseStore } from './lease-store.ts'
 import type { HolderMode } from './options.ts'
+import { compareResourceVersions } from './resource-version.ts'
 import { isTicket, isTicketOf, queueSelector, renewedTicket } from './ticket.ts'
 import { backoff, Wakeup, withRequestDeadline } from './timers.ts'
 import type { WatchHub } from './watch-hub.ts'
@@ -83,8 +84,17 @@ export interface OwnRecord {
   readonly sentAt: number
 }
 
+export interface HolderAcquired extends OwnRecord {
+  /**
+   * The larger of the record's resourceVersion and that of the lock's lease as the passing check read
+   * it. An exclusive holder that was in before the check wrote the lease before that read, so the
+   * token is greater than its; one that comes later writes the lease after it, so its token is greater.
+   */
+  readonly fencingToken: string
+}
+
 /** Acquires a shared or semaphore hold on `ctx.lockName`: resolves with the holder's own record. */
-export async function acquireHolder(ctx: HolderAcquireContext): Promise<OwnRecord> {
+export async function acquireHolder(ctx: HolderAcquireContext): Promise<HolderAcquired> {
   return new HolderAcquisition(ctx).run()
 }
 
@@ -105,7 +115,7 @@ class HolderAcquisition {
     this.#ctx = ctx
   }
 
-  async run(): Promise<OwnRecord> {
+  async run(): Promise<HolderAcquired> {
     let backedOff = false
     let stale = false
     try {
@@ -116,9 +126,11 @@ class HolderAcquisition {
         switch (verdict.kind) {
           case 'hold': {
             const own = this.#own
-            if (own !== undefined && this.#now() < own.sentAt + this.#ctx.validForMs) {
+            const lease = this.#lease?.record
+            if (own !== undefined && lease !== undefined && this.#now() < own.sentAt + this.#ctx.validForMs) {
               this.#own = undefined
-              return own
+              const [a, b] = [own.record.resourceVersion, lease.resourceVersion]
+              return { ...own, fencingToken: compareResourceVersions(a, b) >= 0 ? a : b }
             }
             // The check outlasted the record's validity: renew it, then check again.
             stale = true
@@ -318,11 +330,20 @@ class HolderAcquisition {
     }
   }
 
-  /** Renews this holder's record in place; if it was changed or deleted meanwhile, starts over. */
+  /**
+   * Renews this holder's record in place; if it was changed or deleted meanwhile, starts over. A record
+   * is renewed in place only while its place is sure — until `expires − safetyMargin` after its last
+   * write was sent: after that others may have passed it as gone, and keeping its place would let it in
+   * beside those who passed it. Then it is deleted, and a new one joins at the back.
+   */
   async #renew(): Promise<void> {
     const own = this.#own
     if (own === undefined) return
     const sentAt = this.#now()
+    if (sentAt >= own.sentAt + this.#ctx.validForMs) {
+      await this.#discard()
+      return
+    }
     try {
       const next = renewedTicket(own.record, this.#ctx.clock.wallNow())
       const record = await this.#request((signal) => this.#ctx.store.update(next, { signal }), true)

@@ -309,7 +309,7 @@ export class LockClient implements Locks {
       annotations: holderAnnotations,
       fair: options.fair,
     })
-    const lock = this.#hold(lockName, own.record, own.sentAt, options, true)
+    const lock = this.#hold(lockName, own.record, own.sentAt, options, own.fencingToken)
     if (options.signal?.aborted) {
       await lock.release()
       throw options.signal.reason
@@ -483,10 +483,13 @@ export class LockClient implements Locks {
     record: LeaseRecord,
     sentAt: number,
     options: ResolvedAcquireOptions,
-    ownRecord = false,
+    /** Set for a shared or semaphore holder, whose lease is its own record. */
+    recordToken?: string,
   ): HeldLock {
     const lock = new HeldLock({
-      ...(ownRecord ? { discard: true, renewal: renewedTicket } : {}),
+      ...(recordToken === undefined
+        ? {}
+        : { discard: true, renewal: renewedTicket, fencingToken: recordToken }),
       store: this.#store,
       clock: this.#options.clock,
       logger: this.#options.logger,

@@ -1,7 +1,12 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
 import { HOLDER_OF_LABEL, MODE_ANNOTATION } from './constants.ts'
 import { createLocks } from './create-locks.ts'
-import { InvalidLockOptionsError, LockModeConflictError, LockTimeoutError } from './errors.ts'
+import {
+  InvalidLockOptionsError,
+  LockModeConflictError,
+  LockTimeoutError,
+  LockUnavailableError,
+} from './errors.ts'
 import type { Lock } from './held-lock.ts'
 import type { Locks } from './locks.ts'
 import type { MemoryLeaseStore } from './memory-store.ts'
@@ -167,6 +172,48 @@ describe('semaphore', () => {
     await waiter.value?.release()
   })
 
+  it("a waiter cut off past its record's validity joins again at the back, never keeps its place", async () => {
+    const holder = await locks().acquire('pool', { limit: 1, expires: 60 })
+    // Client B's requests do not get through for a while (its network is cut).
+    let cut = false
+    const requests = new Set<unknown>(['get', 'list', 'create', 'update', 'delete'])
+    const cutStore = new Proxy(store, {
+      get(target, key, receiver) {
+        if (requests.has(key) && cut) {
+          return () =>
+            Promise.reject(
+              new LockUnavailableError({ server: 'memory', problem: 'refused', outcomeUnknown: false }),
+            )
+        }
+        const value = Reflect.get(target, key, receiver)
+        return typeof value === 'function' ? value.bind(target) : value
+      },
+    })
+    const cutOff = track(
+      locks({ store: cutStore, identity: 'cut-off' }).acquire('pool', { limit: 1, expires: 5, timeout: 60 }),
+    )
+    await vi.advanceTimersByTimeAsync(100)
+    cut = true
+    // Long enough for everyone else to pass it as gone (5 s + 1 s grace unchanged).
+    await vi.advanceTimersByTimeAsync(7_000)
+    const later = track(locks({ identity: 'later' }).acquire('pool', { limit: 1, timeout: 60 }))
+    await vi.advanceTimersByTimeAsync(100)
+    await holder.release()
+    // `later` passes the cut-off waiter once it has itself seen its record unchanged for 5 s + 1 s.
+    await vi.advanceTimersByTimeAsync(5_000)
+    expect(later.status).toBe('pending')
+    await vi.advanceTimersByTimeAsync(1_100)
+    expect(later.status).toBe('fulfilled')
+    cut = false
+    await vi.advanceTimersByTimeAsync(10_000)
+    expect(later.value?.valid).toBe(true)
+    expect(cutOff.status).toBe('pending')
+    await later.value?.release()
+    await vi.advanceTimersByTimeAsync(100)
+    expect(cutOff.status).toBe('fulfilled')
+    await cutOff.value?.release()
+  })
+
   it('refuses a limit other than the one in use, naming it', async () => {
     const client = locks()
     const held = await client.acquire('pool', { limit: 3 })
@@ -292,6 +339,26 @@ describe('shared and exclusive', () => {
     expect(reader.status).toBe('pending')
     await vi.advanceTimersByTimeAsync(1_100)
     expect(reader.status).toBe('fulfilled')
+    await reader.value?.release()
+  })
+
+  it("a shared holder's token is greater than an exclusive holder's that was in before it, however late its record", async () => {
+    // Retried soon enough that the reader's record needs no renewal before its next check.
+    const client = locks({ retryInterval: 0.1 })
+    await (await client.acquire('account-7')).release()
+    // The reader's record is written, then its check fails and is retried a little later…
+    store.failNext(
+      'list',
+      () => new LockUnavailableError({ server: 'memory', problem: 'refused', outcomeUnknown: false }),
+    )
+    const reader = track(client.acquire('account-7', { shared: true, timeout: 30 }))
+    await settle()
+    // … while a writer comes and goes.
+    const writer = await client.acquire('account-7', { timeout: 0 })
+    await writer.release()
+    await vi.advanceTimersByTimeAsync(300)
+    expect(reader.status).toBe('fulfilled')
+    expect(compareResourceVersions(reader.value?.fencingToken ?? '', writer.fencingToken)).toBe(1)
     await reader.value?.release()
   })
 
