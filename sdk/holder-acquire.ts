@@ -105,8 +105,13 @@ class HolderAcquisition {
   readonly #wakeup = new Wakeup()
   #lease: LeaseObservation | undefined
   #own: OwnRecord | undefined
-  /** A record whose create may have applied without an answer: deleted before the call ends. */
-  #unsure: string | undefined
+  /**
+   * Records of this acquisition other than `#own`: creates that may have applied without an answer
+   * (by name, until a list shows them) and records a list showed naming this acquisition. They do not
+   * count for this acquisition (it is not waiting behind itself), and are deleted after the next
+   * successful check and before the call ends.
+   */
+  readonly #strays = new Map<string, LeaseRecord | undefined>()
   #failures = 0
   /** Subscriptions to the watch, made once this acquisition first has to wait. */
   readonly #stops: (() => void)[] = []
@@ -166,7 +171,7 @@ class HolderAcquisition {
       for (const stop of this.#stops) stop()
       this.#wakeup.dispose()
       if (this.#own !== undefined) await this.#discard()
-      if (this.#unsure !== undefined) await this.#discardUnsure(this.#unsure)
+      await this.#discardStrays()
     }
   }
 
@@ -190,6 +195,7 @@ class HolderAcquisition {
       }
       const verdict = judgeHolders(await this.#read())
       this.#failures = 0
+      await this.#discardStrays()
       return verdict
     } catch (error) {
       if (!(error instanceof LockUnavailableError)) throw error
@@ -230,11 +236,17 @@ class HolderAcquisition {
     tickets: readonly LeaseRecord[],
   ): HolderFacts {
     const now = this.#now()
+    const ownName = this.#own?.record.name
+    const others = records.filter((record) => {
+      if (record.name === ownName || record.holderIdentity !== this.#ctx.identity) return true
+      this.#strays.set(record.name, record)
+      return false
+    })
     return {
       mode: this.#ctx.mode,
       own: this.#own?.record,
       lease,
-      records: this.#records.see(records, now),
+      records: this.#records.see(others, now),
       tickets: this.#tickets.see(tickets, now),
       leaseName: this.#ctx.leaseName,
       now,
@@ -324,7 +336,8 @@ class HolderAcquisition {
       const record = await this.#request((signal) => store.create(draft, { signal }), true)
       return { record, sentAt }
     } catch (error) {
-      if (error instanceof LockUnavailableError && error.outcomeUnknown) this.#unsure = draft.name
+      if (error instanceof LockUnavailableError && error.outcomeUnknown)
+        this.#strays.set(draft.name, undefined)
       if (error instanceof LeaseConflictError) return undefined
       throw error
     }
@@ -440,9 +453,30 @@ class HolderAcquisition {
     const { store, namespace, identity, requestTimeoutMs } = this.#ctx
     try {
       await discardIfHeldBy(store, namespace, name, identity, requestTimeoutMs)
-      if (this.#unsure === name) this.#unsure = undefined
+      this.#strays.delete(name)
     } catch (error) {
       this.#warn('could not delete a holder record; it expires on its own', name, error)
+    }
+  }
+
+  /**
+   * Deletes this acquisition's stray records: by their listed version (a conflict means someone freed
+   * or changed it, so it no longer counts), or by name after a read. Never throws; what fails is kept
+   * for the next try.
+   */
+  async #discardStrays(): Promise<void> {
+    for (const [name, record] of [...this.#strays]) {
+      if (record === undefined) {
+        await this.#discardUnsure(name)
+        continue
+      }
+      try {
+        await discardRecord(this.#ctx.store, record, this.#ctx.requestTimeoutMs)
+        this.#strays.delete(name)
+      } catch (error) {
+        if (error instanceof LeaseConflictError) this.#strays.delete(name)
+        else this.#warn('could not delete a holder record; it expires on its own', name, error)
+      }
     }
   }
 

@@ -214,6 +214,24 @@ describe('semaphore', () => {
     await cutOff.value?.release()
   })
 
+  it('deletes every record whose create went unanswered, and does not wait behind its own', async () => {
+    const client = locks()
+    const held = await client.acquire('pool', { limit: 1 })
+    const lost = () =>
+      new LockUnavailableError({ server: 'memory', problem: 'timed out', outcomeUnknown: true, status: 504 })
+    // Two creates apply, but their answers are lost.
+    store.failNext('create', lost, { phase: 'after', times: 2 })
+    const waiter = track(client.acquire('pool', { limit: 1, timeout: 60 }))
+    await vi.advanceTimersByTimeAsync(5_000)
+    expect(waiter.status).toBe('pending')
+    await held.release()
+    await vi.advanceTimersByTimeAsync(100)
+    expect(waiter.status).toBe('fulfilled')
+    expect((await records('pool')).map((r) => r.name)).toEqual([waiter.value?.leaseName])
+    await waiter.value?.release()
+    expect(await records('pool')).toEqual([])
+  })
+
   it('refuses a limit other than the one in use, naming it', async () => {
     const client = locks()
     const held = await client.acquire('pool', { limit: 3 })

@@ -95,6 +95,83 @@ describe('fault checker', () => {
   })
 })
 
+const slot = (worker: string, token: string, start: number, end: number | undefined, limit = 2): Hold => ({
+  ...hold(worker, token, start, end),
+  mode: { kind: 'semaphore', limit },
+})
+const reader = (worker: string, token: string, start: number, end: number | undefined): Hold => ({
+  ...hold(worker, token, start, end),
+  mode: { kind: 'shared' },
+})
+const holdsOnly = (holds: Hold[]): History => ({ holds, writes: [], counters: {} })
+
+describe('fault checker: semaphores and shared locks', () => {
+  it('passes `limit` semaphore holds at once, and reports the peak', () => {
+    const holds = [slot('a', '10', 0, 200), slot('b', '12', 50, 300), slot('c', '14', 200, 400)]
+    const result = checkHistory(holdsOnly(holds), { toleranceMs: 10 })
+    expect(result.violations).toEqual([])
+    expect(result.peaks).toEqual({ l: 2 })
+    // The same holds as plain locks overlap.
+    const plain = holds.map(({ mode: _, ...h }) => h)
+    expect(kinds(holdsOnly(plain))).toEqual(['overlap', 'overlap'])
+    expect(checkHistory(holdsOnly(plain), { toleranceMs: 10 }).peaks).toEqual({ l: 2 })
+  })
+
+  it('catches one semaphore hold more than the limit, but not beyond the tolerance', () => {
+    const three = [slot('a', '10', 0, 200), slot('b', '12', 50, 300), slot('c', '14', 150, 400)]
+    const [violation, ...rest] = checkHistory(holdsOnly(three), { toleranceMs: 10 }).violations
+    expect(rest).toEqual([])
+    expect(violation).toMatchObject({ kind: 'over-limit', limit: 2 })
+    expect(violation?.kind === 'over-limit' && violation.holds.map((h) => h.worker)).toEqual(['a', 'b', 'c'])
+    expect(checkHistory(holdsOnly(three), { toleranceMs: 10 }).peaks).toEqual({ l: 3 })
+    // With limit 3 they fit.
+    const roomy = three.map((h) => ({ ...h, mode: { kind: 'semaphore' as const, limit: 3 } }))
+    expect(kinds(holdsOnly(roomy))).toEqual([])
+    // `a` ends 5 ms after `c` begins: within a tolerance of 10 ms, not within one of 1 ms.
+    const touching = [slot('a', '10', 0, 155), slot('b', '12', 50, 300), slot('c', '14', 150, 400)]
+    expect(kinds(holdsOnly(touching))).toEqual([])
+    expect(kinds(holdsOnly(touching), 1)).toEqual(['over-limit'])
+    // A slot that never ended keeps counting.
+    const open = [slot('a', '10', 0, undefined), slot('b', '12', 50, 100), slot('c', '14', 500, 600)]
+    expect(kinds(holdsOnly([...open, slot('d', '16', 550, 700)]))).toEqual(['over-limit'])
+  })
+
+  it('lets shared holds overlap each other, and nothing else', () => {
+    const readers = [reader('a', '10', 0, 200), reader('b', '12', 50, 300), reader('c', '14', 100, 400)]
+    const result = checkHistory(holdsOnly(readers), { toleranceMs: 10 })
+    expect(result.violations).toEqual([])
+    expect(result.peaks).toEqual({ l: 3 })
+    // A writer among the readers overlaps each reader still in.
+    expect(kinds(holdsOnly([...readers, hold('w', '20', 250, 500)]))).toEqual(['overlap', 'overlap'])
+    // A writer after the last reader left does not.
+    expect(kinds(holdsOnly([...readers, hold('w', '20', 400, 500)]))).toEqual([])
+    // Readers with semaphore slots, or semaphores of different limits, exclude each other.
+    expect(kinds(holdsOnly([reader('a', '10', 0, 200), slot('b', '12', 50, 300)]))).toEqual(['overlap'])
+    expect(kinds(holdsOnly([slot('a', '10', 0, 200, 2), slot('b', '12', 50, 300, 3)]))).toEqual(['overlap'])
+  })
+
+  it('orders tokens in every pair with an exclusive hold, and not among concurrent holders', () => {
+    // Slots and readers that began in the other order of their tokens: not ordered among themselves.
+    expect(kinds(holdsOnly([slot('a', '12', 0, 200), slot('b', '10', 50, 300)]))).toEqual([])
+    expect(kinds(holdsOnly([reader('a', '12', 0, 200), reader('b', '10', 50, 300)]))).toEqual([])
+    // A writer's token exceeds every token before it, the readers' as well.
+    const readers = [reader('a', '10', 0, 200), reader('b', '30', 50, 300)]
+    expect(kinds(holdsOnly([...readers, hold('w', '20', 400, 500)]))).toEqual(['token-order'])
+    expect(kinds(holdsOnly([...readers, hold('w', '40', 400, 500)]))).toEqual([])
+    // A reader's token exceeds every writer's before it...
+    expect(kinds(holdsOnly([hold('w', '40', 0, 100), reader('a', '30', 200, 300)]))).toEqual(['token-order'])
+    // ...and a writer after it has the larger one, beyond 2^53 too.
+    const big = [slot('a', '9007199254740993', 0, 100), hold('w', '9007199254740992', 200, 300)]
+    expect(kinds(holdsOnly(big))).toEqual(['token-order'])
+    // A writer never shares its token; readers and slots may share one (the lock lease's, as read).
+    expect(kinds(holdsOnly([reader('a', '10', 0, 200), hold('w', '10', 250, 300)]))).toEqual([
+      'duplicate-token',
+    ])
+    expect(kinds(holdsOnly([reader('a', '10', 0, 200), reader('b', '10', 50, 300)]))).toEqual([])
+    expect(kinds(holdsOnly([slot('a', '10', 0, 200), slot('b', '10', 250, 300)]))).toEqual([])
+  })
+})
+
 describe('fenced resource', () => {
   let root: string | undefined
   afterEach(() => {
@@ -270,6 +347,11 @@ describe('hold cut-offs (judgeHold)', () => {
   it('SIGSTOP that ends before the bound, or starts after the signal, cuts nothing', () => {
     expect(judgeHold(record({ signalAt: 2_700 }), [[500, 1_000]], 60_000)).toMatchObject({ end: 2_700 })
     expect(judgeHold(record({ signalAt: 2_000 }), [[2_100, 9_000]], 60_000)).toMatchObject({ end: 2_000 })
+  })
+
+  it('carries the mode of a hold record into the hold it judges', () => {
+    const judged = judgeHold({ ...record({}), mode: { kind: 'semaphore', limit: 3 } }, [], 0)
+    expect(judged.mode).toEqual({ kind: 'semaphore', limit: 3 })
   })
 
   it('keeps the probe only for the bound it was set for', () => {

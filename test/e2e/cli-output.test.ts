@@ -127,7 +127,9 @@ describe('locks list', () => {
     const result = await locks(['list', '-A'])
     expect(result.code).toBe(0)
     const header = result.stdout.split('\n')[0]
-    expect(header).toMatch(/^NAMESPACE +NAME +HOLDER +SERVICE +AGE +EXPIRES IN +HOLDERS +WAITING +TRANSITIONS$/)
+    expect(header).toMatch(
+      /^NAMESPACE +NAME +HOLDER +SERVICE +AGE +EXPIRES IN +HOLDERS +WAITING +TRANSITIONS$/,
+    )
     const ours = result.stdout.split('\n').filter((line) => line.startsWith(`${namespace} `))
     expectGolden('cli-list-all-namespaces.txt', table(ours.map((line) => `${line}\n`).join('')))
   })

@@ -250,6 +250,8 @@ describe('SDK against a real API server, in process', () => {
       'kube-locks.io/service': 'update-customer',
       'kube-locks.io/pod': 'pod-x',
       'kube-locks.io/node': 'node-y',
+      // Written by the create, dropped by the holder's next write: see "What a lease carries".
+      'kube-locks.io/mode': 'exclusive',
     })
     expect(lease.spec?.holderIdentity).toBe(lock.holder)
     expect(String(lease.spec?.renewTime)).toMatch(/\.\d{6}Z$/)

@@ -1,4 +1,4 @@
-import type { History, Hold, Violation, Write } from './history.ts'
+import type { History, Hold, HoldMode, Violation, Write } from './history.ts'
 
 export interface CheckOptions {
   /**
@@ -32,13 +32,17 @@ export interface CheckResult {
   readonly writes: number
   readonly committed: number
   readonly fenced: number
+  /** Per lock, the most holds valid at once (overlapping by more than the tolerance). */
+  readonly peaks: Readonly<Record<string, number>>
 }
 
 /**
- * Judges a history: mutual exclusion of valid holds per lock, strictly increasing fencing tokens in the
- * order holds began, signals that fire by their documented bound, writes made only while the hold lasted,
- * and no lost update on the fenced resource (a write that interleaved with another, a valid holder's
- * write refused by the fencing check, or a final counter that disagrees with the writes that committed).
+ * Judges a history: mutual exclusion of valid holds per lock (an exclusive hold alone, shared holds
+ * only with shared ones, at most `limit` semaphore holds at once), fencing tokens that increase in the
+ * order holds began (in every pair with an exclusive hold), signals that fire by their documented
+ * bound, writes made only while the hold lasted, and no lost update on the fenced resource (a write
+ * that interleaved with another, a valid holder's write refused by the fencing check, or a final
+ * counter that disagrees with the writes that committed).
  */
 export function checkHistory(history: History, options: CheckOptions): CheckResult {
   const { toleranceMs } = options
@@ -49,27 +53,31 @@ export function checkHistory(history: History, options: CheckOptions): CheckResu
     if (late) violations.push({ kind: 'late-signal', lock: hold.lock, hold, ...late })
   }
   const byLock = groupBy(history.holds, (hold) => hold.lock)
+  const peaks: Record<string, number> = {}
   for (const [lock, holds] of byLock) {
     const byStart = [...holds].sort((a, b) => a.start - b.start)
-    // Sweep: every earlier hold whose end lies past this start overlaps it.
-    for (let i = 0; i < byStart.length; i++) {
-      const a = byStart[i] as Hold
-      const aEnd = a.end ?? now
-      for (let j = i + 1; j < byStart.length; j++) {
-        const b = byStart[j] as Hold
-        if (b.start >= aEnd) break
-        const byMs = aEnd - b.start
-        if (byMs > toleranceMs) violations.push({ kind: 'overlap', lock, a, b, byMs })
+    let peak = 0
+    // Sweep: every earlier hold whose end lies past this start overlaps it. The most holds valid at
+    // once are valid together at the start of one of them, so counting at each start finds the peak.
+    // Starts only grow: a hold that ended by one start has ended by every later one.
+    let active: Hold[] = []
+    for (const b of byStart) {
+      active = active.filter((a) => (a.end ?? now) - b.start > toleranceMs)
+      for (const a of active) {
+        const byMs = (a.end ?? now) - b.start
+        if (!compatible(a, b)) violations.push({ kind: 'overlap', lock, a, b, byMs })
+      }
+      active.push(b)
+      peak = Math.max(peak, active.length)
+      if (b.mode?.kind === 'semaphore') {
+        const slots = active.filter((h) => compatible(h, b))
+        if (slots.length > b.mode.limit) {
+          violations.push({ kind: 'over-limit', lock, limit: b.mode.limit, holds: slots })
+        }
       }
     }
-    const byToken = [...holds].sort((a, b) => compareTokens(a.token, b.token))
-    for (let i = 1; i < byToken.length; i++) {
-      const a = byToken[i - 1] as Hold
-      const b = byToken[i] as Hold
-      if (compareTokens(a.token, b.token) === 0) violations.push({ kind: 'duplicate-token', lock, a, b })
-      // b has the larger token, so it must not have begun before a (allowing for the timebase error).
-      else if (b.start + toleranceMs < a.start) violations.push({ kind: 'token-order', lock, a, b })
-    }
+    peaks[lock] = peak
+    violations.push(...tokenViolations(lock, holds, toleranceMs))
   }
   let committed = 0
   let fenced = 0
@@ -105,7 +113,48 @@ export function checkHistory(history: History, options: CheckOptions): CheckResu
       violations.push({ kind: 'counter', lock, expected, actual })
     }
   }
-  return { violations, holds: history.holds.length, writes: history.writes.length, committed, fenced }
+  const counts = { holds: history.holds.length, writes: history.writes.length, committed, fenced }
+  return { violations, ...counts, peaks }
+}
+
+/** Whether two holds of one lock may be valid together: both shared, or slots of the same semaphore. */
+function compatible(a: Hold, b: Hold): boolean {
+  const x = a.mode ?? EXCLUSIVE
+  const y = b.mode ?? EXCLUSIVE
+  if (x.kind === 'shared') return y.kind === 'shared'
+  return x.kind === 'semaphore' && y.kind === 'semaphore' && x.limit === y.limit
+}
+
+const EXCLUSIVE: HoldMode = { kind: 'exclusive' }
+
+/**
+ * Fencing tokens of one lock (docs/guarantees.md, "Fencing with shared holders"), in every pair with
+ * an exclusive hold: the two tokens differ, and the hold that began later has the larger one. Holds
+ * that may be valid together (readers, semaphore slots) are not ordered among themselves, and may
+ * share a token (a shared holder's token can be the lock lease's resourceVersion that its check read).
+ */
+function tokenViolations(lock: string, holds: readonly Hold[], toleranceMs: number): Violation[] {
+  const violations: Violation[] = []
+  const byToken = [...holds].sort((a, b) => compareTokens(a.token, b.token))
+  const exclusive = byToken.filter((h) => (h.mode ?? EXCLUSIVE).kind === 'exclusive')
+  for (let i = 1; i < exclusive.length; i++) {
+    const a = exclusive[i - 1] as Hold
+    const b = exclusive[i] as Hold
+    if (compareTokens(a.token, b.token) === 0) violations.push({ kind: 'duplicate-token', lock, a, b })
+    // b has the larger token, so it must not have begun before a (allowing for the timebase error).
+    else if (b.start + toleranceMs < a.start) violations.push({ kind: 'token-order', lock, a, b })
+  }
+  for (const h of byToken) {
+    if ((h.mode ?? EXCLUSIVE).kind === 'exclusive') continue
+    for (const e of exclusive) {
+      const order = compareTokens(h.token, e.token)
+      // As above: `b` has the larger token and began more than the tolerance before `a`.
+      const [a, b] = order > 0 ? [e, h] : [h, e]
+      if (order === 0) violations.push({ kind: 'duplicate-token', lock, a, b })
+      else if (b.start + toleranceMs < a.start) violations.push({ kind: 'token-order', lock, a, b })
+    }
+  }
+  return violations
 }
 
 /**
@@ -155,6 +204,8 @@ export function describeViolations(violations: readonly Violation[]): string {
       switch (v.kind) {
         case 'overlap':
           return `overlap on ${v.lock}: ${describeHold(v.a)} and ${describeHold(v.b)} overlap by ${v.byMs.toFixed(1)} ms`
+        case 'over-limit':
+          return `over limit on ${v.lock}: ${v.holds.length} holds of a semaphore with limit ${v.limit} valid at once: ${v.holds.map(describeHold).join(', ')}`
         case 'token-order':
           return `token order on ${v.lock}: ${describeHold(v.b)} began before ${describeHold(v.a)} with a larger token`
         case 'duplicate-token':
@@ -176,7 +227,8 @@ export function describeViolations(violations: readonly Violation[]): string {
 
 function describeHold(hold: Hold): string {
   const end = hold.end === undefined ? 'open' : hold.end.toFixed(1)
-  return `${hold.worker} token ${hold.token} [${hold.start.toFixed(1)}, ${end}] (${hold.endedBy ?? 'open'})`
+  const mode = hold.mode === undefined || hold.mode.kind === 'exclusive' ? '' : ` ${hold.mode.kind}`
+  return `${hold.worker}${mode} token ${hold.token} [${hold.start.toFixed(1)}, ${end}] (${hold.endedBy ?? 'open'})`
 }
 
 function describeWrite(write: Write): string {

@@ -45,8 +45,9 @@ export class FaultRun {
   readonly workers = new Map<string, Worker>()
   readonly #holds: HoldRecord[] = []
   /**
-   * Send time of the last write that may have applied, per holder and lease (it precedes the `acquired`
-   * report). Only writes of a hold's own lock lease count: a fair waiter also writes its ticket, a lease
+   * Send time of the last write that may have applied, per holder and lock lease (it precedes the
+   * `acquired` report). Only writes of a hold's own lock lease count, or for a shared or semaphore hold
+   * of its holder records (keyed by the lease they hold): a fair waiter also writes its ticket, a lease
    * of its own naming the same holder.
    */
   readonly #anchors = new Map<string, number>()
@@ -136,10 +137,11 @@ export class FaultRun {
           })
           this.#creates.set(holder, creates)
         }
-        const anchor = anchorKey(holder, name)
+        const lease = report.holds ?? name
+        const anchor = anchorKey(holder, lease)
         this.#anchors.set(anchor, Math.max(this.#anchors.get(anchor) ?? sent, sent))
         for (const hold of this.#holds) {
-          if (hold.holder === holder && hold.worker === worker.id && leaseNameFor(hold.lock) === name) {
+          if (hold.holder === holder && hold.worker === worker.id && leaseNameFor(hold.lock) === lease) {
             hold.anchor = this.#anchors.get(anchor)
           }
         }
@@ -148,6 +150,7 @@ export class FaultRun {
       case 'acquired':
         this.#holds.push({
           lock: report.lock,
+          mode: report.mode,
           worker: worker.id,
           holder: report.holder,
           token: report.token,

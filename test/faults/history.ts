@@ -5,9 +5,20 @@
  * monotonic timebase whatever the message latency.
  */
 
+/**
+ * How a hold shares its lock: alone (a plain lock, the default), with other shared holds (a reader,
+ * `shared: true`), or as one of at most `limit` holds (a semaphore slot, `limit: N`).
+ */
+export type HoldMode =
+  | { readonly kind: 'exclusive' }
+  | { readonly kind: 'shared' }
+  | { readonly kind: 'semaphore'; readonly limit: number }
+
 /** One acquisition of a lock, from the moment it was reported acquired until its validity ended. */
 export interface Hold {
   readonly lock: string
+  /** @default exclusive */
+  readonly mode?: HoldMode | undefined
   readonly worker: string
   readonly holder: string
   /** Decimal fencing token; compared as BigInt. */
@@ -62,12 +73,20 @@ export interface Write {
 }
 
 export type Violation =
+  /** Two holds of one lock that exclude each other overlap: one of them exclusive, or of different modes. */
   | {
       readonly kind: 'overlap'
       readonly lock: string
       readonly a: Hold
       readonly b: Hold
       readonly byMs: number
+    }
+  /** More than `limit` semaphore holds of one lock valid at once, at the start of the last of `holds`. */
+  | {
+      readonly kind: 'over-limit'
+      readonly lock: string
+      readonly limit: number
+      readonly holds: readonly Hold[]
     }
   | { readonly kind: 'token-order'; readonly lock: string; readonly a: Hold; readonly b: Hold }
   | { readonly kind: 'duplicate-token'; readonly lock: string; readonly a: Hold; readonly b: Hold }

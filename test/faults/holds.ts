@@ -1,4 +1,4 @@
-import type { Hold } from './history.ts'
+import type { Hold, HoldMode } from './history.ts'
 
 /**
  * What the coordinator recorded about one acquisition, on its timebase (ms of `performance.now()`).
@@ -7,13 +7,18 @@ import type { Hold } from './history.ts'
  */
 export interface HoldRecord {
   readonly lock: string
+  /** @default exclusive */
+  readonly mode?: HoldMode | undefined
   readonly worker: string
   readonly holder: string
   readonly token: string
   readonly start: number
   /** `expires − safetyMargin` in real ms (stretched for a holder whose clock runs slow). */
   readonly validForMs: number
-  /** Send time of the holder's last write that may have applied (succeeded, or outcome unknown). */
+  /**
+   * Send time of the holder's last write that may have applied (succeeded, or outcome unknown): to the
+   * lock's lease, or for a shared or semaphore hold to its holder record.
+   */
   anchor: number | undefined
   /** The worker's probe: when it ran, and the `due` it was set for. */
   probe: { readonly due: number; readonly at: number } | undefined
@@ -57,6 +62,7 @@ export function judgeHold(record: HoldRecord, pauses: readonly Pause[], now: num
       : undefined
   return {
     lock: record.lock,
+    mode: record.mode,
     worker: record.worker,
     holder: record.holder,
     token: record.token,

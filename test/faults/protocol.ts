@@ -1,3 +1,5 @@
+import type { HoldMode } from './history.ts'
+
 /**
  * Messages between the coordinating test process and a fault worker (`test/e2e/fixtures/faults-worker.ts`)
  * over the IPC channel. `sent` is the worker's `process.hrtime` in ms (the host's monotonic clock) when
@@ -11,6 +13,10 @@ export interface WorkerAcquireOptions {
   readonly safetyMargin?: number
   /** Wait in line (`true`, the SDK's default) or race for a released lock (`false`). */
   readonly fair?: boolean
+  /** A semaphore slot: at most `limit` holders at once. */
+  readonly limit?: number
+  /** A shared (read) hold. */
+  readonly shared?: boolean
 }
 
 export interface WorkerConfig {
@@ -33,7 +39,10 @@ export interface WorkerConfig {
    * the documented bound is computed with the margin the options ask for, so the signal fires late.
    */
   readonly plantSdkSafetyMargin?: number
-  /** Autonomous contention: acquire a random lock of `locks`, read, pause, write, release; repeat. */
+  /**
+   * Autonomous contention: acquire a random lock of `locks`, read, pause, write, release; repeat. A
+   * shared or semaphore holder, which is not alone with the resource, only pauses.
+   */
   readonly contend?: {
     readonly locks: readonly string[]
     readonly acquire: WorkerAcquireOptions
@@ -77,6 +86,7 @@ export type Report = { readonly sent: number } & (
        */
       readonly validForMs: number
       readonly renews: boolean
+      readonly mode: HoldMode
     }
   | { readonly type: 'aborted'; readonly lock: string; readonly token: string; readonly error: ErrorInfo }
   /**
@@ -88,6 +98,8 @@ export type Report = { readonly sent: number } & (
       readonly type: 'store-write'
       readonly op: 'create' | 'update'
       readonly name: string
+      /** For a holder record, the lock lease it holds (its `kube-locks.io/holds` annotation). */
+      readonly holds: string | undefined
       readonly holder: string | undefined
       readonly writeSent: number
       readonly outcome: 'applied' | 'unknown' | 'refused'

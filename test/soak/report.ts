@@ -21,6 +21,7 @@ export type FaultKind = (typeof FAULT_KINDS)[number]
 
 export const VIOLATION_KINDS = [
   'overlap',
+  'over-limit',
   'late-signal',
   'unheld-write',
   'token-order',
