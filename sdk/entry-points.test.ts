@@ -157,6 +157,7 @@ const INTERNAL_VALUES = [
   'isHolderRecord',
   'isHolderRecordOf',
   'modeOf',
+  'RECORD_FRESH_MS',
 ]
 
 const INTERNAL_TYPES = [

@@ -47,6 +47,7 @@ export {
 export type { LeaseObservation } from './expiry.ts'
 export { expiresAt, isExpired, observe } from './expiry.ts'
 export type { Lock } from './held-lock.ts'
+export { RECORD_FRESH_MS } from './holder-acquire.ts'
 export {
   describeMode,
   holderKeyFor,

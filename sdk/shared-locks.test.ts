@@ -130,6 +130,23 @@ describe('semaphore', () => {
     await waiter.value?.release()
   })
 
+  it('a waiter renews its record while it waits, and reads nothing while nothing changes', async () => {
+    const client = locks()
+    const held = await client.acquire('pool', { limit: 1, expires: 60 })
+    const waiter = track(client.acquire('pool', { limit: 1, expires: 6, timeout: 60 }))
+    await vi.advanceTimersByTimeAsync(1_000)
+    const before = store.calls.length
+    await vi.advanceTimersByTimeAsync(30_000)
+    const during = store.calls.slice(before).map((call) => call.operation)
+    // Every 2 s (`expires / 3`) one renewal of its record; no read of the lock, no list.
+    expect(during.filter((operation) => operation === 'update').length).toBeGreaterThanOrEqual(14)
+    expect(during.filter((operation) => operation !== 'update')).toEqual([])
+    expect(waiter.status).toBe('pending')
+    await held.release()
+    await vi.advanceTimersByTimeAsync(0)
+    await waiter.value?.release()
+  })
+
   it('serves waiters in the order they came', async () => {
     const client = locks()
     const first = await client.acquire('pool', { limit: 1 })
@@ -209,7 +226,8 @@ describe('semaphore', () => {
     expect(later.value?.valid).toBe(true)
     expect(cutOff.status).toBe('pending')
     await later.value?.release()
-    await vi.advanceTimersByTimeAsync(100)
+    // Its retries back off while the network was cut: the next one finds the slot free.
+    await vi.advanceTimersByTimeAsync(10_000)
     expect(cutOff.status).toBe('fulfilled')
     await cutOff.value?.release()
   })
