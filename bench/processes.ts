@@ -61,10 +61,19 @@ export class Peer {
     this.child.stdin?.write(`${typeof command === 'string' ? command : JSON.stringify(command)}\n`)
   }
 
-  /** Resolves with the first event (from `from` on) matching `match`; rejects after `timeoutMs`. */
-  async next(match: (event: PeerEvent) => boolean, timeoutMs: number, from = 0): Promise<PeerEvent> {
+  /**
+   * Resolves with the first event (from `from` on) matching `match`; rejects after `timeoutMs`, or
+   * with the reason of `signal` once it aborts.
+   */
+  async next(
+    match: (event: PeerEvent) => boolean,
+    timeoutMs: number,
+    from = 0,
+    signal?: AbortSignal,
+  ): Promise<PeerEvent> {
     const deadline = performance.now() + timeoutMs
     for (;;) {
+      signal?.throwIfAborted()
       const found = this.events.slice(from).find(match)
       if (found !== undefined) return found
       const failure = this.events.slice(from).find((e) => e.event === 'failed')
@@ -77,10 +86,12 @@ export class Peer {
         const wake = () => {
           clearTimeout(timer)
           this.#waiters.delete(wake)
+          signal?.removeEventListener('abort', wake)
           resolve()
         }
         const timer = setTimeout(wake, left)
         this.#waiters.add(wake)
+        signal?.addEventListener('abort', wake, { once: true })
       })
     }
   }

@@ -1,3 +1,4 @@
+import { RECORD_FRESH_MS } from '../sdk/internal.ts'
 import type { Row } from './report.ts'
 import { formatMs, formatRatio, summarize } from './stats.ts'
 import type { DrainResult, WaitingResult } from './waiting.ts'
@@ -66,6 +67,7 @@ export function waitingRows(w: WaitingResult): Row[] {
       target: '≤ 0.2',
       met: fair.addedPerWaiterPerSecond <= 0.2,
     },
+    ...semaphoreRows(w),
     ...sharedRows(w, single.p50),
     {
       measure: `watch event: CPU per event per watching process (${w.watchCost.watchers} watching)`,
@@ -80,6 +82,68 @@ export function waitingRows(w: WaitingResult): Row[] {
       baseline: `${unfair.idlePerSecond.toFixed(2)}/s holder alone → ${unfair.waitingPerSecond.toFixed(2)}/s`,
       ratio: '',
       target: '',
+    },
+  )
+  return out
+}
+
+/**
+ * The semaphore's queue, every slot held when its waiters join, against the same targets as the fair
+ * lock's: its own single-waiter handover (two processes taking turns on its last free slot) is the
+ * reference, the plain lock's figures stand beside it.
+ */
+function semaphoreRows(w: WaitingResult): Row[] {
+  const d = w.semaphore
+  const single = summarize(w.single.semaphore)
+  const plainSingle = summarize(w.single.fair)
+  const label = `queue of ${w.waiters}, semaphore (limit ${w.semaphoreLimit})`
+  const out: Row[] = [
+    {
+      measure: `single-waiter handover, semaphore (limit ${w.semaphoreLimit}), its last free slot (reference), p50 / p99`,
+      value: `${formatMs(single.p50)} / ${formatMs(single.p99)}`,
+      baseline: `plain lock, fair ${formatMs(plainSingle.p50)} / ${formatMs(plainSingle.p99)}`,
+      ratio: formatRatio(single.p50 / plainSingle.p50),
+      target: '',
+    },
+    {
+      measure: `${label}: lease requests per handover`,
+      value: d.requestsPerHandover.toFixed(2),
+      baseline: `plain lock, fair ${w.fair.requestsPerHandover.toFixed(2)}`,
+      ratio: formatRatio(d.requestsPerHandover / w.fair.requestsPerHandover),
+      target: '≤ 4',
+      met: d.requestsPerHandover <= 4,
+    },
+  ]
+  for (const [q, bound] of [
+    ['p50', 1.5],
+    ['p99', 3],
+  ] as const) {
+    const ratio = d.handover[q] / single.p50
+    out.push({
+      measure: `${label}: handover along the queue, ${q}`,
+      value: formatMs(d.handover[q]),
+      baseline: `${formatMs(single.p50)} single semaphore waiter p50; plain lock, fair ${formatMs(w.fair.handover[q])}`,
+      ratio: formatRatio(ratio),
+      target: `≤ ${bound}×`,
+      met: ratio <= bound,
+    })
+  }
+  out.push(
+    {
+      measure: `${label}: acquisitions out of start order`,
+      value: `${d.outOfOrder} (${d.inversions} pairs)`,
+      baseline: `plain lock, fair ${w.fair.outOfOrder} (${w.fair.inversions} pairs)${d.lineInStartOrder === undefined ? '' : `; records listed in start order: ${d.lineInStartOrder ? 'yes' : 'no'}`}`,
+      ratio: '',
+      target: '0',
+      met: d.outOfOrder === 0,
+    },
+    {
+      measure: `waiting, semaphore (limit ${w.semaphoreLimit}): lease requests/s per waiting process (${w.waiters} waiting)`,
+      value: d.addedPerWaiterPerSecond.toFixed(3),
+      baseline: `${d.idlePerSecond.toFixed(2)}/s holders alone → ${d.waitingPerSecond.toFixed(2)}/s; plain lock, fair ${w.fair.addedPerWaiterPerSecond.toFixed(3)}`,
+      ratio: '',
+      target: '≤ 0.2',
+      met: d.addedPerWaiterPerSecond <= 0.2,
     },
   )
   return out
@@ -128,7 +192,7 @@ function byFifth(d: DrainResult): string {
 
 /** Every queue of the run side by side. */
 export function drainTable(w: WaitingResult): { columns: string[]; cells: string[][]; notes: string[] } {
-  const queues = [w.fair, w.fairShared, w.unfair, w.redlock, ...w.clientGo]
+  const queues = [w.fair, w.fairShared, w.semaphore, w.unfair, w.redlock, ...w.clientGo]
   const columns = [
     `${w.waiters} waiting on one lock`,
     'requests per handover',
@@ -172,7 +236,8 @@ export function drainTable(w: WaitingResult): { columns: string[]; cells: string
       .join(', ')
   const notes = [
     `Each waiter keeps the lock ${w.holdMs} ms; a handover is measured from the moment a holder begins to release to the moment the next acquisition returns. Requests are counted at the API server (\`apiserver_request_total\`, leases) or at redis-server (\`INFO commandstats\`); requests/s per waiter are those with everyone waiting less those with the holder alone (${w.idleSeconds} s and ${w.busySeconds} s windows). CPU is the time the holder's and the waiters' processes (clients) and the store's (kube-apiserver + etcd, or redis-server) spent, from \`/proc\`; all run on the same machine.`,
-    ...[w.fair, w.fairShared, w.unfair].map(
+    `${w.semaphore.label}: ${w.semaphoreLimit} holders, one per slot, hold it while the waiters join; then the slots change hands one at a time: the longest holder releases, the next waiter takes its slot while the other slot stays held, and ${w.holdMs} ms later the next longest holder releases. Its reference is two processes taking turns on the last free slot of the same semaphore, its other slot held, each waiting past the ${RECORD_FRESH_MS / 1000} s a waiting record stays fresh (so it renews its record before its check, as a waiter in the queue does).`,
+    ...[w.fair, w.fairShared, w.semaphore, w.unfair].map(
       (d) =>
         `${d.label}, lease requests per handover while the queue drained: ${perHandover(d, d.drainByObject)} (by verb at the API server: ${perHandover(d, d.drainByKind)}); per waiter and second while waiting: ${perWaiterSecond(d)}.`,
     ),

@@ -79,6 +79,29 @@ function rows(report: Report): Row[] {
       ratio: formatRatio(u.kubeLocksUnfair.p50 / u.raw.p50),
       target: '',
     })
+    const fairRequests = u.requestsPerCycle.fair
+    const holds = [
+      [`semaphore (limit ${u.limit}), a free slot`, u.semaphore, u.requestsPerCycle.semaphore],
+      ['shared hold of a free name', u.shared, u.requestsPerCycle.shared],
+    ] as const
+    for (const [label, summary, requests] of holds) {
+      out.push(
+        {
+          measure: `uncontended acquire + release, ${label}, p50 / p99`,
+          value: `${formatMs(summary.p50)} / ${formatMs(summary.p99)}`,
+          baseline: `plain lock (fair) ${formatMs(u.kubeLocks.p50)} / ${formatMs(u.kubeLocks.p99)}, same process`,
+          ratio: `${formatRatio(summary.p50 / u.kubeLocks.p50)} / ${formatRatio(summary.p99 / u.kubeLocks.p99)}`,
+          target: '',
+        },
+        {
+          measure: `uncontended acquire + release, ${label}: lease requests`,
+          value: requestTally(requests),
+          baseline: `plain lock (fair) ${requestTally(fairRequests)}`,
+          ratio: formatRatio(tallyTotal(requests) / tallyTotal(fairRequests)),
+          target: '',
+        },
+      )
+    }
     out.push({
       measure: 'raw read + 2 updates, client-node default (new connection per request), p50',
       value: formatMs(u.rawPlain.p50),
@@ -237,6 +260,18 @@ function rows(report: Report): Row[] {
   return out
 }
 
+const tallyTotal = (tally: Readonly<Record<string, number>>) =>
+  Object.values(tally).reduce((sum, n) => sum + n, 0)
+
+/** Requests of one operation: the total, then each kind, the most frequent first (`5.00: get lock 1.00, …`). */
+function requestTally(tally: Readonly<Record<string, number>>): string {
+  const kinds = Object.entries(tally)
+    .filter(([, n]) => n > 0)
+    .sort((a, b) => b[1] - a[1] || a[0].localeCompare(b[0]))
+    .map(([kind, n]) => `${kind} ${n.toFixed(2)}`)
+  return `${tallyTotal(tally).toFixed(2)}: ${kinds.join(', ')}`
+}
+
 /** The controller's scale figures, from bench/controller-scale.ts's JSON. */
 function controllerRows(where: string, c: Record<string, unknown>): Row[] {
   if ('error' in c)
@@ -352,6 +387,16 @@ export function renderMarkdown(report: Report, plotName = 'latency'): { markdown
         samples: report.uncontended.samples.kubeLocksUnfair,
         color: COLORS.kubeLocks,
       },
+      {
+        label: `kube-locks semaphore (limit ${report.uncontended.limit}), free slot`,
+        samples: report.uncontended.samples.semaphore,
+        color: COLORS.kubeLocks,
+      },
+      {
+        label: 'kube-locks shared hold',
+        samples: report.uncontended.samples.shared,
+        color: COLORS.kubeLocks,
+      },
       { label: 'raw read + 2 updates (floor)', samples: report.uncontended.samples.raw, color: COLORS.raw },
     )
   }
@@ -386,7 +431,12 @@ export function renderMarkdown(report: Report, plotName = 'latency'): { markdown
     plotRows.push(
       { label: 'single waiter: kube-locks fair', samples: w.single.fair, color: COLORS.queue },
       { label: 'single waiter: kube-locks fair: false', samples: w.single.unfair, color: COLORS.queue },
-      ...[w.fair, w.unfair].map((d) => ({
+      {
+        label: `single waiter: kube-locks semaphore (limit ${w.semaphoreLimit})`,
+        samples: w.single.semaphore,
+        color: COLORS.queue,
+      },
+      ...[w.fair, w.semaphore, w.unfair].map((d) => ({
         label: `queue of ${w.waiters}: ${d.label}`,
         samples: d.handoverSamples,
         color: COLORS.queue,

@@ -1,36 +1,31 @@
 import { loadavg } from 'node:os'
-import { CoordinationV1Api } from '@kubernetes/client-node'
-import {
-  compareTickets,
-  type LeaseObject,
-  leaseNameFor,
-  leaseToRecord,
-  queueSelector,
-} from '../sdk/internal.ts'
-import { createNamespace, leaseRequests, redisCommands, type Tally, tallyDelta } from './cluster.ts'
-import { cpuMs, type Peer, type PeerEvent } from './processes.ts'
-import {
-  type Context,
-  candidate,
-  type ElectionSettings,
-  event,
-  handoverLocks,
-  sleep,
-  wallNow,
-  worker,
-} from './scenarios.ts'
+import { RECORD_FRESH_MS } from '../sdk/internal.ts'
+import { createNamespace, tallyDelta } from './cluster.ts'
+import { cpuMs, type Peer } from './processes.ts'
+import { type Context, type ElectionSettings, event, handoverLocks, sleep, worker } from './scenarios.ts'
 import { type Summary, summarize } from './stats.ts'
+import {
+  clientGoQueue,
+  HOLD_MS,
+  LOCK,
+  pidsOf,
+  type Queue,
+  type WorkerQueueOptions,
+  workerQueue,
+} from './waiting-queues.ts'
 
 /**
  * Many processes waiting on one lock: what the waiting costs the API server (or Redis), then, when
  * the holder releases, how the queue drains — handover latency along it, requests per handover, and
  * whether the waiters were served in the order they began waiting. The same for kube-locks with fair
- * waiting (the default) and with `fair: false`, for redlock and for client-go's leader election.
+ * waiting (the default) and with `fair: false`, for a kube-locks semaphore (its slots all held, the
+ * waiters in line for them), for redlock and for client-go's leader election.
  *
  * The waiters begin waiting one after another, each once the previous one waits: a kube-locks waiter
  * once its process watches and — fair — its ticket exists, or — `fair: false` — it has read the lease
- * held (the worker's store reports both); a redlock worker or a client-go candidate, which make their
- * first attempt as they start, once it reported so and a moment passed.
+ * held, or — a semaphore — its holder record exists (the worker's store reports each); a redlock worker
+ * or a client-go candidate, which make their first attempt as they start, once it reported so and a
+ * moment passed.
  */
 
 export interface WaitingProfile {
@@ -53,6 +48,8 @@ export interface WaitingProfile {
 
 export interface DrainResult {
   readonly label: string
+  /** A semaphore's number of slots, all held when the waiters join; 1 for a lock. */
+  readonly limit: number
   /** What is counted: lease requests to the API server, or commands to redis-server. */
   readonly unit: 'lease requests' | 'Redis commands'
   readonly waiters: number
@@ -87,7 +84,10 @@ export interface DrainResult {
   readonly outOfOrder: number
   /** Pairs of waiters served in the opposite order to the one they began waiting in. */
   readonly inversions: number
-  /** Fair kube-locks: whether the line, listed just before the release, was in start order. */
+  /**
+   * Fair kube-locks: whether the line (a semaphore: its waiters' holder records), listed just before
+   * the release, was in start order.
+   */
   readonly lineInStartOrder?: boolean | undefined
   /** The same waiters drained once more in the same processes, which have now run every path once. */
   readonly warm?: WarmDrain | undefined
@@ -98,12 +98,18 @@ export interface WaitingResult {
   readonly idleSeconds: number
   readonly busySeconds: number
   readonly holdMs: number
-  /** One waiter at a time (two processes taking turns, as in `handover`), in the same run: the reference. */
-  readonly single: { readonly fair: number[]; readonly unfair: number[] }
+  /**
+   * One waiter at a time (two processes taking turns, as in `handover`), in the same run: the reference.
+   * `semaphore`: the two take turns on the last free slot of a semaphore of `semaphoreLimit`.
+   */
+  readonly single: { readonly fair: number[]; readonly unfair: number[]; readonly semaphore: number[] }
   readonly fair: DrainResult
   /** Fair, the waiters spread over `sharedProcesses` processes. */
   readonly fairShared: DrainResult
   readonly sharedProcesses: number
+  /** A semaphore of `semaphoreLimit`: as many holders, the waiters in line for their slots. */
+  readonly semaphore: DrainResult
+  readonly semaphoreLimit: number
   readonly unfair: DrainResult
   readonly redlock: DrainResult
   readonly clientGo: DrainResult[]
@@ -137,34 +143,37 @@ export interface WatchCostResult {
   readonly bare: WatchCost
 }
 
-/** How long each waiter keeps the lock before releasing it. */
-const HOLD_MS = 20
-const LOCK = 'queue'
+/** The semaphore's slots: more than one, so that its waiters count the holders ahead of them. */
+const SEMAPHORE_LIMIT = 2
 /** After the last waiter joined: its process's first requests are over by then. */
 const SETTLE_MS = 3_000
-/** A redlock or client-go waiter's first attempt follows its report within this. */
-const FIRST_ATTEMPT_MS = 50
-const DRAIN_TIMEOUT_MS = 900_000
 
 export async function waiting(ctx: Context, profile: WaitingProfile): Promise<WaitingResult> {
   const { waiters, singleHandovers } = profile
-  ctx.log(`  one waiter at a time, fair and fair: false, ${singleHandovers} handovers each…`)
-  // In alternating blocks, so that a change in machine load hits both alike.
-  const single = { fair: [] as number[], unfair: [] as number[] }
+  ctx.log(
+    `  one waiter at a time, fair, fair: false and a semaphore's last slot, ${singleHandovers} handovers each…`,
+  )
+  // In alternating blocks, so that a change in machine load hits all alike.
+  const single = { fair: [] as number[], unfair: [] as number[], semaphore: [] as number[] }
+  const references = [
+    ['fair', { fair: true }],
+    ['unfair', { fair: false }],
+    // Past the time a waiting record stays fresh, as in a queue: the waiter renews it before its check.
+    ['semaphore', { limit: SEMAPHORE_LIMIT, waitMs: RECORD_FRESH_MS + 200 }],
+  ] as const
   const blocks = 2
   for (let b = 0; b < blocks; b++) {
     const count = Math.ceil(singleHandovers / blocks)
-    for (const fair of [true, false]) {
-      const namespace = `bench-waiting-single-${fair ? 'fair' : 'unfair'}-${b}`
-      single[fair ? 'fair' : 'unfair'].push(
-        ...(await handoverLocks(ctx, 'kube-locks', count, { fair, namespace })),
-      )
+    for (const [kind, options] of references) {
+      const namespace = `bench-waiting-single-${kind}-${b}`
+      single[kind].push(...(await handoverLocks(ctx, 'kube-locks', count, { ...options, namespace })))
     }
   }
   ctx.log(`  ${waiters} waiting, kube-locks fair (the default)…`)
+  const queue = (options: Omit<WorkerQueueOptions, 'waiters'>) => workerQueue(ctx, { ...options, waiters })
   const fairDrain = await drain(
     ctx,
-    workerQueue(ctx, 'kube-locks', true, 'bench-waiting-fair', waiters),
+    queue({ backend: 'kube-locks', fair: true, namespace: 'bench-waiting-fair' }),
     profile,
     true,
   )
@@ -172,21 +181,33 @@ export async function waiting(ctx: Context, profile: WaitingProfile): Promise<Wa
   ctx.log(`  ${waiters} waiting in ${sharedProcesses} processes, kube-locks fair…`)
   const fairShared = await drain(
     ctx,
-    workerQueue(ctx, 'kube-locks', true, 'bench-waiting-fair-shared', waiters, sharedProcesses),
+    queue({
+      backend: 'kube-locks',
+      fair: true,
+      namespace: 'bench-waiting-fair-shared',
+      processes: sharedProcesses,
+    }),
+    profile,
+  )
+  ctx.log(`  ${waiters} waiting, kube-locks semaphore (limit ${SEMAPHORE_LIMIT}), every slot held…`)
+  const semaphore = await drain(
+    ctx,
+    queue({
+      backend: 'kube-locks',
+      fair: true,
+      namespace: 'bench-waiting-semaphore',
+      limit: SEMAPHORE_LIMIT,
+    }),
     profile,
   )
   ctx.log(`  ${waiters} waiting, kube-locks fair: false…`)
   const unfairDrain = await drain(
     ctx,
-    workerQueue(ctx, 'kube-locks', false, 'bench-waiting-unfair', waiters),
+    queue({ backend: 'kube-locks', fair: false, namespace: 'bench-waiting-unfair' }),
     profile,
   )
   ctx.log(`  ${waiters} waiting, redlock…`)
-  const redlock = await drain(
-    ctx,
-    workerQueue(ctx, 'redlock', undefined, 'bench-waiting-redlock', waiters),
-    profile,
-  )
+  const redlock = await drain(ctx, queue({ backend: 'redlock', namespace: 'bench-waiting-redlock' }), profile)
   const clientGo: DrainResult[] = []
   for (const settings of profile.clientGo) {
     ctx.log(`  ${waiters} waiting, client-go leader election ${settings.label}…`)
@@ -210,6 +231,8 @@ export async function waiting(ctx: Context, profile: WaitingProfile): Promise<Wa
     fair: fairDrain,
     fairShared,
     sharedProcesses,
+    semaphore,
+    semaphoreLimit: SEMAPHORE_LIMIT,
     unfair: unfairDrain,
     redlock,
     clientGo,
@@ -282,40 +305,6 @@ async function measureWatchCost(
   }
 }
 
-/** One system under test with a holder and `waiters` processes waiting on one lock. */
-interface Queue {
-  readonly label: string
-  readonly unit: DrainResult['unit']
-  readonly waiters: number
-  /** Counts what the system sends to its store so far. */
-  meter(): Promise<Tally>
-  /** The store's processes: kube-apiserver and etcd, or redis-server. */
-  readonly serverPids: readonly number[]
-  /** The holder's and the waiters' processes still running. */
-  pids(): number[]
-  /** Starts the holder and the waiters' processes (not yet waiting); resolves once the holder holds. */
-  prepare(): Promise<void>
-  /** Waiter `i` begins waiting; resolves once it waits. */
-  join(i: number): Promise<void>
-  /** Whether the store's view of the queue is in start order, where there is one. */
-  lineInStartOrder?(): Promise<boolean>
-  /** Requests by verb and object, as the processes counted them, where they do. */
-  objectCounts?(): Promise<Tally>
-  release(): void
-  /** Resolves once every waiter acquired and released (in the current round). */
-  drained(): Promise<void>
-  /** Wall-clock time of each waiter's acquisition in the current round, by start order. */
-  acquisitions(): number[]
-  /** Wall-clock times at which the holder and each waiter began to release, in the current round. */
-  releases(): number[]
-  /**
-   * Starts a second round with the same processes: the holder takes the lock again; the waiters then
-   * join again with {@link join}. Where the system supports it.
-   */
-  again?(): Promise<void>
-  stop(): Promise<void>
-}
-
 async function drain(
   ctx: Context,
   queue: Queue,
@@ -329,7 +318,9 @@ async function drain(
     await sleep(seconds * 1000)
     return tallyDelta(before, await queue.meter())
   }
-  ctx.log(`    counting requests with the holder alone for ${profile.idleSeconds} s…`)
+  ctx.log(
+    `    counting requests with the holder${queue.limit > 1 ? 's' : ''} alone for ${profile.idleSeconds} s…`,
+  )
   const idle = await window(profile.idleSeconds)
   ctx.log(`    ${queue.waiters} begin waiting, one after another…`)
   const joinStart = performance.now()
@@ -364,6 +355,7 @@ async function drain(
   const waitingPerSecond = busy.total / profile.busySeconds
   return {
     label: queue.label,
+    limit: queue.limit,
     unit: queue.unit,
     waiters: queue.waiters,
     loadAverage: [round(loadStart), round(loadavg()[0] as number)],
@@ -405,7 +397,7 @@ async function drainAgain(ctx: Context, queue: Queue): Promise<WarmDrain | undef
 
 /**
  * The drained round's acquisitions (by start order) and its handovers: the n-th acquisition in time
- * less the n-th release begun, the holder's first.
+ * less the n-th release begun, the holder's first (a semaphore's holders': as many as it has slots).
  */
 function handovers(queue: Queue): { acquisitions: number[]; handoverSamples: number[] } {
   const acquisitions = queue.acquisitions()
@@ -437,187 +429,4 @@ export function inversions(order: readonly number[]): { outOfOrder: number; inve
     while (served.has(earliestWaiting)) earliestWaiting++
   }
   return { outOfOrder, inversions: pairs }
-}
-
-/**
- * kube-locks (fair or not) or redlock, the waiters in `bench/worker.ts` processes: one each, or spread
- * over `processes` of them (waiter i in process i mod `processes`).
- */
-function workerQueue(
-  ctx: Context,
-  backend: 'kube-locks' | 'redlock',
-  fair: boolean | undefined,
-  namespace: string,
-  waiters: number,
-  processes = waiters,
-): Queue {
-  let holder: Peer | undefined
-  const peers: Peer[] = []
-  const all = () => [...(holder ? [holder] : []), ...peers]
-  const id = (i: number) => `w${i}`
-  const peerOf = (i: number) => peers[i % processes] as Peer
-  const kubernetes = backend === 'kube-locks'
-  const spread = processes < waiters ? `, ${processes} processes` : ''
-  /** Where the current round began: its wall-clock time, and each process's count of events then. */
-  let round = { since: Number.NEGATIVE_INFINITY, from: new Map<Peer, number>() }
-  return {
-    label: kubernetes ? `kube-locks ${fair ? 'fair' : 'fair: false'}${spread}` : 'redlock defaults',
-    unit: kubernetes ? 'lease requests' : 'Redis commands',
-    waiters,
-    meter: () => (kubernetes ? leaseRequests(ctx.kubeConfig) : redisCommands(ctx.redisPort)),
-    serverPids: kubernetes ? ctx.serverPids : ctx.redisPid === undefined ? [] : [ctx.redisPid],
-    pids: () => pidsOf(all()),
-    async prepare() {
-      if (kubernetes) await createNamespace(ctx.kubeConfig, namespace)
-      holder = await worker(ctx, backend, namespace, { identity: 'holder' })
-      // redlock's holder does not renew: its TTL outlasts the phase.
-      const expires = kubernetes ? 20 : 3600
-      holder.send({ op: 'acquire', id: 'holder', name: LOCK, expires, timeout: 0, renew: kubernetes })
-      await holder.next(event('acquired', 'holder'), 60_000)
-      ctx.log(`    starting ${processes} processes…`)
-      for (let i = 0; i < processes; i += 10) {
-        const batch = Array.from({ length: Math.min(10, processes - i) }, (_, j) =>
-          worker(ctx, backend, namespace, { identity: id(i + j) }),
-        )
-        peers.push(...(await Promise.all(batch)))
-      }
-    },
-    async join(i) {
-      const peer = peerOf(i)
-      const from = peer.events.length
-      peer.send({
-        op: 'acquire',
-        id: id(i),
-        name: LOCK,
-        expires: 20,
-        timeout: null,
-        holdMs: HOLD_MS,
-        ...(fair !== undefined && { fair }),
-      })
-      if (kubernetes) {
-        await peer.next(event('queued', id(i)), 60_000, from)
-      } else {
-        await peer.next(event('waiting', id(i)), 60_000, from)
-        await sleep(FIRST_ATTEMPT_MS)
-      }
-    },
-    ...(kubernetes && {
-      objectCounts: async () => {
-        const counts = await Promise.all(
-          all().map(async (peer) => {
-            const from = peer.events.length
-            peer.send({ op: 'counts' })
-            return (await peer.next(event('counts'), 60_000, from)).counts as Tally
-          }),
-        )
-        const sum: Record<string, number> = {}
-        for (const tally of counts) {
-          for (const [kind, n] of Object.entries(tally)) sum[kind] = (sum[kind] ?? 0) + n
-        }
-        return sum
-      },
-    }),
-    // A waiter's ticket names its process (identity `w<process>_…`), which tells waiters apart only
-    // with one waiter per process.
-    ...(kubernetes &&
-      fair &&
-      processes === waiters && {
-        lineInStartOrder: async () => {
-          const leaseName = leaseNameFor(LOCK)
-          const list = await ctx.kubeConfig
-            .makeApiClient(CoordinationV1Api)
-            .listNamespacedLease({ namespace, labelSelector: queueSelector(leaseName) })
-          const line = list.items
-            .map((lease) => leaseToRecord(lease as LeaseObject))
-            .sort(compareTickets)
-            .map((ticket) => Number(/^w(\d+)_/.exec(ticket.holderIdentity ?? '')?.[1] ?? Number.NaN))
-          return line.length === waiters && line.every((i, k) => i === k)
-        },
-      }),
-    release: () => holder?.send({ op: 'release', id: 'holder' }),
-    async drained() {
-      await Promise.all(
-        Array.from({ length: waiters }, (_, i) => {
-          const peer = peerOf(i)
-          return peer.next(event('released', id(i)), DRAIN_TIMEOUT_MS, round.from.get(peer))
-        }),
-      )
-    },
-    acquisitions: () =>
-      Array.from({ length: waiters }, (_, i) =>
-        eventTime(peerOf(i), (e) => event('acquired', id(i))(e) && e.t >= round.since),
-      ),
-    releases: () =>
-      all().flatMap((peer) =>
-        peer.events.filter((e) => e.event === 'releasing' && e.t >= round.since).map((e) => e.t),
-      ),
-    async again() {
-      if (holder === undefined) throw new Error('the queue was not prepared')
-      round = { since: wallNow(), from: new Map(all().map((peer) => [peer, peer.events.length])) }
-      holder.send({ op: 'acquire', id: 'holder', name: LOCK, expires: 20, timeout: 0, renew: kubernetes })
-      await holder.next(event('acquired', 'holder'), 60_000, round.from.get(holder))
-    },
-    async stop() {
-      await Promise.all(all().map((peer) => peer.stop()))
-    },
-  }
-}
-
-/**
- * client-go's leader election: each waiter a candidate process of the Go peer, which leads once, gives
- * up after `HOLD_MS` (ReleaseOnCancel) and exits.
- */
-function clientGoQueue(ctx: Context, settings: ElectionSettings, namespace: string, waiters: number): Queue {
-  let leader: Peer | undefined
-  const candidates: Peer[] = []
-  const served: Promise<void>[] = []
-  const all = () => [...(leader ? [leader] : []), ...candidates]
-  return {
-    label: `client-go LE ${settings.label}`,
-    unit: 'lease requests',
-    waiters,
-    meter: () => leaseRequests(ctx.kubeConfig),
-    serverPids: ctx.serverPids,
-    pids: () => pidsOf(all()),
-    async prepare() {
-      await createNamespace(ctx.kubeConfig, namespace)
-      leader = candidate(ctx, namespace, LOCK, settings, 'holder')
-      await leader.next(event('leader'), 60_000)
-    },
-    async join(i) {
-      const next = candidate(ctx, namespace, LOCK, settings, `w${i}`)
-      candidates.push(next)
-      const task = (async () => {
-        await next.next(event('leader'), DRAIN_TIMEOUT_MS)
-        await sleep(HOLD_MS)
-        next.send('release')
-        await next.exited
-      })()
-      // Awaited in drained(); a failure before then must not go unhandled.
-      task.catch(() => {})
-      served.push(task)
-      await next.next(event('started'), 60_000)
-      await sleep(FIRST_ATTEMPT_MS)
-    },
-    release: () => leader?.send('release'),
-    async drained() {
-      await Promise.all(served)
-    },
-    acquisitions: () => candidates.map((c) => eventTime(c, event('leader'))),
-    releases: () =>
-      all().flatMap((peer) => peer.events.filter((e) => e.event === 'releasing').map((e) => e.t)),
-    async stop() {
-      await Promise.all(all().map((peer) => peer.stop(10_000)))
-    },
-  }
-}
-
-function pidsOf(peers: readonly Peer[]): number[] {
-  return peers.filter((peer) => peer.alive && peer.pid !== undefined).map((peer) => peer.pid as number)
-}
-
-function eventTime(peer: Peer, match: (e: PeerEvent) => boolean): number {
-  const found = peer.events.find(match)
-  if (found === undefined) throw new Error(`${peer.name}: no such event`)
-  return found.t
 }

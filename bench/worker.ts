@@ -43,9 +43,13 @@ async function run(command: Command): Promise<void> {
   switch (command.op) {
     case 'acquire': {
       emit('waiting', { id: command.id })
-      queued.pending = { id: command.id, fair: command.fair ?? true }
+      const { name, expires, timeout, fair, limit, shared } = command
+      expectQueued(
+        command.id,
+        limit !== undefined || shared !== undefined ? 'record' : (fair ?? true) ? 'ticket' : 'race',
+      )
       const lock = await backend
-        .acquire(command.name, command.expires, command.timeout, !!command.renew, command.fair)
+        .acquire(name, { expires, timeout, renew: !!command.renew, fair, limit, shared })
         .finally(() => {
           queued.pending = undefined
         })
@@ -65,9 +69,11 @@ async function run(command: Command): Promise<void> {
       const started = performance.now()
       const until = started + (command.seconds ?? Number.POSITIVE_INFINITY) * 1000
       const count = command.count ?? Number.POSITIVE_INFINITY
+      const { fair, limit, shared } = command
+      const request = { expires: 20, timeout: 10, renew: false, fair, limit, shared }
       while (samples.length < count && performance.now() < until) {
         const t0 = performance.now()
-        const lock = await backend.acquire(command.name, 20, 10, false, command.fair)
+        const lock = await backend.acquire(command.name, request)
         await lock.release()
         samples.push(performance.now() - t0)
         if (backend.lastRequests) requests.push([...backend.lastRequests])
@@ -86,7 +92,7 @@ async function run(command: Command): Promise<void> {
             const i = next++
             held.set(
               `${command.prefix}-${i}`,
-              await backend.acquire(`${command.prefix}-${i}`, 3600, 0, false),
+              await backend.acquire(`${command.prefix}-${i}`, { expires: 3600, timeout: 0, renew: false }),
             )
           }
         }),
@@ -136,27 +142,40 @@ async function settle(seconds: number): Promise<NodeJS.MemoryUsage> {
 
 /**
  * The acquisition in progress, and what it has done so far, for the `queued` event: it is in line — a
- * fair waiter's ticket exists; a racing waiter has read the lease held — and its process watches.
+ * fair waiter's ticket exists; a racing waiter has read the lease held; a semaphore (or shared)
+ * waiter's holder record exists, whose creation fixes its place — and its process watches.
  */
 const queued: {
-  pending: { readonly id: string; readonly fair: boolean } | undefined
+  pending: { readonly id: string; readonly line: 'ticket' | 'race' | 'record' } | undefined
   watching: boolean
   ticketed: boolean
   sawHeld: boolean
-} = { pending: undefined, watching: false, ticketed: false, sawHeld: false }
+  recorded: boolean
+} = { pending: undefined, watching: false, ticketed: false, sawHeld: false, recorded: false }
+
+/** Watches for acquisition `id` to be in line; `line` says what puts it there. */
+function expectQueued(id: string, line: 'ticket' | 'race' | 'record'): void {
+  queued.pending = { id, line }
+  queued.ticketed = false
+  queued.sawHeld = false
+  queued.recorded = false
+}
 
 function onRequest(verb: string, object: string, result: unknown): void {
   if (verb === 'watch') queued.watching = true
   if (queued.pending === undefined) return
   if (verb === 'create' && object === 'ticket') queued.ticketed = true
+  if (verb === 'create' && object === 'record' && result !== undefined) queued.recorded = true
   if (verb === 'get' && object === 'lock' && (result as LeaseRecord | undefined)?.holderIdentity) {
     queued.sawHeld = true
   }
-  const { id, fair } = queued.pending
-  if (queued.watching && (fair ? queued.ticketed : queued.sawHeld)) {
+  const { id, line } = queued.pending
+  const inLine = { ticket: queued.ticketed, race: queued.sawHeld, record: queued.recorded }[line]
+  if (queued.watching && inLine) {
     queued.pending = undefined
     queued.ticketed = false
     queued.sawHeld = false
+    queued.recorded = false
     emit('queued', { id })
   }
 }

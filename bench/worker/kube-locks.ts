@@ -2,6 +2,7 @@
 import {
   createKubernetesLeaseStore,
   createLocks,
+  HOLDER_OF_LABEL,
   type LeaseStore,
   type Lock,
   QUEUE_LABEL,
@@ -29,12 +30,14 @@ export function kubeLocksBackend(
   const locks = createLocks({ namespace, store, identity })
   return {
     counts,
-    async acquire(name, expires, timeout, renew, fair) {
+    async acquire(name, { expires, timeout, renew, fair, limit, shared }) {
       const lock: Lock = await locks.acquire(name, {
         expires,
         timeout: timeout ?? Number.POSITIVE_INFINITY,
         renew,
         fair,
+        limit,
+        shared,
       })
       return { release: () => lock.release() }
     },
@@ -64,13 +67,18 @@ export function kubeLocksBackend(
 
 /**
  * The store with every request reported when it has been answered (a watch when it is sent): its verb,
- * and whether it was about a lock's lease, a ticket, a lock's line (a list of its tickets) or the
- * namespace (the watch's list). Tickets are told by their label or by the `.q-` in their name.
+ * and whether it was about a lock's lease, a ticket, a holder record (of a semaphore or shared holder),
+ * a lock's line (a list of its tickets), a lock's holders (a list of its holder records) or the
+ * namespace (the watch's list). Tickets and holder records are told by their label or by the `.q-` or
+ * `.h-` in their name.
  */
 function countingStore(store: LeaseStore, report: RequestReport): LeaseStore {
-  const byName = (name: string) => (name.includes('.q-') ? 'ticket' : 'lock')
+  const byName = (name: string) =>
+    name.includes('.q-') ? 'ticket' : name.includes('.h-') ? 'record' : 'lock'
   const byLabels = (labels: Readonly<Record<string, string>>) =>
-    labels[QUEUE_LABEL] === undefined ? 'lock' : 'ticket'
+    labels[QUEUE_LABEL] !== undefined ? 'ticket' : labels[HOLDER_OF_LABEL] !== undefined ? 'record' : 'lock'
+  const bySelector = (selector: string | undefined) =>
+    selector?.includes(QUEUE_LABEL) ? 'line' : selector?.includes(HOLDER_OF_LABEL) ? 'holders' : 'namespace'
   const counted = async <T>(verb: string, object: string, request: Promise<T>): Promise<T> => {
     let result: T | undefined
     try {
@@ -89,11 +97,7 @@ function countingStore(store: LeaseStore, report: RequestReport): LeaseStore {
     delete: (namespace, name, preconditions, options) =>
       counted('delete', byName(name), store.delete(namespace, name, preconditions, options)),
     list: (namespace, options) =>
-      counted(
-        'list',
-        options?.labelSelector?.includes(QUEUE_LABEL) ? 'line' : 'namespace',
-        store.list(namespace, options),
-      ),
+      counted('list', bySelector(options?.labelSelector), store.list(namespace, options)),
     watch: (namespace, options, onEvent) => {
       report('watch', 'namespace', undefined)
       return store.watch(namespace, options, onEvent)

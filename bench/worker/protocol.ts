@@ -33,6 +33,10 @@ export type Command =
       readonly holdMs?: number
       /** kube-locks: wait in line (the default) or race. */
       readonly fair?: boolean
+      /** kube-locks: one of this many holders of a semaphore. */
+      readonly limit?: number
+      /** kube-locks: a shared hold. */
+      readonly shared?: boolean
     }
   | { readonly op: 'release'; readonly id: string }
   /** Acquire and release `name` over and over, one at a time, for `seconds` or `count` cycles. */
@@ -42,6 +46,9 @@ export type Command =
       readonly seconds?: number
       readonly count?: number
       readonly fair?: boolean
+      /** kube-locks: a slot of a semaphore of this many holders, or a shared hold, instead of the lock. */
+      readonly limit?: number
+      readonly shared?: boolean
       /** A pause after each cycle, to change the lock at a steady rate. */
       readonly pauseMs?: number
     }

@@ -12,7 +12,7 @@ import {
   Watch,
 } from '@kubernetes/client-node'
 import { formatMicroTime, MANAGED_BY_SELECTOR } from '../../sdk/internal.ts'
-import { type Backend, loadKubeConfig } from './backend.ts'
+import { type Backend, exclusiveOnly, loadKubeConfig } from './backend.ts'
 import { now } from './protocol.ts'
 
 /**
@@ -61,7 +61,9 @@ export function rawBackend(
   }
   return {
     lastRequests,
-    async acquire(name, expires, timeout) {
+    async acquire(name, request) {
+      exclusiveOnly('raw', request)
+      const { expires, timeout } = request
       lastRequests.length = 0
       let lease: V1Lease
       try {
