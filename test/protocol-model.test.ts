@@ -1,6 +1,7 @@
 /**
  * Checks the Promela models of the protocol exhaustively with SPIN: model/lease-lock.pml (one lock's
- * lease) and model/fair-queue.pml (the line of a fair lock). Each correct model must pass every
+ * lease), model/fair-queue.pml (the line of a fair lock) and model/shared-lock.pml (semaphores and
+ * shared locks beside exclusive holders). Each correct model must pass every
  * assertion with a complete search, and each mutation — the model with one of the rules the argument
  * rests on taken away — must yield a counterexample. A model that cannot fail would prove nothing.
  *
@@ -24,7 +25,7 @@ const TIMEOUT = 10 * MINUTE
 /** The bounds every run of the lease model shares (see docs/safety.md, "What the protocol model covers"). */
 const LEASE_BOUNDS = ['-DLEASE=3', '-DRETAIN=0']
 
-type Model = 'lease-lock.pml' | 'fair-queue.pml'
+type Model = 'lease-lock.pml' | 'fair-queue.pml' | 'shared-lock.pml'
 
 interface Verdict {
   readonly errors: number
@@ -241,6 +242,87 @@ describe.concurrent('fair queue model', () => {
     it(
       `${define} (${what}) has a counterexample`,
       () => fails(`queue-${define}`, 'fair-queue.pml', ['-DNJOIN=1', `-D${define}`, ...extra]),
+      TIMEOUT,
+    )
+  }
+})
+
+describe.concurrent('shared-lock model', () => {
+  const model: Model = 'shared-lock.pml'
+  // Semaphore-only runs leave the controller out: it only deletes a free L, which matters to writers.
+  const semaphore = ['-DNWR=0', '-DLIMIT=1', '-DNRD=2', '-DGC=0']
+  // Small searches: a verifier compiled without optimisation is done before an optimised one is built.
+  const quick = { optimise: false }
+  it(
+    'S2, S3 hold for shared holders: a writer acquiring twice, a reader, the controller',
+    () => holds('shared-writer-twice', model, ['-DNACQ=2'], quick),
+    TIMEOUT,
+  )
+  // With a second record after a back-off as well, two writers take more than 8 million states.
+  it(
+    'S2, S3 hold for shared holders with two writers (one record)',
+    () => holds('shared-two-writers', model, ['-DNWR=2', '-DNANN=1']),
+    TIMEOUT,
+  )
+  // Three clients with renewals of the records are beyond the budget: here the readers do not renew.
+  it(
+    'S2, S3 hold for shared holders with two readers (no renewals)',
+    () => holds('shared-two-readers', model, ['-DNRD=2', '-DNREN=0']),
+    TIMEOUT,
+  )
+  it(
+    'S2, S3 hold when the controller also frees leases and deletes records it judged expired',
+    () => holds('shared-controller-frees', model, ['-DGC_FREE=1']),
+    TIMEOUT,
+  )
+  it(
+    'S1 holds for a semaphore of 1 with two waiters',
+    () => holds('shared-semaphore-1', model, semaphore),
+    TIMEOUT,
+  )
+  it(
+    'S1 holds for a semaphore of 2 with three waiters (one record each, no renewals)',
+    () =>
+      holds(
+        'shared-semaphore-2',
+        model,
+        ['-DNWR=0', '-DNRD=3', '-DLIMIT=2', '-DGC=0', '-DNANN=1', '-DNREN=0'],
+        quick,
+      ),
+    TIMEOUT,
+  )
+  it(
+    'S1–S3 hold for a semaphore of 1 with a writer (one record each, no renewals)',
+    () => holds('shared-semaphore-writer', model, ['-DNRD=2', '-DLIMIT=1', '-DNANN=1', '-DNREN=0'], quick),
+    TIMEOUT,
+  )
+  it(
+    'S4: without pauses past a deadline, writers and shared holders never deadlock',
+    () => holds('shared-untimed', model, ['-DUNTIMED', '-DNWR=2', '-DNRD=2'], quick),
+    TIMEOUT,
+  )
+  it(
+    'S4: without pauses past a deadline, a writer and semaphore waiters never deadlock',
+    () => holds('shared-untimed-semaphore', model, ['-DUNTIMED', '-DNRD=2', '-DLIMIT=1'], quick),
+    TIMEOUT,
+  )
+
+  const mutations: readonly Case[] = [
+    ['MUTATION_CHECK_FIRST', 'a reader checks L before it creates its record', []],
+    ['MUTATION_NO_DRAIN_ON_CREATE', 'a writer whose write was a create does not drain', []],
+    ['MUTATION_CREATE_UNMARKED', 'a writer creates L without the marker (M1)', ['-DNACQ=2']],
+    ['MUTATION_DROP_UNDRAINED', 'a writer that gives up while draining drops the marker (M3)', ['-DNACQ=2']],
+    ['MUTATION_TOKEN_RECORD_ONLY', "a reader's token from its record alone", ['-DNACQ=2']],
+    ['MUTATION_DEADLINE_FROM_CHECK', 'a deadline counted from the passing check', semaphore],
+    ['MUTATION_COUNT_HOLDERS', 'the count skips waiters ahead', semaphore],
+    ['MUTATION_WAITER_REVIVES', 'a waiter renews past its deadline and keeps its place (M2)', semaphore],
+    ['MUTATION_NO_BACKOFF', 'a reader that finds L held keeps its record and waits', ['-DUNTIMED']],
+    ['MUTATION_SKEW', 'clocks drifting beyond margin + grace', semaphore],
+  ]
+  for (const [define, what, extra] of mutations) {
+    it(
+      `${define} (${what}) has a counterexample`,
+      () => fails(`shared-${define}`, model, [`-D${define}`, ...extra]),
       TIMEOUT,
     )
   }
