@@ -10,7 +10,7 @@ import { join } from 'node:path'
 import { afterEach, beforeEach, describe, expect, it, onTestFinished } from 'vitest'
 import { createLocks } from '../../sdk/internal.ts'
 import { CliProcess, locks } from './cli-helpers.ts'
-import { adminKubeConfig, createNamespace, waitFor } from './support.ts'
+import { adminKubeConfig, apiRequest, createNamespace, waitFor } from './support.ts'
 
 /** The exit code `run` documents for a mode conflict (docs/cli.md, "Exit codes"). */
 const MODE_CONFLICT = 78
@@ -35,6 +35,15 @@ function client(identity: string) {
 }
 
 /** The table's rows as cells, and one column of a row by its header. */
+/** The resourceVersion of a lease as stored now. */
+async function resourceVersionOf(leaseName: string): Promise<string> {
+  const lease = await apiRequest(
+    'GET',
+    `/apis/coordination.k8s.io/v1/namespaces/${namespace}/leases/${leaseName}`,
+  )
+  return (lease.body as { metadata: { resourceVersion: string } }).metadata.resourceVersion
+}
+
 function table(stdout: string) {
   const rows = stdout
     .trimEnd()
@@ -97,7 +106,7 @@ describe('a semaphore held by two holders of the SDK', () => {
       'EXPIRES IN',
       'RESOURCEVERSION',
     ])
-    // First in line first; neither has renewed, so each record's resourceVersion is its fencing token.
+    // First in line first, each with its record's resourceVersion.
     expect(
       holders.rows.map((row) => [
         holders.column(row, 'HOLDER'),
@@ -106,8 +115,8 @@ describe('a semaphore held by two holders of the SDK', () => {
         holders.column(row, 'RESOURCEVERSION'),
       ]),
     ).toEqual([
-      [first.holder, 'semaphore (limit 3)', 'sync', first.fencingToken],
-      [second.holder, 'semaphore (limit 3)', 'sync', second.fencingToken],
+      [first.holder, 'semaphore (limit 3)', 'sync', await resourceVersionOf(first.leaseName)],
+      [second.holder, 'semaphore (limit 3)', 'sync', await resourceVersionOf(second.leaseName)],
     ])
 
     // Another limit for the same name: the documented exit code, and the command does not run.
@@ -141,12 +150,13 @@ describe('a semaphore held by two holders of the SDK', () => {
     const second = await client('sync-b').acquire('partner-api', { limit: 3, expires: 60, timeout: 10 })
     onTestFinished(() => second.release())
 
+    const version = await resourceVersionOf(first.leaseName)
     const release = await locks(['release', 'partner-api', '-n', namespace, '--holder', first.holder])
     expect(release.stderr).toBe('')
     expect(release.code).toBe(0)
     expect(release.stdout).toMatch(
       new RegExp(
-        `^lock "partner-api" in namespace \`${namespace}\`: holder "${first.holder}" released \\(holder record ${first.leaseName}, resourceVersion ${first.fencingToken} -> \\d+\\)\\n$`,
+        `^lock "partner-api" in namespace \`${namespace}\`: holder "${first.holder}" released \\(holder record ${first.leaseName}, resourceVersion ${version} -> \\d+\\)\\n$`,
       ),
     )
     const { rows, column } = table((await locks(['list', '-n', namespace])).stdout)
