@@ -409,15 +409,30 @@ export async function freeIfHeldBy(
   identity: string,
   options: FreeOptions,
 ): Promise<LeaseRecord | undefined> {
-  const timer = requestDeadline(options.requestTimeoutMs, store.server)
+  const current = await readHeldBy(store, namespace, leaseName, identity, options.requestTimeoutMs)
+  return current === undefined ? undefined : freeRecord(store, current, options)
+}
+
+/**
+ * One bounded read of a lease; the lease if it still names `identity` and kube-locks manages it. No one
+ * else's write names an acquisition's identity, so such a lease is its own, whatever its resourceVersion.
+ */
+async function readHeldBy(
+  store: LeaseStore,
+  namespace: string,
+  name: string,
+  identity: string,
+  requestTimeoutMs: number,
+): Promise<LeaseRecord | undefined> {
+  const timer = requestDeadline(requestTimeoutMs, store.server)
   let current: LeaseRecord | undefined
   try {
-    current = await store.get(namespace, leaseName, { signal: timer.start() })
+    current = await store.get(namespace, name, { signal: timer.start() })
   } finally {
     timer.clear()
   }
   if (current === undefined || current.holderIdentity !== identity || !isManaged(current)) return undefined
-  return freeRecord(store, current, options)
+  return current
 }
 
 /**
@@ -446,14 +461,8 @@ export async function discardIfHeldBy(
   identity: string,
   requestTimeoutMs: number,
 ): Promise<boolean> {
-  const timer = requestDeadline(requestTimeoutMs, store.server)
-  let current: LeaseRecord | undefined
-  try {
-    current = await store.get(namespace, name, { signal: timer.start() })
-  } finally {
-    timer.clear()
-  }
-  if (current === undefined || current.holderIdentity !== identity || !isManaged(current)) return false
+  const current = await readHeldBy(store, namespace, name, identity, requestTimeoutMs)
+  if (current === undefined) return false
   await discardRecord(store, current, requestTimeoutMs)
   return true
 }

@@ -1,4 +1,4 @@
-import { createHash, randomBytes } from 'node:crypto'
+import { randomBytes } from 'node:crypto'
 import {
   HOLDER_OF_LABEL,
   HOLDS_ANNOTATION,
@@ -10,7 +10,7 @@ import {
 } from './constants.ts'
 import type { LeaseObservation } from './expiry.ts'
 import { expiresAt, observe } from './expiry.ts'
-import { base32, MAX_LEASE_NAME_LENGTH } from './lease-name.ts'
+import { leaseLabelValue, leaseNameBeside } from './lease-name.ts'
 import type { LeaseDraft, LeaseRecord } from './lease-record.ts'
 import { isFree, isManaged } from './lease-record.ts'
 import { formatMicroTime } from './micro-time.ts'
@@ -37,22 +37,18 @@ import { compareTickets, isTicketOf, isWaiting, ticketPosition } from './ticket.
  *   the lease is held (and not expired) it backs off: deletes its record and waits for the lease to come
  *   free. If the lease is free it makes sure the lease carries the mark (a compare-and-swap, or a create
  *   of a free lease); then it holds, when the count allows.
- * - An exclusive acquirer takes the lock's lease as always; if the lease it took carried the mark, or
- *   it created the lease (a lease that was deleted may have been marked), it lists the records and
+ * - An exclusive acquirer takes the lock's lease as always; if the lease it took carries the mark (a
+ *   create always writes it: a lease that was deleted may have been marked), it lists the records and
  *   waits until every live one it listed is gone or expired. Records created after its list back off.
  *   Reads are consistent, so either the shared acquirer's read sees the exclusive holder, or the
  *   exclusive holder's list sees the record: never neither.
  */
 
 const HOLDER_INFIX = '.h-'
-const RANDOM_CHARACTERS = 16
-/** Label values are at most 63 characters. */
-const MAX_LABEL_VALUE_LENGTH = 63
 
 /** The value of {@link HOLDER_OF_LABEL} for a lock: its lease name, or a hash if that is too long. */
 export function holderKeyFor(leaseName: string): string {
-  if (leaseName.length <= MAX_LABEL_VALUE_LENGTH) return leaseName
-  return `h-${base32(createHash('sha256').update(leaseName, 'utf8').digest().subarray(0, 20))}`
+  return leaseLabelValue(leaseName, 'h')
 }
 
 /** The label selector of one lock's holder records. */
@@ -62,10 +58,7 @@ export function holderSelector(leaseName: string): string {
 
 /** A fresh holder record name for `leaseName`. */
 export function newHolderRecordName(leaseName: string, random: Uint8Array = randomBytes(10)): string {
-  const suffix = `${HOLDER_INFIX}${base32(random).slice(0, RANDOM_CHARACTERS)}`
-  const room = MAX_LEASE_NAME_LENGTH - suffix.length
-  const prefix = leaseName.length <= room ? leaseName : leaseName.slice(0, room).replace(/[^a-z0-9]+$/, '')
-  return `${prefix}${suffix}`
+  return leaseNameBeside(leaseName, HOLDER_INFIX, random)
 }
 
 /** Whether a managed lease is a holder record (one shared or semaphore holder) rather than a lock. */

@@ -70,6 +70,31 @@ function slugOf(name: string): string {
   return slug === '' ? 'lock' : slug
 }
 
+/** Label values are at most 63 characters. */
+const MAX_LABEL_VALUE_LENGTH = 63
+const RANDOM_CHARACTERS = 16
+
+/**
+ * A label value that names `leaseName` (tickets and holder records name their lock this way): the
+ * lease name when it fits a label value, else `<prefix>-` and 160 bits of its SHA-256 in base32.
+ */
+export function leaseLabelValue(leaseName: string, prefix: string): string {
+  if (leaseName.length <= MAX_LABEL_VALUE_LENGTH) return leaseName
+  return `${prefix}-${hashOf(leaseName)}`
+}
+
+/**
+ * A fresh lease name beside `leaseName`, so that `kubectl get leases` sorts it under it:
+ * `<leaseName><infix><16 random base32 characters>`, the lease name cut (keeping the name valid)
+ * when the whole would be too long.
+ */
+export function leaseNameBeside(leaseName: string, infix: string, random: Uint8Array): string {
+  const suffix = `${infix}${base32(random).slice(0, RANDOM_CHARACTERS)}`
+  const room = MAX_LEASE_NAME_LENGTH - suffix.length
+  const prefix = leaseName.length <= room ? leaseName : leaseName.slice(0, room).replace(/[^a-z0-9]+$/, '')
+  return `${prefix}${suffix}`
+}
+
 function hashOf(name: string): string {
   return base32(createHash('sha256').update(name, 'utf8').digest().subarray(0, 20))
 }

@@ -5,18 +5,7 @@ import type { Locks } from './locks.ts'
 import type { MemoryLeaseStore } from './memory-store.ts'
 import { createMemoryLeaseStore } from './memory-store.ts'
 import { compareResourceVersions } from './resource-version.ts'
-import { fakeClock } from './testing/helpers.ts'
-
-/** A small seeded generator, so that a failing seed can be replayed. */
-function mulberry32(seed: number): () => number {
-  let a = seed
-  return () => {
-    a = (a + 0x6d2b79f5) | 0
-    let t = Math.imul(a ^ (a >>> 15), 1 | a)
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
+import { fakeClock, seededRandom } from './testing/helpers.ts'
 
 interface Acquisition {
   readonly holder: string
@@ -38,7 +27,7 @@ describe('mutual exclusion under random contention and faults', () => {
   it.each(Array.from({ length: 20 }, (_, i) => i + 1))(
     'seed %i: a holder is always told before another takes the lock',
     async (seed) => {
-      const random = mulberry32(seed)
+      const random = seededRandom(seed)
       let seq = 0
       const acquisitions: Acquisition[] = []
       const byHolder = new Map<string, Acquisition>()

@@ -7,18 +7,7 @@ import type { MemoryLeaseStore } from './memory-store.ts'
 import { createMemoryLeaseStore } from './memory-store.ts'
 import type { AcquireOptions } from './options.ts'
 import { compareResourceVersions } from './resource-version.ts'
-import { fakeClock } from './testing/helpers.ts'
-
-/** A small seeded generator, so that a failing seed can be replayed. */
-function mulberry32(seed: number): () => number {
-  let a = seed
-  return () => {
-    a = (a + 0x6d2b79f5) | 0
-    let t = Math.imul(a ^ (a >>> 15), 1 | a)
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
+import { fakeClock, seededRandom } from './testing/helpers.ts'
 
 const LIMIT = 2
 
@@ -40,7 +29,7 @@ describe('semaphores and shared locks under random contention and faults', () =>
   it.each(Array.from({ length: 40 }, (_, i) => i + 1))(
     'seed %i: never more than the limit, never a writer with anyone, tokens as documented',
     async (seed) => {
-      const random = mulberry32(seed)
+      const random = seededRandom(seed)
       const store: MemoryLeaseStore = createMemoryLeaseStore()
       const clients: Locks[] = [1, 2, 3, 4, 5].map((n) =>
         createLocks({

@@ -1,4 +1,4 @@
-import { createHash, randomBytes } from 'node:crypto'
+import { randomBytes } from 'node:crypto'
 import {
   LOCK_NAME_ANNOTATION,
   MANAGED_BY_LABEL,
@@ -7,7 +7,7 @@ import {
   QUEUE_POSITION_ANNOTATION,
   WAITS_FOR_ANNOTATION,
 } from './constants.ts'
-import { base32, MAX_LEASE_NAME_LENGTH } from './lease-name.ts'
+import { leaseLabelValue, leaseNameBeside } from './lease-name.ts'
 import type { LeaseDraft, LeaseRecord } from './lease-record.ts'
 import { isFree, isManaged } from './lease-record.ts'
 import { formatMicroTime } from './micro-time.ts'
@@ -33,18 +33,14 @@ import { compareResourceVersions } from './resource-version.ts'
  * for its duration plus a grace (`observe` / `expiresAt`); no other machine's clock is trusted.
  */
 
-/** Label values are at most 63 characters. */
-const MAX_LABEL_VALUE_LENGTH = 63
 const TICKET_INFIX = '.q-'
-const RANDOM_CHARACTERS = 16
 
 /**
  * The value of {@link QUEUE_LABEL} for a lock's lease: the lease name when it fits a label value,
  * else `q-` and 160 bits of its SHA-256 in base32.
  */
 export function queueKeyFor(leaseName: string): string {
-  if (leaseName.length <= MAX_LABEL_VALUE_LENGTH) return leaseName
-  return `q-${base32(createHash('sha256').update(leaseName, 'utf8').digest().subarray(0, 20))}`
+  return leaseLabelValue(leaseName, 'q')
 }
 
 /** The label selector of one lock's tickets. */
@@ -54,10 +50,7 @@ export function queueSelector(leaseName: string): string {
 
 /** A fresh ticket name for a waiter of `leaseName`. */
 export function newTicketName(leaseName: string, random: Uint8Array = randomBytes(10)): string {
-  const suffix = `${TICKET_INFIX}${base32(random).slice(0, RANDOM_CHARACTERS)}`
-  const room = MAX_LEASE_NAME_LENGTH - suffix.length
-  const prefix = leaseName.length <= room ? leaseName : leaseName.slice(0, room).replace(/[^a-z0-9]+$/, '')
-  return `${prefix}${suffix}`
+  return leaseNameBeside(leaseName, TICKET_INFIX, random)
 }
 
 /** Whether a managed lease is a ticket (in a queue) rather than a lock. */

@@ -43,3 +43,14 @@ export function track<T>(promise: Promise<T>): Tracked<T> {
   )
   return tracked
 }
+
+/** Uniform numbers in [0, 1) from a seed (mulberry32), so that a failing seed can be replayed. */
+export function seededRandom(seed: number): () => number {
+  let a = seed
+  return () => {
+    a = (a + 0x6d2b79f5) | 0
+    let t = Math.imul(a ^ (a >>> 15), 1 | a)
+    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
+  }
+}
